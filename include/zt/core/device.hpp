@@ -1,0 +1,30 @@
+// Where a tensor's bytes live.
+#pragma once
+
+#include <string>
+
+namespace zt {
+
+enum class DeviceKind : uint8_t { cpu, cuda };
+
+struct Device {
+  DeviceKind kind = DeviceKind::cpu;
+  int index = 0;  // the CUDA ordinal; 0 for the CPU
+
+  static Device cpu() { return {DeviceKind::cpu, 0}; }
+  static Device cuda(int index = 0) { return {DeviceKind::cuda, index}; }
+  bool is_cpu() const { return kind == DeviceKind::cpu; }
+  bool is_cuda() const { return kind == DeviceKind::cuda; }
+  bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string name() const;  // "cpu", "cuda:0"
+};
+
+// Parses "cpu", "cuda" and "cuda:N".
+Device device_from_name(const std::string& name);
+
+// Whether this build has CUDA and a device is visible at run time.
+bool cuda_is_built();
+bool cuda_is_available();
+
+}  // namespace zt

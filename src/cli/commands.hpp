@@ -1,0 +1,11 @@
+// Each `zt` subcommand lives in its own file and adds itself to the app here. A subcommand's
+// callback parses into config structs and calls the library; errors surface as zt::Error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace zt::cli {
+
+void add_train_command(CLI::App& app);
+
+}  // namespace zt::cli

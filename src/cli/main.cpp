@@ -1,0 +1,28 @@
+// The `zt` binary: parses the command line and hands over to the library.
+#include <cstdio>
+#include <exception>
+
+#include "commands.hpp"
+#include "zt/core/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"zt: ZeRO training for transformer language models"};
+  app.require_subcommand(0, 1);
+  zt::cli::add_train_command(app);
+  try {
+    app.parse(argc, argv);
+    if (app.get_subcommands().empty()) {
+      std::fputs(app.help().c_str(), stdout);
+      return 0;
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const zt::Error& e) {
+    std::fprintf(stderr, "zt: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zt: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
