@@ -1,0 +1,80 @@
+// Safetensors files: Hugging Face's checkpoint format.
+//
+// Layout: an 8-byte little-endian header length N, then N bytes of JSON
+//   {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+//    "__metadata__": {"<key>": "<string>", ...}}
+// (possibly padded with spaces), then the data section: every tensor's raw little-endian
+// bytes at [begin, end) relative to the data section's start, row-major.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "zt/core/dtype.hpp"
+#include "zt/core/tensor.hpp"
+
+namespace zt::io {
+
+class MappedFile;
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+  uint64_t begin = 0, end = 0;  // byte range within the data section
+};
+
+// The header of a safetensors file, validated against the file's size: every entry has the
+// three keys with the right types, a known dtype, end - begin == numel * dtype size, and the
+// ranges cover the data section exactly, without overlap or gaps (the rules of the reference
+// Rust implementation). tensors are sorted by begin (file order).
+struct SafetensorsHeader {
+  std::vector<TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;  // "__metadata__"
+  uint64_t data_offset = 0;                     // 8 + N: where the data section starts in the file
+};
+
+// Parses and validates the header of the file whose bytes are `file` (all of them: the
+// offsets are checked against its length). path names the file in error messages.
+SafetensorsHeader parse_safetensors_header(std::string_view file, const std::string& path);
+
+// Safetensors' dtype names: "F32", "BF16", "BOOL", ...
+std::string safetensors_dtype_name(DType dtype);
+// The DType of a safetensors dtype name; zt::Error for names zt does not hold (e.g. "F8_E4M3").
+DType safetensors_dtype(const std::string& name);
+
+class SafetensorsReader {
+ public:
+  // Memory-maps the file, parses and validates the header. Tensors are copied out on read.
+  explicit SafetensorsReader(const std::string& path);
+  ~SafetensorsReader();
+  SafetensorsReader(SafetensorsReader&&) noexcept;
+  SafetensorsReader& operator=(SafetensorsReader&&) noexcept;
+
+  const std::vector<TensorInfo>& tensors() const { return header_.tensors; }  // in file order
+  std::vector<std::string> names() const;                                     // in file order
+  bool contains(const std::string& name) const;
+  // zt::Error naming the file, the missing tensor and the nearest name present.
+  const TensorInfo& info(const std::string& name) const;
+  Tensor read(const std::string& name) const;                  // a host copy, dtype as stored
+  Tensor read_as(const std::string& name, DType dtype) const;  // a host copy, converted
+  // The stored bytes of a tensor, inside the mapping (valid while the reader lives).
+  std::string_view bytes(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  const std::string& path() const { return path_; }
+  uint64_t file_size() const;
+
+ private:
+  std::string path_;
+  std::unique_ptr<MappedFile> file_;
+  SafetensorsHeader header_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in header_.tensors
+};
+
+}  // namespace zt::io
