@@ -169,7 +169,7 @@ Tensor Tensor::to(DType target) const {
   return out.to(device());
 }
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   ZT_CHECK(defined() && src.defined(), "copy between undefined tensors");
   ZT_CHECK(dtype_ == src.dtype_ && numel() == src.numel(), "copy_from: cannot copy ", src.describe(), " into ",
            describe());
@@ -181,13 +181,13 @@ void Tensor::copy_from(const Tensor& src) {
   }
 }
 
-void Tensor::zero_() {
+void Tensor::zero_() const {
   if (nbytes() == 0) return;
   if (device().is_cpu()) std::memset(raw(), 0, nbytes());
   else detail::cuda_memset_zero(raw(), nbytes());
 }
 
-void Tensor::fill_(double value) {
+void Tensor::fill_(double value) const {
   if (device().is_cuda()) {
     Tensor host = empty(shape_, dtype_);
     host.fill_(value);

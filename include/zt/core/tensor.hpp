@@ -60,9 +60,10 @@ class Tensor {
   Tensor clone() const;
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;  // host-side conversion between any dtypes (CUDA: via ops::cast)
-  void copy_from(const Tensor& src);  // same dtype and numel; any devices
-  void zero_();
-  void fill_(double value);
+  // These write the viewed bytes, not the handle, so they work through const references.
+  void copy_from(const Tensor& src) const;  // same dtype and numel; any devices
+  void zero_() const;
+  void fill_(double value) const;
 
   // Host element access in double for tests and small reads (any dtype; copies from CUDA).
   double item() const;

@@ -1,0 +1,103 @@
+// The op table: every compute primitive the layers above call, on Tensors, dispatched by device
+// and dtype. The CPU versions (src/kernels/cpu, f32 and f64) are the reference that every other
+// backend is checked against; backward ops are checked against finite differences in f64.
+//
+// Conventions, for every op:
+//   - outputs are allocated by the caller and passed in (so the ZeRO layer decides where memory lives);
+//   - backward ops OVERWRITE input gradients (dinp, dx...) and ACCUMULATE (+=) into parameter
+//     gradients (dweight, dbias), so that micro-batches accumulate without extra buffers;
+//   - an undefined Tensor for an optional output means "do not compute it".
+//
+// Letters used in shapes: N rows (B*T), B batch, T sequence, C channels, OC output channels,
+// V vocabulary, NH query heads, NKV key/value heads, HD head size, H hidden (MLP) size.
+#pragma once
+
+#include "zt/core/tensor.hpp"
+
+namespace zt::ops {
+
+enum class Activation { none, gelu_tanh };
+// How a weight is stored: torch nn.Linear keeps (OC, C); Hugging Face's GPT-2 Conv1D keeps (C, OC).
+enum class WeightLayout { out_in, in_out };
+
+// ---- matmul with fused epilogue -------------------------------------------------------------
+// out (N, OC) = act(inp (N, C) @ W + bias (OC)), W as weight_layout says. When act != none,
+// pre_act (N, OC) receives the value before the activation (needed by the backward).
+void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
+                    const Tensor& bias, WeightLayout layout, Activation act);
+// dout (N, OC) is dLoss/dout; pre_act as saved by the forward (when act != none).
+// dinp (N, C) is overwritten; dweight (W's shape) and dbias (OC) are accumulated.
+void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                     const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
+                     Activation act);
+
+// ---- normalization --------------------------------------------------------------------------
+// out (N, C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved for backward.
+void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
+                       const Tensor& weight, const Tensor& bias, double eps);
+void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                        const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+// out (N, C) = inp * rstd * weight (C), rstd = 1/sqrt(mean(inp^2) + eps) saved (N).
+void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, const Tensor& weight, double eps);
+void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dout, const Tensor& inp,
+                      const Tensor& weight, const Tensor& rstd);
+
+// ---- attention ------------------------------------------------------------------------------
+// qkv (B, T, (NH + 2*NKV) * HD): per token, NH query heads, then NKV key heads, then NKV value
+// heads. Causal softmax(q k^T / sqrt(HD)) v; query head h reads key/value head h / (NH / NKV).
+// out (B, T, NH * HD); att (B, NH, T, T) keeps the probabilities for the backward.
+void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head);
+// dqkv (B, T, (NH + 2*NKV) * HD) overwritten.
+void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& att,
+                        int64_t n_head, int64_t n_kv_head);
+
+// Rotary position embedding, rotate-half form (Hugging Face Llama), in place on the first
+// n_rotated heads of each token of x (B, T, heads, HD): in packed qkv these are the query and key
+// heads. Position of token t is position_offset + t; inv_freq (HD/2) = theta^(-2i/HD).
+void rope_forward(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset);
+// The inverse rotation, in place on the gradient dx (same layout).
+void rope_backward(const Tensor& dx, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset);
+
+// ---- activations ----------------------------------------------------------------------------
+// GELU, tanh approximation (Hugging Face "gelu_new" / torch approximate="tanh"). Any shape.
+void gelu_forward(const Tensor& out, const Tensor& inp);
+void gelu_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp);
+// out (N, H) = silu(gate) * up.
+void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up);
+void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up);
+
+// ---- embedding ------------------------------------------------------------------------------
+// out (N, C) = weight (V, C)[ids (N) i32], or += when accumulate. An id outside [0, V) is an error.
+void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& weight, bool accumulate);
+// dweight (V, C) += scatter of dout (N, C) by ids.
+void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor& ids);
+
+// ---- cross-entropy --------------------------------------------------------------------------
+// losses (N) = logsumexp(logits[n]) - logits[n, targets[n]]; 0 where targets[n] == ignore_index (-100).
+// Returns the number of rows not ignored.
+int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const Tensor& targets);
+// Fused forward and backward: losses as above and dlogits (N, V) = (softmax - onehot) * dloss,
+// zero rows where ignored. dlogits may be the logits tensor itself (overwritten in place).
+int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                            const Tensor& targets, double dloss);
+constexpr int32_t kIgnoreIndex = -100;
+
+// ---- optimizer ------------------------------------------------------------------------------
+struct AdamWParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;  // 1-based, after incrementing: the bias corrections use it
+};
+// PyTorch's AdamW on flat f32 buffers of equal length: decoupled weight decay, bias correction.
+// grad_scale multiplies the gradient first (unscaling and clipping in one pass).
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                const AdamWParams& p, double grad_scale = 1.0);
+
+// ---- elementwise and reductions -------------------------------------------------------------
+void cast(const Tensor& out, const Tensor& inp);  // any of f32, f64, bf16, f16; same numel
+void add(const Tensor& out, const Tensor& a, const Tensor& b);  // out may alias a or b
+void add_(const Tensor& acc, const Tensor& x);                  // acc += x
+void scale_(const Tensor& x, double factor);
+double sum_squares(const Tensor& x);  // accumulated in f64
+bool all_finite(const Tensor& x);
+
+}  // namespace zt::ops

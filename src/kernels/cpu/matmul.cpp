@@ -1,0 +1,94 @@
+// Matmul with a bias and activation epilogue, and its backward, on OpenBLAS.
+#include <omp.h>
+
+#include <vector>
+
+#include "activation_math.hpp"
+#include "cpu_ops.hpp"
+
+namespace zt::cpu {
+
+using ops::Activation;
+using ops::WeightLayout;
+
+namespace {
+
+// sums[o] += sum over rows of x (N, OC), each thread over its own rows, then combined.
+template <class T>
+void add_column_sums(T* sums, const T* x, int64_t n, int64_t oc) {
+  const int threads = omp_get_max_threads();
+  std::vector<double> partial(size_t(threads) * size_t(oc), 0.0);
+#pragma omp parallel
+  {
+    double* mine = partial.data() + size_t(omp_get_thread_num()) * size_t(oc);
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < n; ++row) {
+      const T* r = x + row * oc;
+      for (int64_t o = 0; o < oc; ++o) mine[o] += double(r[o]);
+    }
+  }
+  for (int64_t o = 0; o < oc; ++o) {
+    double s = 0;
+    for (int t = 0; t < threads; ++t) s += partial[size_t(t) * size_t(oc) + size_t(o)];
+    sums[o] += T(s);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
+                    int64_t oc, WeightLayout layout, Activation act) {
+  T* target = act == Activation::none ? out : pre_act;
+  const bool trans_w = layout == WeightLayout::out_in;
+  gemm<T>(false, trans_w, n, oc, c, T(1), inp, c, weight, trans_w ? c : oc, T(0), target, oc);
+  if (!bias && act == Activation::none) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    T* pre = target + row * oc;
+    T* o = out + row * oc;
+    for (int64_t j = 0; j < oc; ++j) {
+      const T v = bias ? pre[j] + bias[j] : pre[j];
+      if (act == Activation::none) {
+        o[j] = v;
+      } else {
+        pre[j] = v;
+        o[j] = gelu_value(v);
+      }
+    }
+  }
+}
+
+template <class T>
+void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                     const T* pre_act, int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act) {
+  const T* dpre = dout;
+  std::vector<T> dpre_buffer;
+  if (act != Activation::none) {
+    dpre_buffer.resize(size_t(n * oc));
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n * oc; ++i) dpre_buffer[size_t(i)] = gelu_derivative(pre_act[i]) * dout[i];
+    dpre = dpre_buffer.data();
+  }
+  if (dbias) add_column_sums(dbias, dpre, n, oc);
+  if (layout == WeightLayout::out_in) {
+    // W (OC, C): dinp = dpre @ W, dW += dpre^T @ inp
+    if (dinp) gemm<T>(false, false, n, c, oc, T(1), dpre, oc, weight, c, T(0), dinp, c);
+    if (dweight) gemm<T>(true, false, oc, c, n, T(1), dpre, oc, inp, c, T(1), dweight, c);
+  } else {
+    // W (C, OC): dinp = dpre @ W^T, dW += inp^T @ dpre
+    if (dinp) gemm<T>(false, true, n, c, oc, T(1), dpre, oc, weight, oc, T(0), dinp, c);
+    if (dweight) gemm<T>(true, false, c, oc, n, T(1), inp, c, dpre, oc, T(1), dweight, oc);
+  }
+}
+
+#define ZT_INSTANTIATE(T)                                                                                    \
+  template void matmul_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,           \
+                                  WeightLayout, Activation);                                                 \
+  template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t,     \
+                                   int64_t, WeightLayout, Activation);
+ZT_INSTANTIATE(float)
+ZT_INSTANTIATE(double)
+#undef ZT_INSTANTIATE
+
+}  // namespace zt::cpu

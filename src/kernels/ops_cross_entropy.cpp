@@ -1,0 +1,46 @@
+#include "cpu/cpu_ops.hpp"
+#include "dispatch.hpp"
+
+namespace zt::ops {
+
+using kernels::check_matches;
+
+namespace {
+void check_targets(const Tensor& targets, int64_t n, int64_t v, const char* op) {
+  check_dtype(targets, DType::i32, op, "targets");
+  check_shape(targets, {n}, op, "targets");
+  if (!targets.device().is_cpu()) return;
+  const int32_t* p = targets.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    ZT_CHECK(p[i] == kIgnoreIndex || (p[i] >= 0 && p[i] < v), op, ": target ", p[i], " at row ", i,
+             " is neither in [0, ", v, ") nor the ignore index ", kIgnoreIndex);
+  }
+}
+
+int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets, double dloss,
+            const char* op) {
+  ZT_CHECK(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.describe());
+  const int64_t n = logits.size(0), v = logits.size(1);
+  check_matches(losses, logits, {n}, op, "losses");
+  if (dlogits.defined()) check_matches(dlogits, logits, {n, v}, op, "dlogits");
+  check_targets(targets, n, v, op);
+  int64_t counted = 0;
+  kernels::dispatch_cpu_float(logits, op, [&](auto zero) {
+    using T = decltype(zero);
+    counted = cpu::cross_entropy<T>(losses.data<T>(), kernels::ptr_or_null<T>(dlogits), logits.data<T>(),
+                                    targets.data<int32_t>(), n, v, dloss);
+  });
+  return counted;
+}
+}  // namespace
+
+int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const Tensor& targets) {
+  return run(losses, Tensor(), logits, targets, 0.0, "cross_entropy_forward");
+}
+
+int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets,
+                            double dloss) {
+  return run(losses, dlogits, logits, targets, dloss, "cross_entropy_fused");
+}
+
+}  // namespace zt::ops

@@ -1,0 +1,53 @@
+#include "cpu/cpu_ops.hpp"
+#include "dispatch.hpp"
+
+namespace zt::ops {
+
+using kernels::check_matches;
+using kernels::check_optional;
+using kernels::ptr_or_null;
+
+namespace {
+Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
+  return layout == WeightLayout::out_in ? Shape{oc, c} : Shape{c, oc};
+}
+}  // namespace
+
+void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
+                    const Tensor& bias, WeightLayout layout, Activation act) {
+  const char* op = "matmul_forward";
+  ZT_CHECK(inp.dim() == 2 && out.dim() == 2, op, ": inp and out must be 2-d (N, C), got ", inp.describe(), " and ",
+           out.describe());
+  const int64_t n = inp.size(0), c = inp.size(1), oc = out.size(1);
+  check_matches(out, inp, {n, oc}, op, "out");
+  check_matches(weight, inp, weight_shape(layout, c, oc), op, "weight");
+  check_optional(bias, inp, {oc}, op, "bias");
+  if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::matmul_forward<T>(out.data<T>(), ptr_or_null<T>(pre_act), inp.data<T>(), weight.data<T>(),
+                           ptr_or_null<T>(bias), n, c, oc, layout, act);
+  });
+}
+
+void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                     const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
+                     Activation act) {
+  const char* op = "matmul_backward";
+  ZT_CHECK(inp.dim() == 2 && dout.dim() == 2, op, ": inp and dout must be 2-d, got ", inp.describe(), " and ",
+           dout.describe());
+  const int64_t n = inp.size(0), c = inp.size(1), oc = dout.size(1);
+  check_matches(dout, inp, {n, oc}, op, "dout");
+  check_matches(weight, inp, weight_shape(layout, c, oc), op, "weight");
+  check_optional(dinp, inp, {n, c}, op, "dinp");
+  check_optional(dweight, inp, weight_shape(layout, c, oc), op, "dweight");
+  check_optional(dbias, inp, {oc}, op, "dbias");
+  if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::matmul_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),
+                            inp.data<T>(), weight.data<T>(), ptr_or_null<T>(pre_act), n, c, oc, layout, act);
+  });
+}
+
+}  // namespace zt::ops

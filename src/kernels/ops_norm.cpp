@@ -1,0 +1,74 @@
+#include "cpu/cpu_ops.hpp"
+#include "dispatch.hpp"
+
+namespace zt::ops {
+
+using kernels::check_matches;
+using kernels::check_optional;
+using kernels::ptr_or_null;
+
+void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
+                       const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "layernorm_forward";
+  ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
+  const int64_t n = inp.size(0), c = inp.size(1);
+  check_matches(out, inp, {n, c}, op, "out");
+  check_matches(mean, inp, {n}, op, "mean");
+  check_matches(rstd, inp, {n}, op, "rstd");
+  check_matches(weight, inp, {c}, op, "weight");
+  check_optional(bias, inp, {c}, op, "bias");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::layernorm_forward<T>(out.data<T>(), mean.data<T>(), rstd.data<T>(), inp.data<T>(), weight.data<T>(),
+                              ptr_or_null<T>(bias), n, c, eps);
+  });
+}
+
+void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                        const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+  const char* op = "layernorm_backward";
+  ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
+  const int64_t n = inp.size(0), c = inp.size(1);
+  check_matches(dout, inp, {n, c}, op, "dout");
+  check_optional(dinp, inp, {n, c}, op, "dinp");
+  check_optional(dweight, inp, {c}, op, "dweight");
+  check_optional(dbias, inp, {c}, op, "dbias");
+  check_matches(mean, inp, {n}, op, "mean");
+  check_matches(rstd, inp, {n}, op, "rstd");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::layernorm_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),
+                               inp.data<T>(), weight.data<T>(), mean.data<T>(), rstd.data<T>(), n, c);
+  });
+}
+
+void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, const Tensor& weight, double eps) {
+  const char* op = "rmsnorm_forward";
+  ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
+  const int64_t n = inp.size(0), c = inp.size(1);
+  check_matches(out, inp, {n, c}, op, "out");
+  check_matches(rstd, inp, {n}, op, "rstd");
+  check_matches(weight, inp, {c}, op, "weight");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::rmsnorm_forward<T>(out.data<T>(), rstd.data<T>(), inp.data<T>(), weight.data<T>(), n, c, eps);
+  });
+}
+
+void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dout, const Tensor& inp,
+                      const Tensor& weight, const Tensor& rstd) {
+  const char* op = "rmsnorm_backward";
+  ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
+  const int64_t n = inp.size(0), c = inp.size(1);
+  check_matches(dout, inp, {n, c}, op, "dout");
+  check_optional(dinp, inp, {n, c}, op, "dinp");
+  check_optional(dweight, inp, {c}, op, "dweight");
+  check_matches(rstd, inp, {n}, op, "rstd");
+  kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::rmsnorm_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), dout.data<T>(), inp.data<T>(),
+                             weight.data<T>(), rstd.data<T>(), n, c);
+  });
+}
+
+}  // namespace zt::ops

@@ -1,0 +1,18 @@
+#include "cpu/cpu_ops.hpp"
+#include "dispatch.hpp"
+
+namespace zt::ops {
+
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                const AdamWParams& p, double grad_scale) {
+  const char* op = "adamw_step";
+  check_dtype(param, DType::f32, op, "param");
+  for (const auto& [t, name] : {std::pair{&grad, "grad"}, {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}})
+    kernels::check_matches(*t, param, param.shape(), op, name);
+  ZT_CHECK(p.step >= 1, op, ": step must be >= 1 (it is counted from 1), got ", p.step);
+  ZT_CHECK(param.device().is_cpu(), op, ": no kernel for ", param.device().name(), " tensors in this build");
+  cpu::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
+                  param.numel(), p, grad_scale);
+}
+
+}  // namespace zt::ops
