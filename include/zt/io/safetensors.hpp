@@ -22,6 +22,7 @@
 namespace zt::io {
 
 class MappedFile;
+class AtomicFile;
 
 struct TensorInfo {
   std::string name;
@@ -48,6 +49,64 @@ SafetensorsHeader parse_safetensors_header(std::string_view file, const std::str
 std::string safetensors_dtype_name(DType dtype);
 // The DType of a safetensors dtype name; zt::Error for names zt does not hold (e.g. "F8_E4M3").
 DType safetensors_dtype(const std::string& name);
+
+// What a writer needs of a tensor before its bytes: the header, written first, holds every
+// tensor's dtype, shape and place.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+};
+
+// transformers refuses to load a safetensors checkpoint whose metadata lacks "format".
+inline const std::map<std::string, std::string>& default_safetensors_metadata() {
+  static const std::map<std::string, std::string> m{{"format", "pt"}};
+  return m;
+}
+
+// Where each tensor goes in a new file, and its header bytes, exactly as the reference
+// implementation writes them: tensors sorted by descending dtype (F64/I64, F32/I32, BF16/F16,
+// I8/U8/BOOL, so that every tensor starts aligned to its element size) then by name; the
+// compact JSON with "__metadata__" first (its keys sorted), padded with spaces to a multiple
+// of 8 bytes so that the data section starts 8-byte aligned.
+struct SafetensorsLayout {
+  std::string header;               // the JSON and its padding (N bytes, N % 8 == 0)
+  std::vector<TensorInfo> tensors;  // in data order
+  uint64_t data_size = 0;
+  uint64_t file_size() const { return 8 + header.size() + data_size; }
+};
+SafetensorsLayout safetensors_layout(const std::vector<TensorSpec>& specs,
+                                     const std::map<std::string, std::string>& metadata);
+
+// Writes one safetensors file atomically (a temporary file, fsync, rename). The header goes
+// out first; tensors may then be written in any order (each at its own offset), so a caller
+// can stream them one at a time, e.g. as they are gathered from shards. finish() checks that
+// every tensor was written and publishes the file; without finish() nothing appears.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, const std::vector<TensorSpec>& specs,
+                    const std::map<std::string, std::string>& metadata = default_safetensors_metadata());
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // tensor must have the declared dtype and shape; a CUDA tensor is copied to the host first.
+  void write(const std::string& name, const Tensor& tensor);
+  void write_bytes(const std::string& name, std::string_view bytes);
+  void finish();
+  const SafetensorsLayout& layout() const { return layout_; }
+
+ private:
+  std::string path_;
+  SafetensorsLayout layout_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in layout_.tensors
+  std::vector<bool> written_;
+  std::unique_ptr<AtomicFile> file_;
+};
+
+// Writes tensors (host or CUDA) into one file at path, atomically.
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata = default_safetensors_metadata());
 
 class SafetensorsReader {
  public:
