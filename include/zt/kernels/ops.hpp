@@ -82,6 +82,10 @@ int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const T
                             const Tensor& targets, double dloss);
 constexpr int32_t kIgnoreIndex = -100;
 
+// Mean squared error over all elements of pred and target (same shape); when dpred is defined
+// it receives dloss * d(mean)/d(pred). Returns the mean.
+double mse_loss(const Tensor& dpred, const Tensor& pred, const Tensor& target, double dloss);
+
 // ---- optimizer ------------------------------------------------------------------------------
 struct AdamWParams {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;

@@ -1,0 +1,39 @@
+// Causal language models assembled from nn modules, with Hugging Face's parameter names.
+// forward(ids (B, T) int32) -> logits (B, T, V); backward(dlogits) runs the model in reverse.
+// The model knows nothing about sharding: the engine owns where its parameters live.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "zt/models/config.hpp"
+#include "zt/nn/module.hpp"
+
+namespace zt::models {
+
+class CausalLM : public nn::Module {
+ public:
+  explicit CausalLM(const TransformerConfig& config) : config_(config) {}
+  const TransformerConfig& config() const { return config_; }
+  // Draws the family's initial weights (normal(0, initializer_range), residual projections
+  // scaled by 1/sqrt(2 L), norms at one, biases at zero).
+  void init_weights(uint64_t seed);
+
+ private:
+  TransformerConfig config_;
+};
+
+std::shared_ptr<CausalLM> build_causal_lm(const TransformerConfig& config);
+
+// Names a model folder's weights file(s) will be read from, loads every parameter (converted to
+// the parameter's dtype) and checks shapes. Tensors the model does not have are an error,
+// except Hugging Face's non-parameter buffers (GPT-2's attn.bias / attn.masked_bias).
+void load_weights(CausalLM& model, const std::string& safetensors_path);
+// config.json plus model.safetensors (or a sharded index) from a Hugging Face folder.
+std::shared_ptr<CausalLM> load_pretrained(const std::string& folder);
+
+// Hugging Face's causal-LM shift: targets[b, t] = labels[b, t + 1], and -100 for the last
+// position. labels (B, T) int32 -> targets (B, T) int32.
+Tensor shift_labels(const Tensor& labels);
+
+}  // namespace zt::models

@@ -1,0 +1,96 @@
+// The leaf layers: Linear (with a fused activation), Embedding, LayerNorm, RMSNorm.
+// Shapes: N rows (any leading dimensions flattened), C input and OC output features, V vocabulary.
+#pragma once
+
+#include "zt/kernels/ops.hpp"
+#include "zt/nn/module.hpp"
+
+namespace zt::nn {
+
+struct LinearOptions {
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  bool bias = true;
+  ops::WeightLayout layout = ops::WeightLayout::out_in;  // in_out for Hugging Face's GPT-2 Conv1D
+  ops::Activation activation = ops::Activation::none;     // applied after the bias, fused
+  double init_std = 0.02;
+};
+
+// y (..., OC) = act(x (..., C) @ W + b). Parameters "weight" and (optionally) "bias".
+class Linear : public Module {
+ public:
+  // shared_weight ties this layer's weight to another module's parameter (it is then not
+  // initialized here): GPT-2's lm_head reads wte.
+  explicit Linear(const LinearOptions& options, ParameterPtr shared_weight = nullptr);
+  std::string type_name() const override { return "Linear"; }
+  const LinearOptions& options() const { return options_; }
+  ParameterPtr weight, bias;
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& dy) override;
+  void init_own_parameters(Rng& rng) override;
+
+ private:
+  LinearOptions options_;
+  bool owns_weight_;
+  Tensor input_;    // (N, C)
+  Tensor pre_act_;  // (N, OC) when an activation is fused
+  Shape out_shape_;
+};
+
+// y (..., C) = weight (V, C)[ids (...)], ids int32. Parameter "weight".
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t dim, double init_std = 0.02);
+  std::string type_name() const override { return "Embedding"; }
+  ParameterPtr weight;
+
+ protected:
+  Tensor forward_impl(const Tensor& ids) override;
+  Tensor backward_impl(const Tensor& dy) override;  // returns undefined: ids take no gradient
+  void init_own_parameters(Rng& rng) override;
+
+ private:
+  double init_std_;
+  Tensor ids_;  // (N)
+};
+
+// Parameters "weight" and (optionally) "bias", over the last dimension.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, bool bias = true);
+  std::string type_name() const override { return "LayerNorm"; }
+  ParameterPtr weight, bias;
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& dy) override;
+  void init_own_parameters(Rng& rng) override;
+
+ private:
+  double eps_;
+  Tensor input_, mean_, rstd_;  // (N, C), (N), (N)
+};
+
+// Parameter "weight"; y = x / rms(x) * weight.
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(int64_t dim, double eps = 1e-6);
+  std::string type_name() const override { return "RMSNorm"; }
+  ParameterPtr weight;
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& dy) override;
+  void init_own_parameters(Rng& rng) override;
+
+ private:
+  double eps_;
+  Tensor input_, rstd_;  // (N, C), (N)
+};
+
+// Flattens all leading dimensions: (..., C) -> (N, C).
+Tensor as_rows(const Tensor& x);
+
+}  // namespace zt::nn

@@ -1,0 +1,37 @@
+// The transformer feed-forward block: GELU (GPT-2's c_fc -> gelu -> c_proj) or SwiGLU
+// (Llama's down_proj(silu(gate_proj(x)) * up_proj(x))). Shapes: x (..., C), hidden H.
+#pragma once
+
+#include "zt/nn/layers.hpp"
+
+namespace zt::nn {
+
+enum class MLPKind { gelu, swiglu };
+
+struct MLPOptions {
+  int64_t n_embd = 0;   // C
+  int64_t hidden = 0;   // H
+  MLPKind kind = MLPKind::gelu;
+  bool bias = true;
+  ops::WeightLayout layout = ops::WeightLayout::out_in;
+  double init_std = 0.02;
+  double out_init_std = 0.02;
+};
+
+class MLP : public Module {
+ public:
+  explicit MLP(const MLPOptions& options);
+  std::string type_name() const override { return "MLP"; }
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& dy) override;
+
+ private:
+  MLPOptions options_;
+  std::shared_ptr<Linear> c_fc_, c_proj_;                  // gelu
+  std::shared_ptr<Linear> gate_proj_, up_proj_, down_proj_;  // swiglu
+  Tensor gate_, up_;  // (..., H), saved by the SwiGLU form
+};
+
+}  // namespace zt::nn

@@ -1,0 +1,33 @@
+// A trainable tensor. Its data (and grad) are views that the owner of the memory chooses:
+// standalone tensors at first, views into the ZeRO layer's flat buffers once an engine owns
+// them; under stage 3 data is undefined between uses (the coordinator gathers it).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "zt/core/tensor.hpp"
+
+namespace zt::nn {
+
+struct Parameter {
+  Shape shape;            // declared shape: holds even while data is released
+  DType dtype = DType::f32;
+  Tensor data;            // the values the forward reads
+  Tensor grad;            // accumulated gradient (same shape); undefined until first needed
+  bool requires_grad = true;
+  // Uses in the current forward whose backward has not run yet. A weight used twice (GPT-2's
+  // tied embedding and head) has its gradient ready only when both backwards have run.
+  int pending_backward = 0;
+
+  int64_t numel() const { return shape_numel(shape); }
+  // The gradient to accumulate into, allocated as zeros on data's device the first time.
+  const Tensor& grad_for_accumulate();
+};
+
+using ParameterPtr = std::shared_ptr<Parameter>;
+
+// A new parameter with freshly allocated host data (uninitialized).
+ParameterPtr make_parameter(const Shape& shape, DType dtype = DType::f32);
+
+}  // namespace zt::nn

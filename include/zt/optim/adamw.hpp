@@ -1,0 +1,25 @@
+// Adam and AdamW with PyTorch's semantics: decoupled weight decay (AdamW) or L2 added to the
+// gradient (Adam, adam_w_mode = false), bias correction.
+#pragma once
+
+#include "zt/optim/optimizer.hpp"
+
+namespace zt::optim {
+
+struct AdamWConfig {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+  bool adam_w_mode = true;
+};
+
+class AdamW : public Optimizer {
+ public:
+  explicit AdamW(const AdamWConfig& config) : config_(config) {}
+  std::string name() const override { return config_.adam_w_mode ? "AdamW" : "Adam"; }
+  void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
+  const AdamWConfig& config() const { return config_; }
+
+ private:
+  AdamWConfig config_;
+};
+
+}  // namespace zt::optim

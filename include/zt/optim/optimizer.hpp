@@ -1,0 +1,41 @@
+// Optimizers step flat f32 buffers: the whole model's parameters in one buffer on one process,
+// or this rank's shard under ZeRO. Each buffer carries a stable id, so that the optimizer's
+// state (moments) is found again at the next step and can be saved and restored.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "zt/core/tensor.hpp"
+
+namespace zt::optim {
+
+struct StepTarget {
+  int64_t id = 0;   // stable across steps
+  Tensor param;     // f32 (n), updated in place
+  Tensor grad;      // f32 (n)
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string name() const = 0;
+  // One update of every target with learning rate lr; grad_scale multiplies each gradient
+  // first (1/loss-scale times the clipping coefficient).
+  virtual void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) = 0;
+  int64_t step_count() const { return step_count_; }
+  // The named state tensors of one target ("exp_avg", ...), for checkpoints and memory reports.
+  const std::map<std::string, Tensor>& state(int64_t id) const;
+  size_t state_bytes() const;
+
+ protected:
+  // The state tensor `name` of target t, created as zeros like t.param on first use.
+  const Tensor& state_for(const StepTarget& t, const std::string& name);
+  int64_t step_count_ = 0;
+
+ private:
+  std::map<int64_t, std::map<std::string, Tensor>> state_;
+};
+
+}  // namespace zt::optim

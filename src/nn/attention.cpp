@@ -1,0 +1,117 @@
+#include "zt/nn/attention.hpp"
+
+#include <cmath>
+#include <cstring>
+
+namespace zt::nn {
+
+namespace {
+
+// Copies column blocks between a packed (N, W) tensor and separate (N, w_i) tensors.
+void copy_columns(const Tensor& packed, const std::vector<Tensor>& parts, bool to_packed) {
+  const int64_t n = packed.size(0), width = packed.size(1);
+  const size_t esize = dtype_size(packed.dtype());
+  ZT_CHECK(packed.device().is_cpu(), "qkv packing on ", packed.device().name(), " is not available in this build");
+  char* base = static_cast<char*>(packed.raw());
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    int64_t col = 0;
+    for (const Tensor& part : parts) {
+      const int64_t w = part.size(1);
+      char* packed_row = base + size_t(row * width + col) * esize;
+      char* part_row = static_cast<char*>(part.raw()) + size_t(row * w) * esize;
+      if (to_packed) std::memcpy(packed_row, part_row, size_t(w) * esize);
+      else std::memcpy(part_row, packed_row, size_t(w) * esize);
+      col += w;
+    }
+  }
+}
+
+}  // namespace
+
+Attention::Attention(const AttentionOptions& o) : options_(o) {
+  ZT_CHECK(o.n_embd > 0 && o.n_head > 0, "Attention: n_embd and n_head must be positive");
+  if (options_.n_kv_head == 0) options_.n_kv_head = o.n_head;
+  if (options_.head_dim == 0) {
+    ZT_CHECK(o.n_embd % o.n_head == 0, "Attention: n_embd ", o.n_embd, " is not divisible by n_head ", o.n_head);
+    options_.head_dim = o.n_embd / o.n_head;
+  }
+  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
+  ZT_CHECK(nh % nkv == 0, "Attention: n_head ", nh, " is not a multiple of n_kv_head ", nkv);
+  auto linear = [&](int64_t in, int64_t out, bool bias, double std) {
+    return std::make_shared<Linear>(LinearOptions{in, out, bias, o.layout, ops::Activation::none, std});
+  };
+  if (o.fused_qkv) {
+    c_attn_ = register_module("c_attn", linear(o.n_embd, (nh + 2 * nkv) * hd, o.qkv_bias, o.init_std));
+  } else {
+    q_proj_ = register_module("q_proj", linear(o.n_embd, nh * hd, o.qkv_bias, o.init_std));
+    k_proj_ = register_module("k_proj", linear(o.n_embd, nkv * hd, o.qkv_bias, o.init_std));
+    v_proj_ = register_module("v_proj", linear(o.n_embd, nkv * hd, o.qkv_bias, o.init_std));
+  }
+  out_proj_ = register_module(o.out_name, linear(nh * hd, o.n_embd, o.out_bias, o.out_init_std));
+  if (o.rope_theta > 0) {
+    ZT_CHECK(hd % 2 == 0, "Attention: rotary embedding needs an even head size, got ", hd);
+    // As Hugging Face computes it: inv_freq = 1 / theta^(2i / HD) in f32.
+    std::vector<float> inv(size_t(hd / 2));
+    for (int64_t i = 0; i < hd / 2; ++i)
+      inv[size_t(i)] = 1.0f / std::pow(float(o.rope_theta), float(2 * i) / float(hd));
+    inv_freq_ = Tensor::from_floats({hd / 2}, inv);
+  }
+}
+
+Tensor Attention::project_qkv(const Tensor& x) {
+  if (c_attn_) return c_attn_->forward(x);
+  const int64_t b = x.size(0), t = x.size(1);
+  const Tensor q = q_proj_->forward(x), k = k_proj_->forward(x), v = v_proj_->forward(x);
+  const int64_t width = q.size(-1) + k.size(-1) + v.size(-1);
+  Tensor qkv = Tensor::empty({b, t, width}, x.dtype(), x.device());
+  copy_columns(qkv.reshape({b * t, width}), {as_rows(q), as_rows(k), as_rows(v)}, true);
+  return qkv;
+}
+
+Tensor Attention::project_qkv_backward(const Tensor& dqkv) {
+  if (c_attn_) return c_attn_->backward(dqkv);
+  const int64_t b = dqkv.size(0), t = dqkv.size(1);
+  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
+  Tensor dq = Tensor::empty({b, t, nh * hd}, dqkv.dtype(), dqkv.device());
+  Tensor dk = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
+  Tensor dv = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
+  copy_columns(as_rows(dqkv), {as_rows(dq), as_rows(dk), as_rows(dv)}, false);
+  // Backward in the reverse order of the forward's projections.
+  Tensor dx = v_proj_->backward(dv);
+  ops::add_(dx, k_proj_->backward(dk));
+  ops::add_(dx, q_proj_->backward(dq));
+  return dx;
+}
+
+Tensor Attention::forward_impl(const Tensor& x) {
+  ZT_CHECK(x.dim() == 3 && x.size(2) == options_.n_embd, "Attention: input must be (B, T, ", options_.n_embd,
+           "), got ", x.describe());
+  const int64_t b = x.size(0), t = x.size(1);
+  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
+  qkv_ = project_qkv(x);
+  if (inv_freq_.defined()) {
+    ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), inv_freq_.to(x.dtype()), nh + nkv, position_offset_);
+  }
+  Tensor y = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
+  att_ = Tensor::empty({b, nh, t, t}, x.dtype(), x.device());
+  ops::attention_forward(y, att_, qkv_, nh, nkv);
+  return out_proj_->forward(y);
+}
+
+Tensor Attention::backward_impl(const Tensor& dy) {
+  ZT_CHECK(qkv_.defined(), "Attention: backward before forward");
+  const int64_t b = qkv_.size(0), t = qkv_.size(1);
+  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
+  Tensor dattn = out_proj_->backward(dy);
+  Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
+  ops::attention_backward(dqkv, dattn, qkv_, att_, nh, nkv);
+  qkv_ = att_ = Tensor();
+  if (inv_freq_.defined()) {
+    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), inv_freq_.to(dqkv.dtype()), nh + nkv,
+                       position_offset_);
+  }
+  return project_qkv_backward(dqkv);
+}
+
+}  // namespace zt::nn

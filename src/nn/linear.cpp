@@ -1,0 +1,59 @@
+#include "zt/nn/layers.hpp"
+
+namespace zt::nn {
+
+Tensor as_rows(const Tensor& x) {
+  ZT_CHECK(x.dim() >= 1, "expected a tensor with a feature dimension, got ", x.describe());
+  return x.reshape({-1, x.size(-1)});
+}
+
+Linear::Linear(const LinearOptions& options, ParameterPtr shared_weight)
+    : options_(options), owns_weight_(shared_weight == nullptr) {
+  ZT_CHECK(options.in_features > 0 && options.out_features > 0, "Linear: features must be positive, got in ",
+           options.in_features, " out ", options.out_features);
+  const Shape w = options.layout == ops::WeightLayout::out_in ? Shape{options.out_features, options.in_features}
+                                                              : Shape{options.in_features, options.out_features};
+  if (shared_weight) {
+    ZT_CHECK(shared_weight->shape == w, "Linear: tied weight has shape ", shape_str(shared_weight->shape),
+             ", expected ", shape_str(w));
+    weight = register_parameter("weight", shared_weight);
+  } else {
+    weight = register_parameter("weight", make_parameter(w));
+  }
+  if (options.bias) bias = register_parameter("bias", make_parameter({options.out_features}));
+}
+
+void Linear::init_own_parameters(Rng& rng) {
+  if (owns_weight_) fill_normal(weight->data, 0.0, options_.init_std, rng);
+  if (bias) bias->data.zero_();
+}
+
+Tensor Linear::forward_impl(const Tensor& x) {
+  ZT_CHECK(x.size(-1) == options_.in_features, "Linear: input ", x.describe(), " has ", x.size(-1),
+           " features, expected ", options_.in_features);
+  input_ = as_rows(x);
+  out_shape_ = x.shape();
+  out_shape_.back() = options_.out_features;
+  const int64_t n = input_.size(0);
+  Tensor out = Tensor::empty({n, options_.out_features}, x.dtype(), x.device());
+  pre_act_ = options_.activation == ops::Activation::none ? Tensor()
+                                                           : Tensor::empty(out.shape(), x.dtype(), x.device());
+  ops::matmul_forward(out, pre_act_, input_, weight->data, bias ? bias->data : Tensor(), options_.layout,
+                      options_.activation);
+  return out.reshape(out_shape_);
+}
+
+Tensor Linear::backward_impl(const Tensor& dy) {
+  ZT_CHECK(input_.defined(), "Linear: backward before forward");
+  Tensor dx = Tensor::empty(input_.shape(), input_.dtype(), input_.device());
+  ops::matmul_backward(dx, weight->requires_grad ? weight->grad_for_accumulate() : Tensor(),
+                       bias && bias->requires_grad ? bias->grad_for_accumulate() : Tensor(), as_rows(dy), input_,
+                       weight->data, pre_act_, options_.layout, options_.activation);
+  Shape in_shape = out_shape_;
+  in_shape.back() = options_.in_features;
+  input_ = Tensor();
+  pre_act_ = Tensor();
+  return dx.reshape(in_shape);
+}
+
+}  // namespace zt::nn

@@ -1,0 +1,51 @@
+#include "zt/nn/loss.hpp"
+
+#include "zt/kernels/ops.hpp"
+#include "zt/nn/layers.hpp"
+
+namespace zt::nn {
+
+double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, double grad_scale) {
+  const Tensor rows = as_rows(logits);
+  const Tensor flat_targets = targets.flatten();
+  ZT_CHECK(flat_targets.numel() == rows.size(0), "CrossEntropyLoss: ", rows.size(0), " rows of logits but ",
+           flat_targets.numel(), " targets");
+  Tensor losses = Tensor::empty({rows.size(0)}, logits.dtype(), logits.device());
+  // The count of valid targets scales the gradient; count them first so that one pass suffices.
+  int64_t count = 0;
+  {
+    const Tensor host = flat_targets.to(Device::cpu());
+    const int32_t* t = host.data<int32_t>();
+    for (int64_t i = 0; i < host.numel(); ++i) count += t[i] != ops::kIgnoreIndex;
+  }
+  count_ = count;
+  dlogits_ = in_place_grad_ ? rows : Tensor::empty(rows.shape(), rows.dtype(), rows.device());
+  const double dloss = count ? grad_scale / double(count) : 0.0;
+  ops::cross_entropy_fused(losses, dlogits_, rows, flat_targets, dloss);
+  dlogits_ = dlogits_.reshape(logits.shape());
+  if (count == 0) return 0.0;
+  double sum = 0;
+  for (float v : losses.to_floats()) sum += v;
+  return sum / double(count);
+}
+
+Tensor CrossEntropyLoss::backward() {
+  ZT_CHECK(dlogits_.defined(), "CrossEntropyLoss: backward before forward");
+  Tensor g = dlogits_;
+  dlogits_ = Tensor();
+  return g;
+}
+
+double MSELoss::forward(const Tensor& pred, const Tensor& target, double grad_scale) {
+  dpred_ = Tensor::empty(pred.shape(), pred.dtype(), pred.device());
+  return ops::mse_loss(dpred_, pred, target, grad_scale);
+}
+
+Tensor MSELoss::backward() {
+  ZT_CHECK(dpred_.defined(), "MSELoss: backward before forward");
+  Tensor g = dpred_;
+  dpred_ = Tensor();
+  return g;
+}
+
+}  // namespace zt::nn

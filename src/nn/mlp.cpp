@@ -1,0 +1,42 @@
+#include "zt/nn/mlp.hpp"
+
+namespace zt::nn {
+
+MLP::MLP(const MLPOptions& o) : options_(o) {
+  ZT_CHECK(o.n_embd > 0 && o.hidden > 0, "MLP: n_embd and hidden must be positive, got ", o.n_embd, " and ", o.hidden);
+  auto linear = [&](int64_t in, int64_t out, ops::Activation act, double std) {
+    return std::make_shared<Linear>(LinearOptions{in, out, o.bias, o.layout, act, std});
+  };
+  if (o.kind == MLPKind::gelu) {
+    c_fc_ = register_module("c_fc", linear(o.n_embd, o.hidden, ops::Activation::gelu_tanh, o.init_std));
+    c_proj_ = register_module("c_proj", linear(o.hidden, o.n_embd, ops::Activation::none, o.out_init_std));
+  } else {
+    gate_proj_ = register_module("gate_proj", linear(o.n_embd, o.hidden, ops::Activation::none, o.init_std));
+    up_proj_ = register_module("up_proj", linear(o.n_embd, o.hidden, ops::Activation::none, o.init_std));
+    down_proj_ = register_module("down_proj", linear(o.hidden, o.n_embd, ops::Activation::none, o.out_init_std));
+  }
+}
+
+Tensor MLP::forward_impl(const Tensor& x) {
+  if (c_fc_) return c_proj_->forward(c_fc_->forward(x));
+  gate_ = gate_proj_->forward(x);
+  up_ = up_proj_->forward(x);
+  Tensor h = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());
+  ops::swiglu_forward(h, gate_, up_);
+  return down_proj_->forward(h);
+}
+
+Tensor MLP::backward_impl(const Tensor& dy) {
+  if (c_fc_) return c_fc_->backward(c_proj_->backward(dy));
+  ZT_CHECK(gate_.defined(), "MLP: backward before forward");
+  Tensor dh = down_proj_->backward(dy);
+  Tensor dgate = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());
+  Tensor dup = Tensor::empty(up_.shape(), up_.dtype(), up_.device());
+  ops::swiglu_backward(dgate, dup, dh, gate_, up_);
+  gate_ = up_ = Tensor();
+  Tensor dx = up_proj_->backward(dup);
+  ops::add_(dx, gate_proj_->backward(dgate));
+  return dx;
+}
+
+}  // namespace zt::nn

@@ -1,0 +1,99 @@
+#include "zt/nn/module.hpp"
+
+#include <unordered_set>
+
+namespace zt::nn {
+
+Tensor Module::forward(const Tensor& x) {
+  for (const auto& h : hooks_)
+    if (h->before_forward) h->before_forward(*this);
+  for (const auto& [name, p] : params_)
+    if (p->requires_grad) ++p->pending_backward;
+  Tensor y = forward_impl(x);
+  for (const auto& h : hooks_)
+    if (h->after_forward) h->after_forward(*this);
+  return y;
+}
+
+Tensor Module::backward(const Tensor& dy) {
+  for (const auto& h : hooks_)
+    if (h->before_backward) h->before_backward(*this);
+  Tensor dx = backward_impl(dy);
+  for (const auto& [name, p] : params_) {
+    if (!p->requires_grad) continue;
+    ZT_CHECK(p->pending_backward > 0, type_name(), ".", name, ": backward without a matching forward");
+    if (--p->pending_backward == 0) {
+      for (const auto& h : hooks_)
+        if (h->grad_ready) h->grad_ready(*p);
+    }
+  }
+  for (const auto& h : hooks_)
+    if (h->after_backward) h->after_backward(*this);
+  return dx;
+}
+
+ParameterPtr Module::register_parameter(const std::string& name, ParameterPtr p) {
+  for (const auto& [existing, q] : params_)
+    ZT_CHECK(existing != name, type_name(), ": parameter '", name, "' registered twice");
+  params_.emplace_back(name, p);
+  return p;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
+  ZT_CHECK(m != nullptr, type_name(), ": child '", name, "' is null");
+  for (const auto& [existing, c] : children_)
+    ZT_CHECK(existing != name, type_name(), ": child module '", name, "' registered twice");
+  children_.emplace_back(name, std::move(m));
+}
+
+void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, ParameterPtr>>& out) const {
+  for (const auto& [name, p] : params_) out.emplace_back(prefix + name, p);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+std::vector<std::pair<std::string, ParameterPtr>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, ParameterPtr>> all, unique;
+  collect("", all);
+  std::unordered_set<const Parameter*> seen;
+  for (auto& entry : all)
+    if (seen.insert(entry.second.get()).second) unique.push_back(std::move(entry));
+  return unique;
+}
+
+std::vector<ParameterPtr> Module::parameters() const {
+  std::vector<ParameterPtr> out;
+  for (auto& [name, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+int64_t Module::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p->numel();
+  return n;
+}
+
+void Module::visit(const std::function<void(const std::string&, Module&)>& fn, const std::string& prefix) {
+  fn(prefix, *this);
+  for (const auto& [name, child] : children_) child->visit(fn, prefix.empty() ? name : prefix + "." + name);
+}
+
+void Module::add_hooks(std::shared_ptr<ModuleHooks> hooks) { hooks_.push_back(std::move(hooks)); }
+
+void Module::add_hooks_recursive(const std::shared_ptr<ModuleHooks>& hooks) {
+  visit([&](const std::string&, Module& m) { m.add_hooks(hooks); });
+}
+
+void Module::clear_hooks_recursive() {
+  visit([](const std::string&, Module& m) { m.hooks_.clear(); });
+}
+
+void Module::zero_grad() {
+  for (const auto& p : parameters())
+    if (p->grad.defined()) p->grad.zero_();
+}
+
+void Module::init_parameters(Rng& rng) {
+  visit([&](const std::string&, Module& m) { m.init_own_parameters(rng); });
+}
+
+}  // namespace zt::nn
