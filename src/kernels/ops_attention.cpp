@@ -47,8 +47,8 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
 
 namespace {
 void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset, bool inverse,
-          const char* op) {
-  ZT_CHECK(x.dim() == 4, op, ": x must be (B, T, heads, HD), got ", x.describe());
+          const char* op, const char* arg) {
+  ZT_CHECK(x.dim() == 4, op, ": ", arg, " must be (B, T, heads, HD), got ", x.describe());
   const int64_t hd = x.size(3);
   ZT_CHECK(hd % 2 == 0, op, ": head size ", hd, " must be even");
   ZT_CHECK(n_rotated_heads >= 0 && n_rotated_heads <= x.size(2), op, ": n_rotated_heads ", n_rotated_heads,
@@ -63,11 +63,11 @@ void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int6
 }  // namespace
 
 void rope_forward(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset) {
-  rope(x, inv_freq, n_rotated_heads, position_offset, false, "rope_forward");
+  rope(x, inv_freq, n_rotated_heads, position_offset, false, "rope_forward", "x");
 }
 
 void rope_backward(const Tensor& dx, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset) {
-  rope(dx, inv_freq, n_rotated_heads, position_offset, true, "rope_backward");
+  rope(dx, inv_freq, n_rotated_heads, position_offset, true, "rope_backward", "dx");
 }
 
 }  // namespace zt::ops

@@ -12,14 +12,14 @@ using kernels::check_matches;
 namespace {
 
 template <class Fn>
-void for_each_float(const Tensor& t, Fn&& fn) {  // fn(i, value as float) over bf16/f16/f32/f64
+void for_each_float(const Tensor& t, const char* op, Fn&& fn) {  // fn(i, value as float) over bf16/f16/f32/f64
   const int64_t n = t.numel();
   switch (t.dtype()) {
     case DType::f32: { const float* p = t.data<float>(); for (int64_t i = 0; i < n; ++i) fn(i, double(p[i])); break; }
     case DType::f64: { const double* p = t.data<double>(); for (int64_t i = 0; i < n; ++i) fn(i, p[i]); break; }
     case DType::bf16: { auto* p = static_cast<const uint16_t*>(t.raw()); for (int64_t i = 0; i < n; ++i) fn(i, double(bf16_to_float(p[i]))); break; }
     case DType::f16: { auto* p = static_cast<const uint16_t*>(t.raw()); for (int64_t i = 0; i < n; ++i) fn(i, double(f16_to_float(p[i]))); break; }
-    default: ZT_THROW("expected a floating-point tensor, got ", t.describe());
+    default: ZT_THROW(op, ": expected a floating-point tensor, got ", t.describe());
   }
 }
 
@@ -50,7 +50,7 @@ void cast(const Tensor& out, const Tensor& inp) {
   }
   void* dst = out.raw();
   const DType dt = out.dtype();
-  for_each_float(inp, [&](int64_t i, double v) {
+  for_each_float(inp, op, [&](int64_t i, double v) {
     switch (dt) {
       case DType::f32: static_cast<float*>(dst)[i] = float(v); break;
       case DType::f64: static_cast<double*>(dst)[i] = v; break;
@@ -99,14 +99,14 @@ double sum_squares(const Tensor& x) {
     return s;
   }
   double s = 0;
-  for_each_float(x, [&](int64_t, double v) { s += v * v; });
+  for_each_float(x, "sum_squares", [&](int64_t, double v) { s += v * v; });
   return s;
 }
 
 bool all_finite(const Tensor& x) {
   require_cpu(x, "all_finite");
   bool finite = true;
-  for_each_float(x, [&](int64_t, double v) { finite = finite && std::isfinite(v); });
+  for_each_float(x, "all_finite", [&](int64_t, double v) { finite = finite && std::isfinite(v); });
   return finite;
 }
 

@@ -30,6 +30,7 @@ void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor&
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
   check_matches(dout, inp, {n, c}, op, "dout");
+  check_matches(weight, inp, {c}, op, "weight");
   check_optional(dinp, inp, {n, c}, op, "dinp");
   check_optional(dweight, inp, {c}, op, "dweight");
   check_optional(dbias, inp, {c}, op, "dbias");
@@ -61,6 +62,7 @@ void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& d
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
   check_matches(dout, inp, {n, c}, op, "dout");
+  check_matches(weight, inp, {c}, op, "weight");
   check_optional(dinp, inp, {n, c}, op, "dinp");
   check_optional(dweight, inp, {c}, op, "dweight");
   check_matches(rstd, inp, {n}, op, "rstd");

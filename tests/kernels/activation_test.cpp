@@ -1,0 +1,103 @@
+// GELU (tanh form) and SwiGLU: forwards against the formulas, backwards against finite
+// differences, errors. Letters: N rows, H hidden size.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "gradcheck.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace zt {
+namespace {
+
+using test::close_by_norm;
+using test::random_tensor;
+using test::Rng;
+using test::values;
+
+double gelu_tanh(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+TEST(Gelu, ForwardMatchesTanhFormula) {
+  Rng rng(41);
+  for (const Shape& shape : {Shape{1}, Shape{3, 37}, Shape{2, 5, 129}}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_str(shape));
+      const Tensor inp = random_tensor(shape, dtype, rng, -6.0, 6.0);
+      const Tensor out = Tensor::empty(shape, dtype);
+      ops::gelu_forward(out, inp);
+      std::vector<double> expected = values(inp);
+      for (double& x : expected) x = gelu_tanh(x);
+      EXPECT_TRUE(close_by_norm(out, expected, dtype == DType::f32 ? 1e-6 : 1e-14));
+    }
+  }
+  // Far tails: gelu(x) -> x for large x, -> 0 for very negative x; no NaN from tanh's overflow.
+  const Tensor tails = Tensor::from_floats({4}, {-80.f, -20.f, 20.f, 80.f});
+  const Tensor out = Tensor::empty({4}, DType::f32);
+  ops::gelu_forward(out, tails);
+  EXPECT_EQ(values(out), (std::vector<double>{-0.0, -0.0, 20.0, 80.0}));
+}
+
+TEST(Gelu, BackwardMatchesFiniteDifferences) {
+  Rng rng(42);
+  const Tensor inp = random_tensor({3, 11}, DType::f64, rng, -4.0, 4.0);
+  const Tensor r = random_tensor(inp.shape(), DType::f64, rng);
+  const Tensor out = Tensor::empty(inp.shape(), DType::f64), dinp = Tensor::empty(inp.shape(), DType::f64);
+  auto loss = [&] {
+    ops::gelu_forward(out, inp);
+    return test::sum_product(out, r);
+  };
+  auto backward = [&] { ops::gelu_backward(dinp, r, inp); };
+  test::check_gradients({{"inp", inp, dinp, false}}, loss, backward);
+}
+
+TEST(SwiGLU, ForwardMatchesSiluTimesUp) {
+  Rng rng(43);
+  for (const Shape& shape : {Shape{1, 1}, Shape{7, 45}, Shape{16, 257}}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_str(shape));
+      const Tensor gate = random_tensor(shape, dtype, rng, -8.0, 8.0), up = random_tensor(shape, dtype, rng, -2.0, 2.0);
+      const Tensor out = Tensor::empty(shape, dtype);
+      ops::swiglu_forward(out, gate, up);
+      const std::vector<double> g = values(gate), u = values(up);
+      std::vector<double> expected(g.size());
+      for (size_t i = 0; i < g.size(); ++i) expected[i] = silu(g[i]) * u[i];
+      EXPECT_TRUE(close_by_norm(out, expected, dtype == DType::f32 ? 1e-6 : 1e-14));
+    }
+  }
+}
+
+TEST(SwiGLU, BackwardMatchesFiniteDifferences) {
+  Rng rng(44);
+  const Tensor gate = random_tensor({4, 9}, DType::f64, rng, -4.0, 4.0), up = random_tensor({4, 9}, DType::f64, rng);
+  const Tensor r = random_tensor(gate.shape(), DType::f64, rng);
+  const Tensor out = Tensor::empty(gate.shape(), DType::f64);
+  const Tensor dgate = Tensor::empty(gate.shape(), DType::f64), dup = Tensor::empty(gate.shape(), DType::f64);
+  auto loss = [&] {
+    ops::swiglu_forward(out, gate, up);
+    return test::sum_product(out, r);
+  };
+  auto backward = [&] { ops::swiglu_backward(dgate, dup, r, gate, up); };
+  test::check_gradients({{"gate", gate, dgate, false}, {"up", up, dup, false}}, loss, backward);
+}
+
+TEST(Activation, ArgumentErrorsNameTheOpAndArgument) {
+  using test::throws_error_naming;
+  const Tensor x = Tensor::zeros({2, 3}, DType::f32), wrong = Tensor::zeros({3, 2}, DType::f32);
+  EXPECT_TRUE(throws_error_naming([&] { ops::gelu_forward(wrong, x); }, {"gelu_forward", "out", "(3, 2)"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::gelu_forward(x.to(DType::f64), x); }, {"gelu_forward", "out", "f64"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::gelu_backward(x, wrong, x); }, {"gelu_backward", "dout"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::gelu_backward(wrong, x, x); }, {"gelu_backward", "dinp"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x, x, wrong); }, {"swiglu_forward", "up"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x, x, x.to(DType::f64)); }, {"swiglu_forward", "up", "f64"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(x, wrong, x, x, x); }, {"swiglu_backward", "dup"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(x, x, wrong, x, x); }, {"swiglu_backward", "dout"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::gelu_forward(Tensor::zeros({2}, DType::bf16), Tensor::zeros({2}, DType::bf16)); },
+                                  {"gelu_forward", "bf16"}));
+}
+
+}  // namespace
+}  // namespace zt
