@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"zt: ZeRO training for transformer language models"};
   app.require_subcommand(0, 1);
   zt::cli::add_train_command(app);
+  zt::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) {
