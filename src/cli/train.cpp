@@ -1,9 +1,64 @@
+// `zt train`: parses the run's settings into TrainOptions and hands over to the library.
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "commands.hpp"
+#include "zt/engine/trainer.hpp"
 
 namespace zt::cli {
 
+namespace {
+
+void write_loss_curve(const std::string& path, const engine::TrainOptions& o, const engine::TrainResult& r) {
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["data"] = o.data;
+  j["steps"] = o.steps;
+  j["batch_size"] = o.batch_size;
+  j["seq_len"] = o.seq_len;
+  j["seed"] = o.seed;
+  j["entropy_floor"] = r.entropy_floor;
+  j["loss"] = nlohmann::json::array();
+  for (const auto& s : r.steps) j["loss"].push_back(s.loss);
+  std::ofstream out(path);
+  ZT_CHECK(out.good(), "cannot write the loss curve to ", path);
+  out << j.dump(1) << "\n";
+}
+
+}  // namespace
+
 void add_train_command(CLI::App& app) {
-  app.add_subcommand("train", "train a model");
+  auto options = std::make_shared<engine::TrainOptions>();
+  auto curve_path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("train", "train a model (default: a small GPT on the built-in synthetic corpus)");
+  cmd->add_option("--model", options->model, "built-in model name or Hugging Face model folder")->capture_default_str();
+  cmd->add_option("--data", options->data, "\"synthetic\" or a token-shard file or folder")->capture_default_str();
+  cmd->add_option("--steps", options->steps, "optimizer steps")->capture_default_str();
+  cmd->add_option("--batch-size", options->batch_size, "sequences per step")->capture_default_str();
+  cmd->add_option("--seq-len", options->seq_len, "tokens per sequence")->capture_default_str();
+  cmd->add_option("--lr", options->lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", options->warmup_steps, "linear warmup steps")->capture_default_str();
+  cmd->add_option("--min-lr-ratio", options->min_lr_ratio, "cosine decay floor, as a fraction of --lr")->capture_default_str();
+  cmd->add_option("--weight-decay", options->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  cmd->add_option("--grad-clip", options->grad_clip, "global gradient-norm clip (<= 0: off)")->capture_default_str();
+  cmd->add_option("--seed", options->seed, "seed for weights and data")->capture_default_str();
+  cmd->add_option("--log-every", options->log_every, "steps between progress lines")->capture_default_str();
+  cmd->add_option("--threads", options->threads, "OpenMP threads (0: default)")->capture_default_str();
+  cmd->add_option("--loss-curve", *curve_path, "write every step's loss as JSON to this file");
+  cmd->callback([options, curve_path] {
+    const engine::TrainResult r = engine::train(*options, [](const std::string& line) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    });
+    if (r.entropy_floor >= 0) {
+      std::printf("final loss %.4f (mean of the last 10 steps); entropy floor %.4f; %.1f%% above the floor; %.0f tokens/s\n",
+                  r.final_loss, r.entropy_floor, 100.0 * (r.final_loss / r.entropy_floor - 1.0), r.tokens_per_s);
+    } else {
+      std::printf("final loss %.4f (mean of the last 10 steps); %.0f tokens/s\n", r.final_loss, r.tokens_per_s);
+    }
+    if (!curve_path->empty()) write_loss_curve(*curve_path, *options, r);
+  });
 }
 
 }  // namespace zt::cli

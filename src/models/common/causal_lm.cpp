@@ -39,7 +39,7 @@ void load_weights(CausalLM& model, const std::string& path) {
     ZT_CHECK(reader.contains(name), path, ": the checkpoint has no tensor \"", name, "\" that ", model.type_name(),
              " needs (is it a checkpoint of another model?)");
     const io::TensorInfo& info = reader.info(name);
-    ZT_CHECK(info.shape == p->shape, path, ": tensor \"", name, "\" has shape ", shape_str(info.shape), ", but ",
+    ZT_CHECK(info.shape == p->shape, reader.shard_of(name), ": tensor \"", name, "\" has shape ", shape_str(info.shape), ", but ",
              model.type_name(), " with this config.json expects ", shape_str(p->shape));
     const Tensor value = reader.read_as(name, p->dtype);
     p->data.copy_from(value.to(p->data.device()));
@@ -48,7 +48,7 @@ void load_weights(CausalLM& model, const std::string& path) {
   for (const std::string& name : reader.names()) {
     if (used.count(name) || is_known_buffer(name)) continue;
     // A separate lm_head in a checkpoint whose config ties it would silently be dropped.
-    ZT_THROW(path, ": tensor \"", name, "\" matches no parameter of ", model.type_name(),
+    ZT_THROW(reader.shard_of(name), ": tensor \"", name, "\" matches no parameter of ", model.type_name(),
              " (does config.json describe this checkpoint?)");
   }
 }

@@ -1,0 +1,61 @@
+// The single-process training loop behind `zt train`: a model, a dataset and the training
+// settings in, a loss curve and throughput out. (The engine's own settings will come from a
+// DeepSpeed JSON config; these are the run's, kept apart.)
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zt/data/dataset.hpp"
+#include "zt/models/causal_lm.hpp"
+
+namespace zt::engine {
+
+struct TrainOptions {
+  std::string model = "gpt2-tiny";  // a built-in name or a Hugging Face model folder
+  std::string data = "synthetic";   // "synthetic" or a token-shard path
+  int64_t steps = 400;
+  int64_t batch_size = 16;          // B, sequences per step
+  int64_t seq_len = 64;             // T
+  double lr = 5e-3;
+  int64_t warmup_steps = 20;
+  double min_lr_ratio = 0.1;        // cosine decay to lr * min_lr_ratio
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.95;
+  double grad_clip = 1.0;           // <= 0: off
+  uint64_t seed = 42;
+  int64_t log_every = 25;
+  int threads = 0;                  // 0: OpenMP's default
+};
+
+struct StepRecord {
+  int64_t step = 0;
+  double loss = 0;
+  double grad_norm = 0;
+  double lr = 0;
+  double ms = 0;
+};
+
+struct TrainResult {
+  std::vector<StepRecord> steps;
+  double entropy_floor = -1;        // nats/token when the data has a known floor, else -1
+  double tokens_per_s = 0;          // over the steps after the first
+  double final_loss = 0;            // mean of the last 10 steps' losses
+  int64_t parameters = 0;
+  std::string model_description, data_description;
+};
+
+void validate(const TrainOptions& options);
+// Learning rate at step (0-based): linear warmup, then cosine to lr * min_lr_ratio.
+double scheduled_lr(const TrainOptions& options, int64_t step);
+
+using ProgressFn = std::function<void(const std::string& line)>;
+TrainResult train(const TrainOptions& options, const ProgressFn& progress);
+
+// Builds the model that options.model names (initialized with the seed, or loaded).
+std::shared_ptr<models::CausalLM> make_model(const TrainOptions& options);
+std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& options, int64_t vocab_size, int rank);
+
+}  // namespace zt::engine
