@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
 
 #include "gradcheck.hpp"
 #include "zt/kernels/ops.hpp"
@@ -16,7 +17,7 @@ using test::Rng;
 using test::values;
 
 double gelu_tanh(double x) {
-  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
 }
 
 double silu(double x) { return x / (1.0 + std::exp(-x)); }

@@ -4,11 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
+#include <ostream>
 #include <string>
 #include <tuple>
 
 #include "gradcheck.hpp"
 #include "zt/kernels/ops.hpp"
+
+namespace zt::ops {
+// How gtest names the parameters of a failing case.
+static void PrintTo(WeightLayout layout, std::ostream* os) { *os << (layout == WeightLayout::out_in ? "out_in" : "in_out"); }
+static void PrintTo(Activation act, std::ostream* os) { *os << (act == Activation::none ? "none" : "gelu_tanh"); }
+}  // namespace zt::ops
 
 namespace zt {
 namespace {
@@ -25,7 +33,7 @@ Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
 }
 
 double gelu_tanh(double x) {
-  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
 }
 
 struct MatmulRef {

@@ -139,6 +139,20 @@ inline ::testing::AssertionResult close_by_norm(const Tensor& actual, const Tens
   return close_by_norm(values(actual), values(expected), tol);
 }
 
+// Runs fn with the OpenMP thread count set to n, restoring the previous count after.
+template <class Fn>
+void with_threads(int n, Fn&& fn) {
+  const int previous = omp_get_max_threads();
+  omp_set_num_threads(n);
+  try {
+    fn();
+  } catch (...) {
+    omp_set_num_threads(previous);
+    throw;
+  }
+  omp_set_num_threads(previous);
+}
+
 // One tensor whose gradient is checked: value (f64) is perturbed in place by the finite
 // differences; the backward writes dL/dvalue into grad (f64).
 struct GradTensor {
@@ -193,7 +207,10 @@ inline void check_gradients(const std::vector<GradTensor>& tensors, const std::f
   for (size_t k = 0; k < tensors.size(); ++k) analytic.push_back(gradient(k));
 
   for (size_t k = 0; k < tensors.size(); ++k) {
-    const std::vector<double> numeric = numeric_gradient(tensors[k].value, loss, h);
+    // Thousands of tiny forwards: one thread, so that a loaded machine does not stall them at
+    // OpenMP barriers (the threaded paths run in the backward calls and in their own tests).
+    std::vector<double> numeric;
+    with_threads(1, [&] { numeric = numeric_gradient(tensors[k].value, loss, h); });
     EXPECT_GT(norm(numeric), 0.0) << tensors[k].name << ": the loss does not depend on it";
     EXPECT_TRUE(close_by_norm(analytic[k], numeric, tol)) << "gradient of " << tensors[k].name;
   }
@@ -225,20 +242,6 @@ template <class Fn>
     return ::testing::AssertionFailure() << "threw a non-zt exception: " << e.what();
   }
   return ::testing::AssertionFailure() << "did not throw";
-}
-
-// Runs fn with the OpenMP thread count set to n, restoring the previous count after.
-template <class Fn>
-void with_threads(int n, Fn&& fn) {
-  const int previous = omp_get_max_threads();
-  omp_set_num_threads(n);
-  try {
-    fn();
-  } catch (...) {
-    omp_set_num_threads(previous);
-    throw;
-  }
-  omp_set_num_threads(previous);
 }
 
 }  // namespace zt::test
