@@ -12,6 +12,7 @@ packages=(
   libsentencepiece-dev libpcre2-dev # tokenizers
   liburing-dev                      # NVMe offload I/O
   python3
+  clang libclang-rt-14-dev          # libFuzzer and sanitizers for scripts/fuzz.sh
 )
 
 missing=()
