@@ -8,31 +8,31 @@ namespace zt::cpu {
 
 template <class T>
 void gelu_forward(T* out, const T* inp, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_value(inp[i]);
 }
 
 template <class T>
 void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) dinp[i] = gelu_derivative(inp[i]) * dout[i];
 }
 
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    out[i] = g / (T(1) + std::exp(-g)) * up[i];
+    out[i] = g / (T(1) + fast_exp(-g)) * up[i];
   }
 }
 
 template <class T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    const T sig = T(1) / (T(1) + std::exp(-g));
+    const T sig = T(1) / (T(1) + fast_exp(-g));
     const T silu = g * sig;
     dup[i] = dout[i] * silu;
     dgate[i] = dout[i] * up[i] * sig * (T(1) + g * (T(1) - sig));

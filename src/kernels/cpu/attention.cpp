@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu_ops.hpp"
+#include "fast_math.hpp"
 
 namespace zt::cpu {
 
@@ -19,8 +20,9 @@ void causal_softmax_rows(T* s, int64_t t) {
     T max = -std::numeric_limits<T>::infinity();
     for (int64_t j = 0; j <= i; ++j) max = row[j] > max ? row[j] : max;
     double sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j <= i; ++j) {
-      row[j] = std::exp(row[j] - max);
+      row[j] = fast_exp(row[j] - max);
       sum += row[j];
     }
     const T inv = T(1.0 / sum);

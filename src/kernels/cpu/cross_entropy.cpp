@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cpu_ops.hpp"
+#include "fast_math.hpp"
 
 namespace zt::cpu {
 
@@ -24,13 +25,15 @@ int64_t cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* tar
     T max = x[0];
     for (int64_t j = 1; j < v; ++j) max = x[j] > max ? x[j] : max;
     double sum = 0;
-    for (int64_t j = 0; j < v; ++j) sum += std::exp(double(x[j] - max));
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < v; ++j) sum += double(fast_exp(x[j] - max));
     const double lse = double(max) + std::log(sum);
     losses[row] = T(lse - double(x[target]));
     if (!dx) continue;
     // Written after the loss is read, so dlogits may alias logits.
-    const double inv = 1.0 / sum;
-    for (int64_t j = 0; j < v; ++j) dx[j] = T(std::exp(double(x[j] - max)) * inv * dloss);
+    const T scale = T(dloss / sum);
+#pragma omp simd
+    for (int64_t j = 0; j < v; ++j) dx[j] = fast_exp(x[j] - max) * scale;
     dx[target] -= T(dloss);
   }
   return counted;

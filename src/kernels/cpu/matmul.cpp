@@ -47,14 +47,13 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
   for (int64_t row = 0; row < n; ++row) {
     T* pre = target + row * oc;
     T* o = out + row * oc;
-    for (int64_t j = 0; j < oc; ++j) {
-      const T v = bias ? pre[j] + bias[j] : pre[j];
-      if (act == Activation::none) {
-        o[j] = v;
-      } else {
-        pre[j] = v;
-        o[j] = gelu_value(v);
-      }
+    if (bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < oc; ++j) pre[j] += bias[j];
+    }
+    if (act == Activation::gelu_tanh) {
+#pragma omp simd
+      for (int64_t j = 0; j < oc; ++j) o[j] = gelu_value(pre[j]);
     }
   }
 }
@@ -66,7 +65,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   std::vector<T> dpre_buffer;
   if (act != Activation::none) {
     dpre_buffer.resize(size_t(n * oc));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n * oc; ++i) dpre_buffer[size_t(i)] = gelu_derivative(pre_act[i]) * dout[i];
     dpre = dpre_buffer.data();
   }
