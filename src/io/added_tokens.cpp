@@ -24,6 +24,7 @@ AddedTokenMatcher::AddedTokenMatcher(const std::vector<AddedToken>& tokens) {
                    [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
   for (uint32_t i = 0; i < tokens_.size(); ++i) {
     by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
+    starts_[static_cast<unsigned char>(tokens_[i].content[0])] = true;
   }
 }
 
@@ -35,6 +36,12 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<TextSpan>& out)
   size_t emitted = 0;  // text before this is in out
   size_t i = 0;
   while (i < text.size()) {
+    if (by_first_byte_[static_cast<unsigned char>(text[i])].empty()) {
+      // Skip ahead to the next byte that can start a token.
+      ++i;
+      while (i < text.size() && !starts_[static_cast<unsigned char>(text[i])]) ++i;
+      continue;
+    }
     const auto& candidates = by_first_byte_[static_cast<unsigned char>(text[i])];
     const AddedToken* hit = nullptr;
     for (uint32_t c : candidates) {

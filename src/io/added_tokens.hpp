@@ -2,6 +2,7 @@
 // "<|endoftext|>" in a document is one id and never the BPE of its characters.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@ class AddedTokenMatcher {
  private:
   std::vector<AddedToken> tokens_;  // longest first, so the first hit at a position is the longest
   std::vector<std::vector<uint32_t>> by_first_byte_ = std::vector<std::vector<uint32_t>>(256);
+  std::array<bool, 256> starts_{};  // bytes that begin some token
 };
 
 }  // namespace zt::io

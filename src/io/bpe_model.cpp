@@ -17,9 +17,15 @@ namespace {
 constexpr size_t kCacheEntries = 1 << 16;
 constexpr size_t kCacheMaxPieceBytes = 64;
 
+// Looks pieces up by string_view, without building a std::string per lookup.
+struct PieceHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct PieceCache {
   uint64_t instance = 0;
-  std::unordered_map<std::string, std::vector<int32_t>> map;
+  std::unordered_map<std::string, std::vector<int32_t>, PieceHash, std::equal_to<>> map;
 };
 
 PieceCache& thread_cache(uint64_t instance) {
@@ -155,7 +161,7 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
   PieceCache* cache = nullptr;
   if (cacheable) {
     cache = &thread_cache(instance_);
-    const auto it = cache->map.find(std::string(bytes));
+    const auto it = cache->map.find(bytes);
     if (it != cache->map.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
