@@ -20,11 +20,16 @@ AttentionDims attention_dims(const Tensor& qkv, int64_t n_head, int64_t n_kv_hea
 }
 }  // namespace
 
+Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_t seq_len) {
+  ZT_CHECK(device.is_cpu(), "attention: no kernel for ", device.name(), " tensors in this build");
+  return {batch, n_head, seq_len, seq_len};
+}
+
 void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head) {
   const char* op = "attention_forward";
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
-  check_matches(att, qkv, {b, n_head, t, t}, op, "att");
+  check_matches(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
   kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::attention_forward<T>(out.data<T>(), att.data<T>(), qkv.data<T>(), b, t, n_head, n_kv_head, hd);
@@ -37,7 +42,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");
   check_matches(dout, qkv, {b, t, n_head * hd}, op, "dout");
-  check_matches(att, qkv, {b, n_head, t, t}, op, "att");
+  check_matches(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
   kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), att.data<T>(), b, t, n_head, n_kv_head,

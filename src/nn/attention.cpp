@@ -94,7 +94,7 @@ Tensor Attention::forward_impl(const Tensor& x) {
     ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), inv_freq_.to(x.dtype()), nh + nkv, position_offset_);
   }
   Tensor y = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
-  att_ = Tensor::empty({b, nh, t, t}, x.dtype(), x.device());
+  att_ = Tensor::empty(ops::attention_saved_shape(x.device(), b, nh, t), x.dtype(), x.device());
   ops::attention_forward(y, att_, qkv_, nh, nkv);
   return out_proj_->forward(y);
 }

@@ -45,7 +45,10 @@ void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& d
 // ---- attention ------------------------------------------------------------------------------
 // qkv (B, T, (NH + 2*NKV) * HD): per token, NH query heads, then NKV key heads, then NKV value
 // heads. Causal softmax(q k^T / sqrt(HD)) v; query head h reads key/value head h / (NH / NKV).
-// out (B, T, NH * HD); att (B, NH, T, T) keeps the probabilities for the backward.
+// out (B, T, NH * HD). att holds what the backward needs, in the backend's own form: the
+// probabilities (B, NH, T, T) on the CPU; a flash-attention backend keeps only the row
+// log-sum-exp (B, NH, T) and recomputes. attention_saved_shape says which, for a device.
+Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_t seq_len);
 void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head);
 // dqkv (B, T, (NH + 2*NKV) * HD) overwritten.
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& att,
