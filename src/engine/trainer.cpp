@@ -9,6 +9,7 @@
 #include "zt/core/memory_stats.hpp"
 #include "zt/core/timer.hpp"
 #include "zt/data/markov_corpus.hpp"
+#include "zt/data/token_dataset.hpp"
 #include "zt/models/builtin.hpp"
 #include "zt/nn/loss.hpp"
 #include "zt/optim/adamw.hpp"
@@ -57,7 +58,7 @@ std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab
     corpus.stream_seed = o.seed * 1000003ull + uint64_t(rank);
     return std::make_unique<data::MarkovCorpus>(corpus);
   }
-  ZT_THROW("--data ", o.data, ": token shards are read by the token dataset (pending)");
+  return std::make_unique<data::TokenDataset>(o.data, vocab_size, o.seed, rank, 1);
 }
 
 namespace {
