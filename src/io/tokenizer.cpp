@@ -43,6 +43,20 @@ void apply_config(Tokenizer& tok, const fs::path& config_path) {
     ZT_CHECK(id.has_value(), "'", config_path.string(), "' names bos_token \"", *bos, "\", which the tokenizer lacks");
     tok.set_bos_id(id);
   }
+  const auto flag = [&](const char* key) -> std::optional<bool> {
+    if (!config.contains(key) || !config[key].is_boolean()) return std::nullopt;
+    return config[key].get<bool>();
+  };
+  const auto affix = [&](std::optional<int32_t> id, const char* what) {
+    ZT_CHECK(id.has_value(), "'", config_path.string(), "' sets ", what, " but the tokenizer names no such token");
+    return std::vector<int32_t>{*id};
+  };
+  if (const auto add = flag("add_bos_token")) {
+    tok.set_prefix_ids(*add ? affix(tok.bos_id(), "add_bos_token") : std::vector<int32_t>{});
+  }
+  if (const auto add = flag("add_eos_token")) {
+    tok.set_suffix_ids(*add ? affix(tok.eos_id(), "add_eos_token") : std::vector<int32_t>{});
+  }
 }
 
 std::unique_ptr<Tokenizer> load_file(const fs::path& path) {

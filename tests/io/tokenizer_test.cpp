@@ -242,6 +242,7 @@ TEST(SentencePieceTokenizer, MatchesFixtureCases) {
   EXPECT_EQ(tok->eos_id(), 2);
   EXPECT_EQ(tok->bos_id(), 1);
   EXPECT_EQ(tok->token_to_id("</s>"), 2);
+  EXPECT_EQ(tok->prefix_ids(), (std::vector<int32_t>{1}));  // BOS, as Llama-2 adds it
   EXPECT_FALSE(tok->token_to_id("no such piece").has_value());
   expect_cases(*tok, load_cases(kSp));
 }
@@ -262,6 +263,11 @@ TEST(LoadTokenizer, ChoosesByFileAndReadsConfig) {
   write_bytes(dir.file("tokenizer_config.json"), R"({"eos_token": {"content": "<|endoftext|>"}, "bos_token": "<|endoftext|>"})");
   const auto tok = load_tokenizer(dir.path().string());
   EXPECT_EQ(tok->bos_id(), 0);
+  EXPECT_TRUE(tok->prefix_ids().empty());
+  write_bytes(dir.file("tokenizer_config.json"), R"({"bos_token": "<|endoftext|>", "add_bos_token": true, "add_eos_token": true})");
+  const auto with_affixes = load_tokenizer(dir.path().string());
+  EXPECT_EQ(with_affixes->prefix_ids(), (std::vector<int32_t>{0}));
+  EXPECT_EQ(with_affixes->suffix_ids(), (std::vector<int32_t>{0}));
   write_bytes(dir.file("tokenizer_config.json"), R"({"eos_token": "<nope>"})");
   expect_error([&] { load_tokenizer(dir.path().string()); }, "eos_token \"<nope>\"");
 }

@@ -52,6 +52,9 @@ class Tokenizer {
   // Overrides from tokenizer_config.json (its eos_token / bos_token name a token).
   void set_eos_id(std::optional<int32_t> id) { eos_id_ = id; }
   void set_bos_id(std::optional<int32_t> id) { bos_id_ = id; }
+  // Overrides from tokenizer_config.json's add_bos_token / add_eos_token.
+  void set_prefix_ids(std::vector<int32_t> ids) { prefix_ids_ = std::move(ids); }
+  void set_suffix_ids(std::vector<int32_t> ids) { suffix_ids_ = std::move(ids); }
 
  protected:
   std::optional<int32_t> eos_id_, bos_id_;
@@ -61,7 +64,8 @@ class Tokenizer {
 
 // Loads the tokenizer of a model folder or a file:
 //   tokenizer.json (byte-level BPE) when present and byte-level, else tokenizer.model
-//   (SentencePiece). A folder's tokenizer_config.json, when present, names eos and bos.
+//   (SentencePiece). A folder's tokenizer_config.json, when present, names eos and bos and
+//   says whether encoding with special tokens adds them (add_bos_token, add_eos_token).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& folder_or_file);
 
 }  // namespace zt::io
