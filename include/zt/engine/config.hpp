@@ -1,0 +1,89 @@
+// The engine's settings, read from a DeepSpeed JSON config (a file or a string) with
+// DeepSpeed's key names and defaults. An unknown key is an error naming it and the nearest
+// valid key; a DeepSpeed key that is known but not supported is an error that says so;
+// nothing is silently ignored.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zt::engine {
+
+struct OptimizerConfig {
+  std::string type = "AdamW";       // Adam, AdamW, Lion, LAMB, SGD (DeepSpeed's names, case-insensitive)
+  nlohmann::json params = nlohmann::json::object();  // as given; each optimizer reads its keys
+};
+
+struct SchedulerConfig {
+  std::string type;                 // "" = none; WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest
+  nlohmann::json params = nlohmann::json::object();
+};
+
+struct Fp16Config {
+  bool enabled = false;
+  double loss_scale = 0;            // 0: dynamic
+  int initial_scale_power = 16;
+  int loss_scale_window = 1000;
+  int hysteresis = 2;
+  bool consecutive_hysteresis = false;
+  double min_loss_scale = 1;
+};
+
+struct OffloadConfig {
+  std::string device = "none";      // none | cpu | nvme
+  bool pin_memory = false;
+  std::string nvme_path;
+  int64_t buffer_count = 5;
+  int64_t buffer_size = 100000000;
+  double ratio = 1.0;               // offload_optimizer only
+};
+
+struct ZeroConfig {
+  int stage = 0;
+  bool contiguous_gradients = true;
+  bool overlap_comm = false;        // DeepSpeed: false for stages 1-2, true for 3
+  bool reduce_scatter = true;
+  int64_t reduce_bucket_size = 500000000;    // elements
+  int64_t allgather_bucket_size = 500000000; // elements
+  int64_t stage3_prefetch_bucket_size = 50000000;
+  int64_t stage3_param_persistence_threshold = 100000;
+  int64_t stage3_max_live_parameters = 1000000000;
+  int64_t stage3_max_reuse_distance = 1000000000;
+  int64_t sub_group_size = 1000000000;
+  OffloadConfig offload_optimizer, offload_param;
+};
+
+struct CommsLoggerSettings {
+  bool enabled = false, verbose = false, prof_all = true;
+  std::vector<std::string> prof_ops;
+};
+
+struct Config {
+  // The batch triple after DeepSpeed's rule (any two give the third) for a world size.
+  int64_t train_batch_size = 0;
+  int64_t train_micro_batch_size_per_gpu = 0;
+  int64_t gradient_accumulation_steps = 0;
+  std::optional<OptimizerConfig> optimizer;
+  SchedulerConfig scheduler;
+  Fp16Config fp16;
+  bool bf16 = false;
+  double gradient_clipping = 0;     // 0: off
+  ZeroConfig zero;
+  int64_t steps_per_print = 10;
+  bool wall_clock_breakdown = false;
+  std::string communication_data_type;  // "" = the gradients' dtype; fp32 | fp16 | bf16
+  double gradient_predivide_factor = 1.0;
+  bool prescale_gradients = false;
+  CommsLoggerSettings comms_logger;
+  nlohmann::json raw;               // the document as given
+
+  // Parses and validates; `source` names the file (or "config string") in errors; world_size
+  // resolves the batch triple.
+  static Config from_json(const nlohmann::json& j, int world_size, const std::string& source = "config");
+  static Config from_file(const std::string& path, int world_size);
+  static Config from_string(const std::string& text, int world_size);
+};
+
+}  // namespace zt::engine
