@@ -26,10 +26,13 @@ libs=($(pkg-config --libs libpcre2-8 sentencepiece) -lpthread)
 # and io.
 sources=("$root"/src/core/*.cpp "$root"/src/io/*.cpp)
 
+# An object is rebuilt when its source or any header is newer (a changed class layout would
+# otherwise link stale objects against new ones).
+newest_header="$(find "$root/include" "$root/src" -name '*.hpp' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)"
 objects=()
 for f in "${sources[@]}"; do
   o="$out/obj/$(basename "${f%.cpp}").o"
-  if [ ! -f "$o" ] || [ "$f" -nt "$o" ]; then
+  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$newest_header" -nt "$o" ]; then
     "$cxx" "${flags[@]}" -c "$f" -o "$o"
   fi
   objects+=("$o")
