@@ -25,5 +25,7 @@ T* ptr_or_null(const Tensor& t) {
 // Checks that an optional tensor, when given, matches the reference's dtype, device and shape.
 void check_optional(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* arg);
 void check_matches(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* arg);
+// Checks saved statistics: shape, dtype ops::stats_dtype(like's dtype), like's device.
+void check_stats(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* arg);
 
 }  // namespace zt::kernels

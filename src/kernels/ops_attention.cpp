@@ -1,5 +1,8 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -21,6 +24,9 @@ AttentionDims attention_dims(const Tensor& qkv, int64_t n_head, int64_t n_kv_hea
 }  // namespace
 
 Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_t seq_len) {
+#if ZT_HAS_CUDA
+  if (device.is_cuda()) return {batch, n_head, seq_len};  // the log-sum-exp of each query row
+#endif
   ZT_CHECK(device.is_cpu(), "attention: no kernel for ", device.name(), " tensors in this build");
   return {batch, n_head, seq_len, seq_len};
 }
@@ -29,7 +35,16 @@ void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, 
   const char* op = "attention_forward";
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
-  check_matches(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
+  kernels::check_stats(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
+#if ZT_HAS_CUDA
+  if (qkv.device().is_cuda()) {
+    cuda::dispatch_float(qkv, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::attention_forward<T>(cuda::ptr<T>(out), att.data<float>(), cuda::ptr<T>(qkv), b, t, n_head, n_kv_head, hd);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::attention_forward<T>(out.data<T>(), att.data<T>(), qkv.data<T>(), b, t, n_head, n_kv_head, hd);
@@ -42,7 +57,17 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");
   check_matches(dout, qkv, {b, t, n_head * hd}, op, "dout");
-  check_matches(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
+  kernels::check_stats(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
+#if ZT_HAS_CUDA
+  if (qkv.device().is_cuda()) {
+    cuda::dispatch_float(qkv, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::attention_backward<T>(cuda::ptr<T>(dqkv), cuda::ptr<T>(dout), cuda::ptr<T>(qkv), att.data<float>(), b, t,
+                                  n_head, n_kv_head, hd);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), att.data<T>(), b, t, n_head, n_kv_head,
@@ -58,7 +83,17 @@ void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int6
   ZT_CHECK(hd % 2 == 0, op, ": head size ", hd, " must be even");
   ZT_CHECK(n_rotated_heads >= 0 && n_rotated_heads <= x.size(2), op, ": n_rotated_heads ", n_rotated_heads,
            " out of range for ", x.size(2), " heads");
-  check_matches(inv_freq, x, {hd / 2}, op, "inv_freq");
+  kernels::check_stats(inv_freq, x, {hd / 2}, op, "inv_freq");
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::dispatch_float(x, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::rope_apply<T>(cuda::ptr<T>(x), inv_freq.data<float>(), x.size(0), x.size(1), x.size(2), n_rotated_heads, hd,
+                          position_offset, inverse);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(x, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::rope_apply<T>(x.data<T>(), inv_freq.data<T>(), x.size(0), x.size(1), x.size(2), n_rotated_heads, hd,

@@ -1,5 +1,8 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -21,10 +24,21 @@ int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, c
             const char* op) {
   ZT_CHECK(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.describe());
   const int64_t n = logits.size(0), v = logits.size(1);
-  check_matches(losses, logits, {n}, op, "losses");
+  kernels::check_stats(losses, logits, {n}, op, "losses");
   if (dlogits.defined()) check_matches(dlogits, logits, {n, v}, op, "dlogits");
   check_targets(targets, n, v, op);
   int64_t counted = 0;
+#if ZT_HAS_CUDA
+  if (logits.device().is_cuda()) {
+    check_same_device(targets, logits, op);
+    cuda::dispatch_float(logits, op, [&](auto zero) {
+      using T = decltype(zero);
+      counted = cuda::cross_entropy<T>(losses.data<float>(), cuda::ptr<T>(dlogits), cuda::ptr<T>(logits),
+                                       targets.data<int32_t>(), n, v, dloss);
+    });
+    return counted;
+  }
+#endif
   kernels::dispatch_cpu_float(logits, op, [&](auto zero) {
     using T = decltype(zero);
     counted = cpu::cross_entropy<T>(losses.data<T>(), kernels::ptr_or_null<T>(dlogits), logits.data<T>(),

@@ -1,9 +1,13 @@
 // Casts, sums and reductions. On the CPU these are memory-bound loops; the dtype switch sits
 // outside them.
 #include <cmath>
+#include <cstring>
 
 #include "dispatch.hpp"
 #include "zt/kernels/ops.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -32,6 +36,21 @@ void require_cpu(const Tensor& t, const char* op) {
 void cast(const Tensor& out, const Tensor& inp) {
   const char* op = "cast";
   ZT_CHECK(out.numel() == inp.numel(), op, ": ", inp.describe(), " into ", out.describe(), " differ in size");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda() || out.device().is_cuda()) {
+    ZT_CHECK(dtype_is_float(out.dtype()) && dtype_is_float(inp.dtype()), op,
+             ": casts are between f32, f64, bf16 and f16, got ", inp.describe(), " into ", out.describe());
+    if (inp.device() != out.device()) {  // cast where the output lives
+      Tensor staged = Tensor::empty(inp.shape(), inp.dtype(), out.device());
+      staged.copy_from(inp);
+      cast(out, staged);
+      return;
+    }
+    cuda::set_device(inp.device().index);
+    cuda::cast(out.raw(), out.dtype(), inp.raw(), inp.dtype(), inp.numel());
+    return;
+  }
+#endif
   require_cpu(inp, op);
   require_cpu(out, op);
   ZT_CHECK(dtype_is_float(out.dtype()) && dtype_is_float(inp.dtype()), op, ": casts are between f32, f64, bf16 and f16, got ",
@@ -64,6 +83,16 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
   check_matches(b, a, a.shape(), "add", "b");
   ZT_CHECK(out.numel() == a.numel(), "add: out ", out.describe(), " does not match ", a.describe());
   check_dtype(out, a.dtype(), "add", "out");
+#if ZT_HAS_CUDA
+  if (a.device().is_cuda()) {
+    check_same_device(out, a, "add");
+    cuda::dispatch_float(a, "add", [&](auto zero) {
+      using T = decltype(zero);
+      cuda::add<T>(cuda::ptr<T>(out), cuda::ptr<T>(a), cuda::ptr<T>(b), a.numel());
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(a, "add", [&](auto zero) {
     using T = decltype(zero);
     T* o = out.data<T>();
@@ -75,9 +104,32 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
   });
 }
 
-void add_(const Tensor& acc, const Tensor& x) { add(acc, acc, x); }
+void add_(const Tensor& acc, const Tensor& x) {
+  if (acc.dtype() == x.dtype() && (acc.dtype() == DType::f32 || acc.dtype() == DType::f64)) {
+    add(acc, acc, x);
+    return;
+  }
+  // Mixed or 16-bit dtypes (folding a gradient into its bf16/f16 buffer): convert per element.
+  ZT_CHECK(acc.numel() == x.numel(), "add_: ", x.describe(), " into ", acc.describe(), " differ in size");
+  require_cpu(acc, "add_");
+  require_cpu(x, "add_");
+  Tensor sum = Tensor::empty(acc.shape(), DType::f64, acc.device());
+  double* s = sum.data<double>();
+  for_each_float(acc, "add_", [&](int64_t i, double v) { s[i] = v; });
+  for_each_float(x, "add_", [&](int64_t i, double v) { s[i] += v; });
+  cast(acc, sum);
+}
 
 void scale_(const Tensor& x, double factor) {
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::dispatch_float(x, "scale_", [&](auto zero) {
+      using T = decltype(zero);
+      cuda::scale<T>(cuda::ptr<T>(x), factor, x.numel());
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(x, "scale_", [&](auto zero) {
     using T = decltype(zero);
     T* p = x.data<T>();
@@ -89,6 +141,12 @@ void scale_(const Tensor& x, double factor) {
 }
 
 double sum_squares(const Tensor& x) {
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::set_device(x.device().index);
+    return cuda::sum_squares(x.raw(), x.dtype(), x.numel());
+  }
+#endif
   require_cpu(x, "sum_squares");
   if (x.dtype() == DType::f32) {
     const float* p = x.data<float>();
@@ -104,10 +162,64 @@ double sum_squares(const Tensor& x) {
 }
 
 bool all_finite(const Tensor& x) {
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::set_device(x.device().index);
+    return cuda::all_finite(x.raw(), x.dtype(), x.numel());
+  }
+#endif
   require_cpu(x, "all_finite");
   bool finite = true;
   for_each_float(x, "all_finite", [&](int64_t, double v) { finite = finite && std::isfinite(v); });
   return finite;
+}
+
+namespace {
+void copy_columns(const Tensor& packed, const std::vector<Tensor>& parts, bool to_packed, const char* op) {
+  ZT_CHECK(packed.dim() == 2, op, ": packed must be (N, W), got ", packed.describe());
+  const int64_t n = packed.size(0), width = packed.size(1);
+  int64_t total = 0;
+  for (const Tensor& part : parts) {
+    ZT_CHECK(part.dim() == 2 && part.size(0) == n, op, ": each part must be (", n, ", w), got ", part.describe());
+    check_dtype(part, packed.dtype(), op, "part");
+    check_same_device(part, packed, op);
+    total += part.size(1);
+  }
+  ZT_CHECK(total == width, op, ": the parts' widths add up to ", total, ", not the packed width ", width);
+  const size_t esize = dtype_size(packed.dtype());
+#if ZT_HAS_CUDA
+  if (packed.device().is_cuda()) {
+    cuda::set_device(packed.device().index);
+    int64_t col = 0;
+    for (const Tensor& part : parts) {
+      cuda::copy_columns(packed.raw(), width, part.raw(), part.size(1), col, n, esize, to_packed);
+      col += part.size(1);
+    }
+    return;
+  }
+#endif
+  char* base = static_cast<char*>(packed.raw());
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    int64_t col = 0;
+    for (const Tensor& part : parts) {
+      const int64_t w = part.size(1);
+      char* packed_row = base + size_t(row * width + col) * esize;
+      char* part_row = static_cast<char*>(part.raw()) + size_t(row * w) * esize;
+      if (to_packed) std::memcpy(packed_row, part_row, size_t(w) * esize);
+      else std::memcpy(part_row, packed_row, size_t(w) * esize);
+      col += w;
+    }
+  }
+}
+}  // namespace
+
+void pack_columns(const Tensor& packed, const std::vector<Tensor>& parts) {
+  copy_columns(packed, parts, true, "pack_columns");
+}
+
+void unpack_columns(const std::vector<Tensor>& parts, const Tensor& packed) {
+  copy_columns(packed, parts, false, "unpack_columns");
 }
 
 }  // namespace zt::ops

@@ -1,5 +1,8 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -25,6 +28,17 @@ void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& weigh
   const int64_t v = weight.size(0), c = weight.size(1);
   check_ids(ids, v, op);
   check_matches(out, weight, {ids.numel(), c}, op, "out");
+#if ZT_HAS_CUDA
+  if (weight.device().is_cuda()) {
+    check_same_device(ids, weight, op);
+    cuda::dispatch_float(weight, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::embedding_forward<T>(cuda::ptr<T>(out), ids.data<int32_t>(), cuda::ptr<T>(weight), ids.numel(), v, c,
+                                 accumulate);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(weight, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::embedding_forward<T>(out.data<T>(), ids.data<int32_t>(), weight.data<T>(), ids.numel(), v, c, accumulate);
@@ -37,6 +51,16 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
   const int64_t v = dweight.size(0), c = dweight.size(1);
   check_ids(ids, v, op);
   check_matches(dout, dweight, {ids.numel(), c}, op, "dout");
+#if ZT_HAS_CUDA
+  if (dweight.device().is_cuda()) {
+    check_same_device(ids, dweight, op);
+    cuda::dispatch_float(dweight, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::embedding_backward<T>(cuda::ptr<T>(dweight), cuda::ptr<T>(dout), ids.data<int32_t>(), ids.numel(), v, c);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(dweight, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::embedding_backward<T>(dweight.data<T>(), dout.data<T>(), ids.data<int32_t>(), ids.numel(), v, c);

@@ -1,5 +1,8 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -23,6 +26,16 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
   check_matches(weight, inp, weight_shape(layout, c, oc), op, "weight");
   check_optional(bias, inp, {oc}, op, "bias");
   if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::matmul_forward<T>(cuda::ptr<T>(out), act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr,
+                              cuda::ptr<T>(inp), cuda::ptr<T>(weight), cuda::ptr<T>(bias), n, c, oc, layout, act);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::matmul_forward<T>(out.data<T>(), ptr_or_null<T>(pre_act), inp.data<T>(), weight.data<T>(),
@@ -43,6 +56,17 @@ void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& db
   check_optional(dweight, inp, weight_shape(layout, c, oc), op, "dweight");
   check_optional(dbias, inp, {oc}, op, "dbias");
   if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::matmul_backward<T>(cuda::ptr<T>(dinp), cuda::ptr<T>(dweight), cuda::ptr<T>(dbias), cuda::ptr<T>(dout),
+                               cuda::ptr<T>(inp), cuda::ptr<T>(weight),
+                               act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr, n, c, oc, layout, act);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::matmul_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),

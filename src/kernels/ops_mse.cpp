@@ -1,5 +1,8 @@
 #include "dispatch.hpp"
 #include "zt/kernels/ops.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -8,6 +11,15 @@ double mse_loss(const Tensor& dpred, const Tensor& pred, const Tensor& target, d
   kernels::check_matches(target, pred, pred.shape(), op, "target");
   kernels::check_optional(dpred, pred, pred.shape(), op, "dpred");
   double total = 0;
+#if ZT_HAS_CUDA
+  if (pred.device().is_cuda()) {
+    cuda::dispatch_float(pred, op, [&](auto zero) {
+      using T = decltype(zero);
+      total = cuda::mse_loss<T>(cuda::ptr<T>(dpred), cuda::ptr<T>(pred), cuda::ptr<T>(target), pred.numel(), dloss);
+    });
+    return total;
+  }
+#endif
   kernels::dispatch_cpu_float(pred, op, [&](auto zero) {
     using T = decltype(zero);
     const T* p = pred.data<T>();

@@ -1,10 +1,14 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
 using kernels::check_matches;
 using kernels::check_optional;
+using kernels::check_stats;
 using kernels::ptr_or_null;
 
 void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
@@ -13,10 +17,20 @@ void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
   check_matches(out, inp, {n, c}, op, "out");
-  check_matches(mean, inp, {n}, op, "mean");
-  check_matches(rstd, inp, {n}, op, "rstd");
+  check_stats(mean, inp, {n}, op, "mean");
+  check_stats(rstd, inp, {n}, op, "rstd");
   check_matches(weight, inp, {c}, op, "weight");
   check_optional(bias, inp, {c}, op, "bias");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::layernorm_forward<T>(cuda::ptr<T>(out), mean.data<float>(), rstd.data<float>(), cuda::ptr<T>(inp),
+                                 cuda::ptr<T>(weight), cuda::ptr<T>(bias), n, c, eps);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::layernorm_forward<T>(out.data<T>(), mean.data<T>(), rstd.data<T>(), inp.data<T>(), weight.data<T>(),
@@ -34,8 +48,19 @@ void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor&
   check_optional(dinp, inp, {n, c}, op, "dinp");
   check_optional(dweight, inp, {c}, op, "dweight");
   check_optional(dbias, inp, {c}, op, "dbias");
-  check_matches(mean, inp, {n}, op, "mean");
-  check_matches(rstd, inp, {n}, op, "rstd");
+  check_stats(mean, inp, {n}, op, "mean");
+  check_stats(rstd, inp, {n}, op, "rstd");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::layernorm_backward<T>(cuda::ptr<T>(dinp), cuda::ptr<T>(dweight), cuda::ptr<T>(dbias), cuda::ptr<T>(dout),
+                                  cuda::ptr<T>(inp), cuda::ptr<T>(weight), mean.data<float>(), rstd.data<float>(), n,
+                                  c);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::layernorm_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),
@@ -48,8 +73,18 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, c
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
   check_matches(out, inp, {n, c}, op, "out");
-  check_matches(rstd, inp, {n}, op, "rstd");
+  check_stats(rstd, inp, {n}, op, "rstd");
   check_matches(weight, inp, {c}, op, "weight");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::rmsnorm_forward<T>(cuda::ptr<T>(out), rstd.data<float>(), cuda::ptr<T>(inp), cuda::ptr<T>(weight), n, c,
+                               eps);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::rmsnorm_forward<T>(out.data<T>(), rstd.data<T>(), inp.data<T>(), weight.data<T>(), n, c, eps);
@@ -65,7 +100,17 @@ void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& d
   check_matches(weight, inp, {c}, op, "weight");
   check_optional(dinp, inp, {n, c}, op, "dinp");
   check_optional(dweight, inp, {c}, op, "dweight");
-  check_matches(rstd, inp, {n}, op, "rstd");
+  check_stats(rstd, inp, {n}, op, "rstd");
+#if ZT_HAS_CUDA
+  if (inp.device().is_cuda()) {
+    cuda::dispatch_float(inp, op, [&](auto zero) {
+      using T = decltype(zero);
+      cuda::rmsnorm_backward<T>(cuda::ptr<T>(dinp), cuda::ptr<T>(dweight), cuda::ptr<T>(dout), cuda::ptr<T>(inp),
+                                cuda::ptr<T>(weight), rstd.data<float>(), n, c);
+    });
+    return;
+  }
+#endif
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::rmsnorm_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), dout.data<T>(), inp.data<T>(),

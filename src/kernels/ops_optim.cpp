@@ -1,5 +1,8 @@
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
+#if ZT_HAS_CUDA
+#include "cuda/cuda_ops.hpp"
+#endif
 
 namespace zt::ops {
 
@@ -10,6 +13,14 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   for (const auto& [t, name] : {std::pair{&grad, "grad"}, {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}})
     kernels::check_matches(*t, param, param.shape(), op, name);
   ZT_CHECK(p.step >= 1, op, ": step must be >= 1 (it is counted from 1), got ", p.step);
+#if ZT_HAS_CUDA
+  if (param.device().is_cuda()) {
+    cuda::set_device(param.device().index);
+    cuda::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
+                     param.numel(), p, grad_scale);
+    return;
+  }
+#endif
   ZT_CHECK(param.device().is_cpu(), op, ": no kernel for ", param.device().name(), " tensors in this build");
   cpu::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
                   param.numel(), p, grad_scale);

@@ -1,30 +1,14 @@
 #include "zt/nn/attention.hpp"
 
 #include <cmath>
-#include <cstring>
 
 namespace zt::nn {
 
 namespace {
 
-// Copies column blocks between a packed (N, W) tensor and separate (N, w_i) tensors.
-void copy_columns(const Tensor& packed, const std::vector<Tensor>& parts, bool to_packed) {
-  const int64_t n = packed.size(0), width = packed.size(1);
-  const size_t esize = dtype_size(packed.dtype());
-  ZT_CHECK(packed.device().is_cpu(), "qkv packing on ", packed.device().name(), " is not available in this build");
-  char* base = static_cast<char*>(packed.raw());
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < n; ++row) {
-    int64_t col = 0;
-    for (const Tensor& part : parts) {
-      const int64_t w = part.size(1);
-      char* packed_row = base + size_t(row * width + col) * esize;
-      char* part_row = static_cast<char*>(part.raw()) + size_t(row * w) * esize;
-      if (to_packed) std::memcpy(packed_row, part_row, size_t(w) * esize);
-      else std::memcpy(part_row, packed_row, size_t(w) * esize);
-      col += w;
-    }
-  }
+// The rotary frequencies where and as the op wants them: on x's device, in stats_dtype.
+Tensor frequencies_for(const Tensor& inv_freq, const Tensor& x) {
+  return inv_freq.to(ops::stats_dtype(x.dtype())).to(x.device());
 }
 
 }  // namespace
@@ -65,7 +49,7 @@ Tensor Attention::project_qkv(const Tensor& x) {
   const Tensor q = q_proj_->forward(x), k = k_proj_->forward(x), v = v_proj_->forward(x);
   const int64_t width = q.size(-1) + k.size(-1) + v.size(-1);
   Tensor qkv = Tensor::empty({b, t, width}, x.dtype(), x.device());
-  copy_columns(qkv.reshape({b * t, width}), {as_rows(q), as_rows(k), as_rows(v)}, true);
+  ops::pack_columns(qkv.reshape({b * t, width}), {as_rows(q), as_rows(k), as_rows(v)});
   return qkv;
 }
 
@@ -76,7 +60,7 @@ Tensor Attention::project_qkv_backward(const Tensor& dqkv) {
   Tensor dq = Tensor::empty({b, t, nh * hd}, dqkv.dtype(), dqkv.device());
   Tensor dk = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
   Tensor dv = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
-  copy_columns(as_rows(dqkv), {as_rows(dq), as_rows(dk), as_rows(dv)}, false);
+  ops::unpack_columns({as_rows(dq), as_rows(dk), as_rows(dv)}, as_rows(dqkv));
   // Backward in the reverse order of the forward's projections.
   Tensor dx = v_proj_->backward(dv);
   ops::add_(dx, k_proj_->backward(dk));
@@ -91,10 +75,11 @@ Tensor Attention::forward_impl(const Tensor& x) {
   const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
   qkv_ = project_qkv(x);
   if (inv_freq_.defined()) {
-    ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), inv_freq_.to(x.dtype()), nh + nkv, position_offset_);
+    ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, x), nh + nkv,
+                      position_offset_);
   }
   Tensor y = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
-  att_ = Tensor::empty(ops::attention_saved_shape(x.device(), b, nh, t), x.dtype(), x.device());
+  att_ = Tensor::empty(ops::attention_saved_shape(x.device(), b, nh, t), ops::stats_dtype(x.dtype()), x.device());
   ops::attention_forward(y, att_, qkv_, nh, nkv);
   return out_proj_->forward(y);
 }
@@ -108,7 +93,7 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   ops::attention_backward(dqkv, dattn, qkv_, att_, nh, nkv);
   qkv_ = att_ = Tensor();
   if (inv_freq_.defined()) {
-    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), inv_freq_.to(dqkv.dtype()), nh + nkv,
+    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, dqkv), nh + nkv,
                        position_offset_);
   }
   return project_qkv_backward(dqkv);

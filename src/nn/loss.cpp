@@ -10,7 +10,7 @@ double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, do
   const Tensor flat_targets = targets.flatten();
   ZT_CHECK(flat_targets.numel() == rows.size(0), "CrossEntropyLoss: ", rows.size(0), " rows of logits but ",
            flat_targets.numel(), " targets");
-  Tensor losses = Tensor::empty({rows.size(0)}, logits.dtype(), logits.device());
+  Tensor losses = Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device());
   // The count of valid targets scales the gradient; count them first so that one pass suffices.
   int64_t count = 0;
   {

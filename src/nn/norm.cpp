@@ -16,8 +16,8 @@ Tensor LayerNorm::forward_impl(const Tensor& x) {
   input_ = as_rows(x);
   const int64_t n = input_.size(0);
   Tensor out = Tensor::empty(input_.shape(), x.dtype(), x.device());
-  mean_ = Tensor::empty({n}, x.dtype(), x.device());
-  rstd_ = Tensor::empty({n}, x.dtype(), x.device());
+  mean_ = Tensor::empty({n}, ops::stats_dtype(x.dtype()), x.device());
+  rstd_ = Tensor::empty({n}, ops::stats_dtype(x.dtype()), x.device());
   ops::layernorm_forward(out, mean_, rstd_, input_, weight->data, bias ? bias->data : Tensor(), eps_);
   return out.reshape(x.shape());
 }
@@ -39,7 +39,7 @@ void RMSNorm::init_own_parameters(Rng&) { weight->data.fill_(1.0); }
 Tensor RMSNorm::forward_impl(const Tensor& x) {
   input_ = as_rows(x);
   Tensor out = Tensor::empty(input_.shape(), x.dtype(), x.device());
-  rstd_ = Tensor::empty({input_.size(0)}, x.dtype(), x.device());
+  rstd_ = Tensor::empty({input_.size(0)}, ops::stats_dtype(x.dtype()), x.device());
   ops::rmsnorm_forward(out, rstd_, input_, weight->data, eps_);
   return out.reshape(x.shape());
 }

@@ -6,7 +6,13 @@
 //   - outputs are allocated by the caller and passed in (so the ZeRO layer decides where memory lives);
 //   - backward ops OVERWRITE input gradients (dinp, dx...) and ACCUMULATE (+=) into parameter
 //     gradients (dweight, dbias), so that micro-batches accumulate without extra buffers;
-//   - an undefined Tensor for an optional output means "do not compute it".
+//   - an undefined Tensor for an optional output means "do not compute it";
+//   - statistics an op saves or returns (norm mean/rstd, attention's saved state, per-row losses)
+//     and rotary frequencies have dtype stats_dtype(input dtype): f32 for bf16/f16 inputs (fp32
+//     accumulation), the input dtype otherwise;
+//   - on CUDA, ops run on the calling thread's compute stream (zt/core/cuda_stream.hpp) with no
+//     host synchronization, except the few that return a host value (the cross-entropy count,
+//     mse_loss, sum_squares, all_finite), which wait for it.
 //
 // Letters used in shapes: N rows (B*T), B batch, T sequence, C channels, OC output channels,
 // V vocabulary, NH query heads, NKV key/value heads, HD head size, H hidden (MLP) size.
@@ -19,6 +25,9 @@ namespace zt::ops {
 enum class Activation { none, gelu_tanh };
 // How a weight is stored: torch nn.Linear keeps (OC, C); Hugging Face's GPT-2 Conv1D keeps (C, OC).
 enum class WeightLayout { out_in, in_out };
+
+// The dtype of the statistics kept for inputs of dtype (see the conventions above).
+DType stats_dtype(DType input);
 
 // ---- matmul with fused epilogue -------------------------------------------------------------
 // out (N, OC) = act(inp (N, C) @ W + bias (OC)), W as weight_layout says. When act != none,
@@ -47,7 +56,8 @@ void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& d
 // heads. Causal softmax(q k^T / sqrt(HD)) v; query head h reads key/value head h / (NH / NKV).
 // out (B, T, NH * HD). att holds what the backward needs, in the backend's own form: the
 // probabilities (B, NH, T, T) on the CPU; a flash-attention backend keeps only the row
-// log-sum-exp (B, NH, T) and recomputes. attention_saved_shape says which, for a device.
+// log-sum-exp (B, NH, T) and recomputes. attention_saved_shape says which, for a device; att's
+// dtype is stats_dtype(qkv dtype).
 Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_t seq_len);
 void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head);
 // dqkv (B, T, (NH + 2*NKV) * HD) overwritten.
@@ -101,6 +111,9 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 
 // ---- elementwise and reductions -------------------------------------------------------------
 void cast(const Tensor& out, const Tensor& inp);  // any of f32, f64, bf16, f16; same numel
+// Column blocks: packed (N, W) from parts (N, w_i), sum of w_i = W, in order; and back.
+void pack_columns(const Tensor& packed, const std::vector<Tensor>& parts);
+void unpack_columns(const std::vector<Tensor>& parts, const Tensor& packed);
 void add(const Tensor& out, const Tensor& a, const Tensor& b);  // out may alias a or b
 void add_(const Tensor& acc, const Tensor& x);                  // acc += x
 void scale_(const Tensor& x, double factor);

@@ -1,9 +1,11 @@
-// CUDA memory: stream-ordered allocation from the device's default pool (cudaMallocAsync),
-// so freed blocks go back to the pool instead of to the driver.
+// CUDA memory: stream-ordered allocation from the device's default pool (cudaMallocAsync) on the
+// compute stream (zt/core/cuda_stream.hpp), so freed blocks go back to the pool instead of to the
+// driver, in the order of the kernels that use them.
 #include <cuda_runtime.h>
 
 #include "../memory_backend.hpp"
 #include "zt/core/cuda_check.hpp"
+#include "zt/core/cuda_stream.hpp"
 #include "zt/core/device.hpp"
 
 namespace zt {
@@ -22,15 +24,15 @@ bool cuda_is_available() {
 namespace detail {
 
 void* cuda_allocate(size_t nbytes, int device) {
-  ZT_CUDA_CHECK(cudaSetDevice(device));
+  cuda::set_device(device);
   void* ptr = nullptr;
-  ZT_CUDA_CHECK(cudaMallocAsync(&ptr, nbytes, cudaStreamPerThread));
+  ZT_CUDA_CHECK(cudaMallocAsync(&ptr, nbytes, cuda::compute_stream()));
   return ptr;
 }
 
 void cuda_release(void* ptr, int device) {
   // A destructor path: report but never throw.
-  if (cudaSetDevice(device) == cudaSuccess) cudaFreeAsync(ptr, cudaStreamPerThread);
+  if (cudaSetDevice(device) == cudaSuccess) cudaFreeAsync(ptr, cuda::compute_stream());
 }
 
 void* pinned_allocate(size_t nbytes) {
@@ -42,12 +44,12 @@ void* pinned_allocate(size_t nbytes) {
 void pinned_release(void* ptr) { cudaFreeHost(ptr); }
 
 void cuda_copy(void* dst, bool, const void* src, bool, size_t nbytes) {
-  ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cudaStreamPerThread));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+  ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cuda::compute_stream()));
+  ZT_CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream()));
 }
 
 void cuda_memset_zero(void* ptr, size_t nbytes) {
-  ZT_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, cudaStreamPerThread));
+  ZT_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, cuda::compute_stream()));
 }
 
 }  // namespace detail

@@ -1,0 +1,248 @@
+// CUDA kernel micro-benchmark at GPT-2 124M shapes (B=16, T=1024, C=768, NH=12, V=50257, bf16):
+// each op's median time over repeated runs, timed with events on the compute stream, against the
+// device's ceilings measured first in the same run (a device-to-device copy for memory bandwidth,
+// an 8192^3 bf16 GEMM for matrix throughput). One JSON line per op.
+// Usage: bench_cuda_kernels [repeats]
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "zt/core/device.hpp"
+
+#if ZT_HAS_CUDA
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "zt/core/cuda_check.hpp"
+#include "zt/core/cuda_stream.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace {
+
+using namespace zt;
+using ops::Activation;
+using ops::WeightLayout;
+
+constexpr int64_t kB = 16, kT = 1024, kC = 768, kNH = 12, kV = 50257, kN = kB * kT, kHD = kC / kNH;
+
+int g_repeats = 20;
+
+// Median milliseconds of fn over the repeats, after warm-up runs.
+double time_ms(const std::function<void()>& fn) {
+  for (int i = 0; i < 3; ++i) fn();
+  cudaEvent_t start, stop;
+  ZT_CUDA_CHECK(cudaEventCreate(&start));
+  ZT_CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> ms;
+  for (int i = 0; i < g_repeats; ++i) {
+    ZT_CUDA_CHECK(cudaEventRecord(start, cuda::compute_stream()));
+    fn();
+    ZT_CUDA_CHECK(cudaEventRecord(stop, cuda::compute_stream()));
+    ZT_CUDA_CHECK(cudaEventSynchronize(stop));
+    float t = 0;
+    ZT_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  ZT_CUDA_CHECK(cudaEventDestroy(start));
+  ZT_CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// A device tensor of uniform values in [lo, hi): a 16M-element random block, tiled.
+Tensor random_device(const Shape& shape, DType dtype, double lo, double hi, uint64_t seed) {
+  Tensor t = Tensor::empty(shape, dtype, Device::cuda());
+  const int64_t n = t.numel(), block = std::min<int64_t>(n, int64_t(1) << 24);
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist{float(lo), float(hi)};
+  std::vector<float> host(static_cast<size_t>(block), 0.0f);
+  for (float& x : host) x = dist(gen);
+  const Tensor chunk = Tensor::from_floats({block}, host, DType::f32).to(dtype).to(Device::cuda());
+  const Tensor flat = t.flatten();
+  for (int64_t i = 0; i < n; i += block) {
+    const int64_t len = std::min(block, n - i);
+    flat.view(size_t(i), {len}).copy_from(chunk.view(0, {len}));
+  }
+  return t;
+}
+
+struct Ceilings {
+  double tflops = 0, gbps = 0;
+};
+Ceilings g_peak;
+
+void report(const std::string& op, const std::string& shape, double ms, double flops, double bytes) {
+  nlohmann::json j;
+  j["op"] = op;
+  j["shape"] = shape;
+  j["dtype"] = op.find("adamw") != std::string::npos ? "f32" : "bf16";
+  j["ms"] = ms;
+  if (flops > 0) {
+    const double tf = flops / (ms * 1e-3) / 1e12;
+    j["tflops"] = tf;
+    j["pct_of_matrix_peak"] = 100.0 * tf / g_peak.tflops;
+  }
+  if (bytes > 0) {
+    const double gb = bytes / (ms * 1e-3) / 1e9;
+    j["gb_per_s"] = gb;
+    j["pct_of_bandwidth"] = 100.0 * gb / g_peak.gbps;
+  }
+  std::printf("%s\n", j.dump().c_str());
+  std::fflush(stdout);
+}
+
+void measure_ceilings() {
+  {
+    const size_t bytes = size_t(2) << 30;
+    const Tensor a = Tensor::empty({int64_t(bytes)}, DType::u8, Device::cuda());
+    const Tensor b = Tensor::empty({int64_t(bytes)}, DType::u8, Device::cuda());
+    a.zero_();
+    const double ms = time_ms([&] {
+      ZT_CUDA_CHECK(cudaMemcpyAsync(b.raw(), a.raw(), bytes, cudaMemcpyDeviceToDevice, cuda::compute_stream()));
+    });
+    g_peak.gbps = 2.0 * double(bytes) / (ms * 1e-3) / 1e9;
+  }
+  {
+    const int64_t m = 8192;
+    const Tensor x = random_device({m, m}, DType::bf16, -1, 1, 1), w = random_device({m, m}, DType::bf16, -1, 1, 2);
+    const Tensor y = Tensor::empty({m, m}, DType::bf16, Device::cuda());
+    const double ms = time_ms(
+        [&] { ops::matmul_forward(y, Tensor(), x, w, Tensor(), WeightLayout::out_in, Activation::none); });
+    g_peak.tflops = 2.0 * double(m * m) * double(m) / (ms * 1e-3) / 1e12;
+  }
+  cudaDeviceProp prop{};
+  ZT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  nlohmann::json j;
+  j["device"] = prop.name;
+  j["measured_bandwidth_gb_per_s"] = g_peak.gbps;
+  j["measured_bf16_gemm_tflops"] = g_peak.tflops;
+  j["repeats"] = g_repeats;
+  std::printf("%s\n", j.dump().c_str());
+}
+
+void bench_matmuls() {
+  struct Linear {
+    const char* name;
+    int64_t c, oc;
+    WeightLayout layout;
+    bool bias;
+    Activation act;
+  };
+  const Linear linears[] = {{"qkv", kC, 3 * kC, WeightLayout::in_out, true, Activation::none},
+                            {"attn_proj", kC, kC, WeightLayout::in_out, true, Activation::none},
+                            {"fc_gelu", kC, 4 * kC, WeightLayout::in_out, true, Activation::gelu_tanh},
+                            {"fc_proj", 4 * kC, kC, WeightLayout::in_out, true, Activation::none},
+                            {"lm_head", kC, kV, WeightLayout::out_in, false, Activation::none}};
+  for (const Linear& l : linears) {
+    const Shape ws = l.layout == WeightLayout::out_in ? Shape{l.oc, l.c} : Shape{l.c, l.oc};
+    const Tensor inp = random_device({kN, l.c}, DType::bf16, -1, 1, 3), w = random_device(ws, DType::bf16, -0.05, 0.05, 4);
+    const Tensor bias = l.bias ? random_device({l.oc}, DType::bf16, -1, 1, 5) : Tensor();
+    const Tensor out = Tensor::empty({kN, l.oc}, DType::bf16, Device::cuda());
+    const Tensor pre = l.act == Activation::none ? Tensor() : Tensor::empty({kN, l.oc}, DType::bf16, Device::cuda());
+    const double flops = 2.0 * double(kN) * double(l.c) * double(l.oc);
+    const std::string shape = "N=" + std::to_string(kN) + " C=" + std::to_string(l.c) + " OC=" + std::to_string(l.oc);
+    report(std::string("matmul_forward.") + l.name, shape,
+           time_ms([&] { ops::matmul_forward(out, pre, inp, w, bias, l.layout, l.act); }), flops, 0);
+    const Tensor dout = random_device({kN, l.oc}, DType::bf16, -1, 1, 6);
+    const Tensor dinp = Tensor::empty({kN, l.c}, DType::bf16, Device::cuda());
+    const Tensor dw = Tensor::zeros(ws, DType::bf16, Device::cuda());
+    const Tensor db = l.bias ? Tensor::zeros({l.oc}, DType::bf16, Device::cuda()) : Tensor();
+    report(std::string("matmul_backward.") + l.name, shape,
+           time_ms([&] { ops::matmul_backward(dinp, dw, db, dout, inp, w, pre, l.layout, l.act); }), 2 * flops, 0);
+  }
+}
+
+void bench_attention() {
+  const Tensor qkv = random_device({kB, kT, 3 * kC}, DType::bf16, -1, 1, 7);
+  const Tensor out = Tensor::empty({kB, kT, kC}, DType::bf16, Device::cuda());
+  const Tensor lse = Tensor::empty(ops::attention_saved_shape(Device::cuda(), kB, kNH, kT), DType::f32, Device::cuda());
+  // Causal: half of the T x T scores; two products of 2 T T HD each, halved.
+  const double fwd_flops = 2.0 * double(kB * kNH) * double(kT) * double(kT) * double(kHD);
+  const std::string shape = "B=16 T=1024 NH=12 HD=64";
+  report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, kNH, kNH); }), fwd_flops, 0);
+  const Tensor dout = random_device({kB, kT, kC}, DType::bf16, -1, 1, 8);
+  const Tensor dqkv = Tensor::empty({kB, kT, 3 * kC}, DType::bf16, Device::cuda());
+  // Counted as flash attention's five products (2.5x the forward), whatever this backward does.
+  report("attention_backward", shape, time_ms([&] { ops::attention_backward(dqkv, dout, qkv, lse, kNH, kNH); }),
+         2.5 * fwd_flops, 0);
+}
+
+void bench_memory_bound() {
+  const double act = double(kN) * double(kC) * 2;  // one (N, C) bf16 tensor
+  const Tensor x = random_device({kN, kC}, DType::bf16, -2, 2, 9), w = random_device({kC}, DType::bf16, 0.5, 1.5, 10);
+  const Tensor b = random_device({kC}, DType::bf16, -1, 1, 11), y = Tensor::empty({kN, kC}, DType::bf16, Device::cuda());
+  const Tensor mean = Tensor::empty({kN}, DType::f32, Device::cuda()), rstd = Tensor::empty({kN}, DType::f32, Device::cuda());
+  const std::string shape = "N=16384 C=768";
+  report("layernorm_forward", shape, time_ms([&] { ops::layernorm_forward(y, mean, rstd, x, w, b, 1e-5); }), 0, 2 * act);
+  const Tensor dy = random_device({kN, kC}, DType::bf16, -1, 1, 12), dx = Tensor::empty({kN, kC}, DType::bf16, Device::cuda());
+  const Tensor dw = Tensor::zeros({kC}, DType::bf16, Device::cuda()), db = Tensor::zeros({kC}, DType::bf16, Device::cuda());
+  report("layernorm_backward", shape,
+         time_ms([&] { ops::layernorm_backward(dx, dw, db, dy, x, w, mean, rstd); }), 0, 3 * act);
+  report("rmsnorm_forward", shape, time_ms([&] { ops::rmsnorm_forward(y, rstd, x, w, 1e-5); }), 0, 2 * act);
+  {
+    const Tensor h = random_device({kN, 4 * kC}, DType::bf16, -3, 3, 17);
+    const Tensor g = Tensor::empty({kN, 4 * kC}, DType::bf16, Device::cuda());
+    report("gelu_forward", "N=16384 H=3072", time_ms([&] { ops::gelu_forward(g, h); }), 0, 2 * 4 * act);
+  }
+  report("add (residual)", shape, time_ms([&] { ops::add(y, x, dy); }), 0, 3 * act);
+
+  {
+    const Tensor logits = random_device({kN, kV}, DType::bf16, -4, 4, 13);
+    std::vector<int32_t> t(static_cast<size_t>(kN));
+    std::mt19937 gen(14);
+    for (auto& id : t) id = int32_t(gen() % kV);
+    const Tensor targets = Tensor::from_ints({kN}, t).to(Device::cuda());
+    const Tensor losses = Tensor::empty({kN}, DType::f32, Device::cuda());
+    const Tensor dlogits = Tensor::empty({kN, kV}, DType::bf16, Device::cuda());
+    const double bytes = double(kN) * double(kV) * 2;
+    report("cross_entropy_fused", "N=16384 V=50257",
+           time_ms([&] { ops::cross_entropy_fused(losses, dlogits, logits, targets, 1.0 / kN); }), 0, 2 * bytes);
+    report("cross_entropy_forward", "N=16384 V=50257",
+           time_ms([&] { ops::cross_entropy_forward(losses, logits, targets); }), 0, bytes);
+  }
+  {
+    const int64_t n = 124439808;  // GPT-2 124M's parameter count
+    const Tensor p = random_device({n}, DType::f32, -1, 1, 15), g = random_device({n}, DType::f32, -1, 1, 16);
+    const Tensor m = Tensor::zeros({n}, DType::f32, Device::cuda()), v = Tensor::zeros({n}, DType::f32, Device::cuda());
+    ops::AdamWParams hp;
+    hp.weight_decay = 0.1;
+    report("adamw_step", "n=124439808 f32", time_ms([&] { ops::adamw_step(p, g, m, v, hp, 1.0); }), 0,
+           28.0 * double(n));
+    const Tensor half = Tensor::empty({n}, DType::bf16, Device::cuda());
+    report("cast f32->bf16", "n=124439808", time_ms([&] { ops::cast(half, p); }), 0, 6.0 * double(n));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!zt::cuda_is_available()) {
+    std::printf("{\"skipped\": \"no CUDA device: bench_cuda_kernels needs a GPU\"}\n");
+    return 0;
+  }
+  if (argc > 1) g_repeats = std::max(1, std::atoi(argv[1]));
+  try {
+    measure_ceilings();
+    bench_matmuls();
+    bench_attention();
+    bench_memory_bound();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda_kernels: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+#else
+
+int main() {
+  std::printf("{\"skipped\": \"this build of zt has no CUDA\"}\n");
+  return 0;
+}
+
+#endif

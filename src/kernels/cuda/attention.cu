@@ -1,0 +1,253 @@
+// Causal attention with grouped key/value heads, flash style: the forward keeps only each query
+// row's log-sum-exp, and the backward recomputes the probabilities. Two families of kernels:
+// tensor-core kernels for bf16 with head sizes 64 and 128 (flash_attention.cu), and simple
+// warp-per-row kernels for everything else (f32, other head sizes), which also serve as the
+// check on the fast ones.
+//
+// Backward, both families: D_i = sum_j P_ij dP_ij is computed in a first pass over the keys of
+// query row i (the op keeps no copy of the output), then dQ in a second; a separate kernel walks
+// each key row's queries for dK and dV, so nothing is accumulated across blocks.
+#include <atomic>
+#include <cmath>
+#include <type_traits>
+
+#include "common.cuh"
+#include "flash_attention.cuh"
+
+namespace zt::cuda {
+
+namespace {
+
+std::atomic<AttentionKernels> g_kernels{AttentionKernels::automatic};
+
+constexpr int kSimpleWarps = 4;  // query (or key) rows per block
+constexpr int kMaxHeadChunks = 8;  // head size up to 32 * 8 = 256
+
+struct Dims {
+  int64_t t, nh, nkv, hd, width;  // width = (NH + 2*NKV) * HD, the qkv row
+};
+
+// out (B, T, NH*HD), lse (B, NH, T). A warp per query row: lanes split keys 32 at a time for the
+// scores, then split the head dimensions to accumulate p * v.
+template <class T>
+__global__ void attention_forward_simple_kernel(T* out, float* lse, const T* qkv, Dims dm, float scale) {
+  extern __shared__ float sq[];  // (warps, HD) the query rows, scaled
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
+  const int64_t i = int64_t(blockIdx.x) * kSimpleWarps + warp;
+  if (i >= dm.t) return;
+  float* q = sq + warp * dm.hd;
+  const T* row = qkv + (b * dm.t + i) * dm.width;
+  for (int64_t d = lane; d < dm.hd; d += 32) q[d] = to_float(row[h * dm.hd + d]) * scale;
+  __syncwarp();
+  const T* keys = qkv + b * dm.t * dm.width + (dm.nh + kh) * dm.hd;
+  const T* values = qkv + b * dm.t * dm.width + (dm.nh + dm.nkv + kh) * dm.hd;
+  float o[kMaxHeadChunks] = {};
+  float m = -INFINITY, l = 0;
+  for (int64_t j0 = 0; j0 <= i; j0 += 32) {
+    const int64_t j = j0 + lane;
+    float s = -INFINITY;
+    if (j <= i) {
+      const T* k = keys + j * dm.width;
+      s = 0;
+      for (int64_t d = 0; d < dm.hd; ++d) s += q[d] * to_float(k[d]);
+    }
+    const float m_new = fmaxf(m, warp_max(s));
+    const float p = j <= i ? expf(s - m_new) : 0.0f;
+    const float correction = expf(m - m_new);
+    l = l * correction + warp_sum(p);
+#pragma unroll
+    for (int r = 0; r < kMaxHeadChunks; ++r) o[r] *= correction;
+    const int64_t count = i - j0 + 1 < 32 ? i - j0 + 1 : 32;
+    for (int64_t jj = 0; jj < count; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, p, int(jj));
+      const T* v = values + (j0 + jj) * dm.width;
+#pragma unroll
+      for (int r = 0; r < kMaxHeadChunks; ++r) {
+        const int64_t d = lane + 32 * r;
+        if (d < dm.hd) o[r] += pj * to_float(v[d]);
+      }
+    }
+    m = m_new;
+  }
+  T* y = out + (b * dm.t + i) * dm.nh * dm.hd + h * dm.hd;
+#pragma unroll
+  for (int r = 0; r < kMaxHeadChunks; ++r) {
+    const int64_t d = lane + 32 * r;
+    if (d < dm.hd) y[d] = from_float<T>(o[r] / l);
+  }
+  if (lane == 0) lse[bh * dm.t + i] = m + logf(l);
+}
+
+// dQ of query row i and D_i (B, NH, T), a warp per row.
+template <class T>
+__global__ void attention_backward_dq_simple_kernel(T* dqkv, float* dsum, const T* dout, const T* qkv,
+                                                    const float* lse, Dims dm, float scale) {
+  extern __shared__ float shared[];  // (warps, 2, HD): q, dout
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
+  const int64_t i = int64_t(blockIdx.x) * kSimpleWarps + warp;
+  if (i >= dm.t) return;
+  float* q = shared + warp * 2 * dm.hd;
+  float* dy = q + dm.hd;
+  const T* row = qkv + (b * dm.t + i) * dm.width + h * dm.hd;
+  const T* dyrow = dout + (b * dm.t + i) * dm.nh * dm.hd + h * dm.hd;
+  for (int64_t d = lane; d < dm.hd; d += 32) q[d] = to_float(row[d]) * scale, dy[d] = to_float(dyrow[d]);
+  __syncwarp();
+  const T* keys = qkv + b * dm.t * dm.width + (dm.nh + kh) * dm.hd;
+  const T* values = qkv + b * dm.t * dm.width + (dm.nh + dm.nkv + kh) * dm.hd;
+  const float row_lse = lse[bh * dm.t + i];
+  auto p_and_dp = [&](int64_t j, float& p, float& dp) {
+    const T* k = keys + j * dm.width;
+    const T* v = values + j * dm.width;
+    float s = 0;
+    dp = 0;
+    for (int64_t d = 0; d < dm.hd; ++d) s += q[d] * to_float(k[d]), dp += dy[d] * to_float(v[d]);
+    p = expf(s - row_lse);
+  };
+  float dsum_part = 0;
+  for (int64_t j = lane; j <= i; j += 32) {
+    float p, dp;
+    p_and_dp(j, p, dp);
+    dsum_part += p * dp;
+  }
+  const float di = warp_sum(dsum_part);
+  float dq[kMaxHeadChunks] = {};
+  for (int64_t j0 = 0; j0 <= i; j0 += 32) {
+    const int64_t j = j0 + lane;
+    float ds = 0;
+    if (j <= i) {
+      float p, dp;
+      p_and_dp(j, p, dp);
+      ds = p * (dp - di);
+    }
+    const int64_t count = i - j0 + 1 < 32 ? i - j0 + 1 : 32;
+    for (int64_t jj = 0; jj < count; ++jj) {
+      const float dsj = __shfl_sync(0xffffffffu, ds, int(jj));
+      const T* k = keys + (j0 + jj) * dm.width;
+#pragma unroll
+      for (int r = 0; r < kMaxHeadChunks; ++r) {
+        const int64_t d = lane + 32 * r;
+        if (d < dm.hd) dq[r] += dsj * to_float(k[d]);
+      }
+    }
+  }
+  T* dqrow = dqkv + (b * dm.t + i) * dm.width + h * dm.hd;
+#pragma unroll
+  for (int r = 0; r < kMaxHeadChunks; ++r) {
+    const int64_t d = lane + 32 * r;
+    if (d < dm.hd) dqrow[d] = from_float<T>(dq[r] * scale);
+  }
+  if (lane == 0) dsum[bh * dm.t + i] = di;
+}
+
+// dK and dV of key row j of key/value head kh, over every query head of its group; a warp per row.
+template <class T>
+__global__ void attention_backward_dkv_simple_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
+                                                     const float* dsum, Dims dm, float scale) {
+  extern __shared__ float shared[];  // (warps, 2, HD): k, v
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t bk = blockIdx.y, b = bk / dm.nkv, kh = bk % dm.nkv, group = dm.nh / dm.nkv;
+  const int64_t j = int64_t(blockIdx.x) * kSimpleWarps + warp;
+  if (j >= dm.t) return;
+  float* k = shared + warp * 2 * dm.hd;
+  float* v = k + dm.hd;
+  const T* base = qkv + b * dm.t * dm.width;
+  for (int64_t d = lane; d < dm.hd; d += 32) {
+    k[d] = to_float(base[j * dm.width + (dm.nh + kh) * dm.hd + d]);
+    v[d] = to_float(base[j * dm.width + (dm.nh + dm.nkv + kh) * dm.hd + d]);
+  }
+  __syncwarp();
+  float dk[kMaxHeadChunks] = {}, dv[kMaxHeadChunks] = {};
+  for (int64_t g = 0; g < group; ++g) {
+    const int64_t h = kh * group + g, bh = b * dm.nh + h;
+    for (int64_t i0 = j; i0 < dm.t; i0 += 32) {
+      const int64_t i = i0 + lane;
+      float p = 0, ds = 0;
+      if (i < dm.t) {
+        const T* q = base + i * dm.width + h * dm.hd;
+        const T* dy = dout + (b * dm.t + i) * dm.nh * dm.hd + h * dm.hd;
+        float s = 0, dp = 0;
+        for (int64_t d = 0; d < dm.hd; ++d) s += to_float(q[d]) * k[d], dp += to_float(dy[d]) * v[d];
+        p = expf(s * scale - lse[bh * dm.t + i]);
+        ds = p * (dp - dsum[bh * dm.t + i]);
+      }
+      const int64_t count = dm.t - i0 < 32 ? dm.t - i0 : 32;
+      for (int64_t ii = 0; ii < count; ++ii) {
+        const float pi = __shfl_sync(0xffffffffu, p, int(ii)), dsi = __shfl_sync(0xffffffffu, ds, int(ii));
+        const T* q = base + (i0 + ii) * dm.width + h * dm.hd;
+        const T* dy = dout + (b * dm.t + i0 + ii) * dm.nh * dm.hd + h * dm.hd;
+#pragma unroll
+        for (int r = 0; r < kMaxHeadChunks; ++r) {
+          const int64_t d = lane + 32 * r;
+          if (d < dm.hd) dv[r] += pi * to_float(dy[d]), dk[r] += dsi * to_float(q[d]);
+        }
+      }
+    }
+  }
+  T* out = dqkv + (b * dm.t + j) * dm.width;
+#pragma unroll
+  for (int r = 0; r < kMaxHeadChunks; ++r) {
+    const int64_t d = lane + 32 * r;
+    if (d < dm.hd) {
+      out[(dm.nh + kh) * dm.hd + d] = from_float<T>(dk[r] * scale);
+      out[(dm.nh + dm.nkv + kh) * dm.hd + d] = from_float<T>(dv[r]);
+    }
+  }
+}
+
+bool use_flash(const void* a, const void* b, int64_t hd) {
+  auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return g_kernels == AttentionKernels::automatic && flash_supports_head_size(hd) && aligned16(a) && aligned16(b);
+}
+
+}  // namespace
+
+void set_attention_kernels(AttentionKernels kernels) { g_kernels = kernels; }
+
+template <class T>
+void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  if (b == 0 || t == 0) return;
+  ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_forward: head size ", hd, " is over the CUDA kernels' ",
+           32 * kMaxHeadChunks);
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (use_flash(qkv, out, hd)) return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
+  }
+  const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
+  const dim3 grid(unsigned((t + kSimpleWarps - 1) / kSimpleWarps), unsigned(b * nh));
+  attention_forward_simple_kernel<<<grid, 32 * kSimpleWarps, kSimpleWarps * hd * sizeof(float), compute_stream()>>>(
+      out, lse, qkv, dm, float(1.0 / std::sqrt(double(hd))));
+  ZT_CUDA_CHECK_LAUNCH("attention_forward_simple_kernel");
+}
+
+template <class T>
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, int64_t b, int64_t t, int64_t nh,
+                        int64_t nkv, int64_t hd) {
+  if (b == 0 || t == 0) return;
+  ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
+           32 * kMaxHeadChunks);
+  Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (use_flash(qkv, dout, hd) && use_flash(dqkv, dqkv, hd))
+      return flash_attention_backward(dqkv, dsum.as<float>(), dout, qkv, lse, b, t, nh, nkv, hd);
+  }
+  const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  const size_t shared = kSimpleWarps * 2 * hd * sizeof(float);
+  const unsigned row_blocks = unsigned((t + kSimpleWarps - 1) / kSimpleWarps);
+  attention_backward_dq_simple_kernel<<<dim3(row_blocks, unsigned(b * nh)), 32 * kSimpleWarps, shared,
+                                        compute_stream()>>>(dqkv, dsum.as<float>(), dout, qkv, lse, dm, scale);
+  ZT_CUDA_CHECK_LAUNCH("attention_backward_dq_simple_kernel");
+  attention_backward_dkv_simple_kernel<<<dim3(row_blocks, unsigned(b * nkv)), 32 * kSimpleWarps, shared,
+                                         compute_stream()>>>(dqkv, dout, qkv, lse, dsum.as<float>(), dm, scale);
+  ZT_CUDA_CHECK_LAUNCH("attention_backward_dkv_simple_kernel");
+}
+
+template void attention_forward<float>(float*, float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void attention_forward<bf16>(bf16*, float*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void attention_backward<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                        int64_t, int64_t);
+template void attention_backward<bf16>(bf16*, const bf16*, const bf16*, const float*, int64_t, int64_t, int64_t,
+                                       int64_t, int64_t);
+
+}  // namespace zt::cuda

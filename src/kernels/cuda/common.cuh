@@ -1,0 +1,98 @@
+// Device helpers shared by the CUDA kernels: conversions between storage types and float, warp
+// and block reductions, launch checks, and stream-ordered scratch memory.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda_ops.hpp"
+#include "zt/core/cuda_check.hpp"
+
+// After a launch: a bad configuration surfaces here, with the kernel's name.
+#define ZT_CUDA_CHECK_LAUNCH(name) ZT_CUDA_CHECK_MESSAGE(cudaGetLastError(), name)
+#define ZT_CUDA_CHECK_MESSAGE(call, name)                                                                   \
+  do {                                                                                                      \
+    const cudaError_t zt_cuda_status_ = (call);                                                             \
+    if (zt_cuda_status_ != cudaSuccess)                                                                     \
+      ::zt::detail::throw_error(__FILE__, __LINE__,                                                         \
+                                ::zt::str("CUDA launch of ", name, " failed: ", cudaGetErrorString(zt_cuda_status_))); \
+  } while (0)
+
+namespace zt::cuda {
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(bf16 x) { return __bfloat162float(x); }
+template <class T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ bf16 from_float<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+// shared holds 32 floats. Contains barriers: every thread of the block must call it.
+__device__ __forceinline__ float block_sum(float x, float* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  x = warp_sum(x);
+  __syncthreads();
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < warps ? shared[lane] : 0.0f;
+  return warp_sum(x);
+}
+__device__ __forceinline__ float block_max(float x, float* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  x = warp_max(x);
+  __syncthreads();
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < warps ? shared[lane] : -INFINITY;
+  return warp_max(x);
+}
+
+// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as the CPU reference.
+__device__ __forceinline__ float gelu_value(float x) {
+  const float k = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+__device__ __forceinline__ float gelu_derivative(float x) {
+  const float k = 0.7978845608028654f;
+  const float th = tanhf(k * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+// Blocks for a grid-stride loop over n items: enough to fill the device, no more than needed.
+int grid_size(int64_t n, int threads);
+int multiprocessor_count();
+
+// Device memory for one op's intermediates, from the stream-ordered pool: freed on the compute
+// stream after the kernels queued before the destructor, so no waiting.
+class Scratch {
+ public:
+  explicit Scratch(size_t nbytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+}  // namespace zt::cuda

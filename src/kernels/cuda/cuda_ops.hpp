@@ -1,0 +1,120 @@
+// The CUDA kernels' launchers on raw device pointers, called by the op table's CUDA branch
+// (src/kernels/ops_*.cpp). T is float or bf16 (bf16 storage, f32 arithmetic); statistics are
+// float. Every launcher enqueues on the calling thread's compute stream and returns without
+// waiting, unless it says that it returns a host value. Shapes use the letters of
+// zt/kernels/ops.hpp.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "zt/core/cuda_stream.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace zt::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// Calls fn(float{}) or fn(bf16{}) by the dtype of a CUDA tensor, on its device.
+template <class Fn>
+void dispatch_float(const Tensor& t, const char* op, Fn&& fn) {
+  set_device(t.device().index);
+  switch (t.dtype()) {
+    case DType::f32: fn(float{}); return;
+    case DType::bf16: fn(bf16{}); return;
+    default: ZT_THROW(op, ": the CUDA kernel takes f32 or bf16, got ", dtype_name(t.dtype()));
+  }
+}
+
+// t's device pointer as T (the dtype was checked by the caller), or nullptr when undefined.
+template <class T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.raw()) : nullptr;
+}
+
+// ---- matmul (cuBLASLt) -----------------------------------------------------------------------
+template <class T>
+void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
+                    int64_t oc, ops::WeightLayout layout, ops::Activation act);
+template <class T>
+void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
+                     int64_t n, int64_t c, int64_t oc, ops::WeightLayout layout, ops::Activation act);
+// Whether the forward fuses GELU into cuBLASLt's epilogue (when the shapes allow); off runs a
+// separate GELU kernel. For tests of both paths.
+void set_matmul_gelu_epilogue(bool enabled);
+
+// ---- normalization ---------------------------------------------------------------------------
+template <class T>
+void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t n,
+                       int64_t c, double eps);
+template <class T>
+void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                        const float* mean, const float* rstd, int64_t n, int64_t c);
+template <class T>
+void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps);
+template <class T>
+void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
+                      int64_t n, int64_t c);
+
+// ---- attention -------------------------------------------------------------------------------
+// lse (B, NH, T): the natural log-sum-exp of each query row's scaled scores.
+template <class T>
+void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+template <class T>
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, int64_t b, int64_t t, int64_t nh,
+                        int64_t nkv, int64_t hd);
+// Which attention kernels run: tensor-core flash kernels where the head size and alignment
+// allow (automatic), or the simple warp-per-row kernels everywhere. For tests of both.
+enum class AttentionKernels { automatic, simple };
+void set_attention_kernels(AttentionKernels kernels);
+
+template <class T>
+void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,
+                int64_t position_offset, bool inverse);
+
+// ---- activations -----------------------------------------------------------------------------
+template <class T>
+void gelu_forward(T* out, const T* inp, int64_t n);
+template <class T>
+void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n);
+template <class T>
+void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
+template <class T>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+
+// ---- embedding -------------------------------------------------------------------------------
+// Rows whose id is outside [0, V) come out NaN (forward) or are skipped (backward): the ids are
+// not read back to the host to be checked.
+template <class T>
+void embedding_forward(T* out, const int32_t* ids, const T* weight, int64_t n, int64_t v, int64_t c, bool accumulate);
+template <class T>
+void embedding_backward(T* dweight, const T* dout, const int32_t* ids, int64_t n, int64_t v, int64_t c);
+
+// ---- cross-entropy ---------------------------------------------------------------------------
+// losses (N) f32; dlogits (N, V) may be null or alias logits. A target outside [0, V) that is not
+// the ignore index gives a NaN loss. Returns the count of rows not ignored: waits for the stream.
+template <class T>
+int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
+                      double dloss);
+// Mean of (pred - target)^2; dpred, when not null, gets dloss * 2 (pred - target) / numel. Waits.
+template <class T>
+double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dloss);
+
+// ---- optimizer -------------------------------------------------------------------------------
+void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                const ops::AdamWParams& p, double grad_scale);
+
+// ---- elementwise and reductions --------------------------------------------------------------
+void cast(void* out, DType out_dtype, const void* inp, DType inp_dtype, int64_t n);
+template <class T>
+void add(T* out, const T* a, const T* b, int64_t n);
+template <class T>
+void scale(T* x, double factor, int64_t n);
+double sum_squares(const void* x, DType dtype, int64_t n);  // waits
+bool all_finite(const void* x, DType dtype, int64_t n);     // waits
+// Copies column block [col, col + width) of packed rows (N, packed_width) to or from part (N, width).
+void copy_columns(void* packed, int64_t packed_width, void* part, int64_t width, int64_t col, int64_t n,
+                  size_t element_size, bool to_packed);
+
+}  // namespace zt::cuda

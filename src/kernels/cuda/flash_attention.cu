@@ -1,0 +1,400 @@
+// Flash attention for bf16 on the tensor cores (mma.sync m16n8k16, f32 accumulation). A block is
+// 4 warps; each warp owns 16 rows of a 64-row tile and multiplies against 64-column tiles staged
+// in shared memory. Fragments are read from shared memory with 32-bit loads from rows padded by 8
+// elements (conflict-free); products whose B operand would be read across rows (P V, dS K, P^T dO,
+// dS^T Q) read a transposed copy made while staging. Probabilities and dS go from accumulator
+// registers straight into A fragments.
+//
+// Scores are kept in the log2 domain: s2 = q.k * log2(e) / sqrt(HD), p = 2^(s2 - m2).
+#include <cmath>
+
+#include "common.cuh"
+#include "flash_attention.cuh"
+
+namespace zt::cuda {
+
+namespace {
+
+constexpr int kRows = 64;     // rows per block: query rows (forward, dQ) or key rows (dK, dV)
+constexpr int kCols = 64;     // columns per inner tile: keys (forward, dQ) or queries (dK, dV)
+constexpr int kThreads = 128; // 4 warps x 16 rows
+constexpr int kPad = 8;       // bf16 elements of padding per shared row
+constexpr int kColsT = kCols + kPad;  // row length of a transposed tile (HD, 64)
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct FlashDims {
+  int t, nh, nkv, width;  // width: the qkv row, (NH + 2*NKV) * HD
+  float scale, scale_log2;
+};
+
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// acc (16, NT*8) += A (16, K) B, A row-major in shared memory (stride lda), B given as its
+// transpose bn (NT*8, K) row-major (stride ldb).
+template <int K, int NT>
+__device__ __forceinline__ void warp_mma_ss(float (&acc)[NT][4], const bf16* a, int lda, const bf16* bn, int ldb) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    const uint32_t af[4] = {ld32(a + g * lda + k0 + 2 * tq), ld32(a + (g + 8) * lda + k0 + 2 * tq),
+                            ld32(a + g * lda + k0 + 8 + 2 * tq), ld32(a + (g + 8) * lda + k0 + 8 + 2 * tq)};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const bf16* bp = bn + (nt * 8 + g) * ldb + k0 + 2 * tq;
+      mma16816(acc[nt], af, ld32(bp), ld32(bp + 8));
+    }
+  }
+}
+
+// acc (16, NT*8) += P (16, KC) B, P in accumulator registers (KC/8 tiles of 16 x 8), B given as
+// its transpose bn (NT*8, KC) row-major in shared memory.
+template <int KC, int NT>
+__device__ __forceinline__ void warp_mma_rs(float (&acc)[NT][4], const float (&p)[KC / 8][4], const bf16* bn,
+                                            int ldb) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int kk = 0; kk < KC / 16; ++kk) {
+    const uint32_t af[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                            pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                            pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const bf16* bp = bn + (nt * 8 + g) * ldb + kk * 16 + 2 * tq;
+      mma16816(acc[nt], af, ld32(bp), ld32(bp + 8));
+    }
+  }
+}
+
+// Stages rows [row0, row0 + 64) of src (rows `stride` elements apart, HD wide) into dst (64, HD+pad)
+// and/or its transpose dst_t (HD, 64+pad); rows at or past t are zero.
+template <int HD>
+__device__ __forceinline__ void stage(bf16* dst, bf16* dst_t, const bf16* src, int64_t stride, int row0, int t) {
+  constexpr int kChunks = HD / 8;
+  for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
+    const int r = c / kChunks, d = (c % kChunks) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (row0 + r < t) v = *reinterpret_cast<const uint4*>(src + int64_t(row0 + r) * stride + d);
+    if (dst) *reinterpret_cast<uint4*>(dst + r * (HD + kPad) + d) = v;
+    if (dst_t) {
+      const bf16* e = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dst_t[(d + i) * kColsT + r] = e[i];
+    }
+  }
+}
+
+// Reduces a per-thread partial over the 4 threads that share an accumulator row.
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+// out (B, T, NH*HD), lse (B, NH, T). Grid (query tiles, B*NH), the longest tiles first.
+template <int HD>
+__global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, FlashDims dm) {
+  constexpr int ld = HD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);  // (64, HD)
+  bf16* sk = sq + kRows * ld;                // (64, HD)
+  bf16* svt = sk + kCols * ld;               // (HD, 64)
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;
+  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
+  const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
+  stage<HD>(sq, nullptr, base + h * HD, dm.width, q0, dm.t);
+  float o[HD / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const int last_key = min(q0 + kRows - 1, dm.t - 1);
+  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
+    __syncthreads();
+    stage<HD>(sk, nullptr, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
+    stage<HD>(nullptr, svt, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+    __syncthreads();
+    float s[kCols / 8][4] = {};
+    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk, ld);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = k0 + nt * 8 + 2 * tq + (e & 1);
+        const float v = col <= row[e >> 1] && col < dm.t ? s[nt][e] * dm.scale_log2 : -INFINITY;
+        s[nt][e] = v;
+        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+      }
+    }
+    float use[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float m_new = fmaxf(m[r], quad_max(mx[r]));
+      use[r] = m_new == -INFINITY ? 0.0f : m_new;
+      const float correction = exp2f(m[r] - use[r]);
+      m[r] = m_new;
+      l[r] *= correction;
+#pragma unroll
+      for (int nt = 0; nt < HD / 8; ++nt) o[nt][2 * r] *= correction, o[nt][2 * r + 1] *= correction;
+    }
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = exp2f(s[nt][e] - use[e >> 1]);
+        s[nt][e] = p;
+        l[e >> 1] += p;
+      }
+    }
+    warp_mma_rs<kCols, HD / 8>(o, s, svt, kColsT);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] = quad_sum(l[r]);
+    if (row[r] >= dm.t) continue;
+    const float inv = 1.0f / l[r];
+    bf16* y = out + (int64_t(b) * dm.t + row[r]) * dm.nh * HD + h * HD;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; ++nt)
+      *reinterpret_cast<uint32_t*>(y + nt * 8 + 2 * tq) = pack_bf16(o[nt][2 * r] * inv, o[nt][2 * r + 1] * inv);
+    if (tq == 0) lse[int64_t(bh) * dm.t + row[r]] = (m[r] + log2f(l[r])) / kLog2e;
+  }
+}
+
+// dQ (into dqkv's query heads) and D = rowsum(P * dP) (B, NH, T): a first pass over the keys for
+// D, a second for dQ. Grid (query tiles, B*NH), the longest first.
+template <int HD>
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv, float* dsum, const bf16* dout,
+                                                                     const bf16* qkv, const float* lse, FlashDims dm) {
+  constexpr int ld = HD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);  // (64, HD)
+  bf16* sdo = sq + kRows * ld;               // (64, HD)
+  bf16* sk = sdo + kRows * ld;               // (64, HD)
+  bf16* sv = sk + kCols * ld;                // (64, HD)
+  bf16* skt = sv + kCols * ld;               // (HD, 64)
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;
+  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
+  const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
+  stage<HD>(sq, nullptr, base + h * HD, dm.width, q0, dm.t);
+  stage<HD>(sdo, nullptr, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+  const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  float lse2[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) lse2[r] = row[r] < dm.t ? lse[int64_t(bh) * dm.t + row[r]] * kLog2e : 0.0f;
+  const int last_key = min(q0 + kRows - 1, dm.t - 1);
+  const bf16* keys = base + (dm.nh + kh) * HD;
+  const bf16* values = base + (dm.nh + dm.nkv + kh) * HD;
+
+  // P and dP of this warp's 16 rows against keys [k0, k0 + 64): s receives P, dp receives dP.
+  auto scores = [&](int k0, float (&s)[kCols / 8][4], float (&dp)[kCols / 8][4]) {
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[nt][e] = 0.0f, dp[nt][e] = 0.0f;
+    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk, ld);
+    warp_mma_ss<HD, kCols / 8>(dp, sdo + warp * 16 * ld, ld, sv, ld);
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = k0 + nt * 8 + 2 * tq + (e & 1);
+        const bool valid = col <= row[e >> 1] && col < dm.t;
+        s[nt][e] = valid ? exp2f(s[nt][e] * dm.scale_log2 - lse2[e >> 1]) : 0.0f;
+      }
+    }
+  };
+
+  float d_part[2] = {0.0f, 0.0f};
+  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
+    __syncthreads();
+    stage<HD>(sk, nullptr, keys, dm.width, k0, dm.t);
+    stage<HD>(sv, nullptr, values, dm.width, k0, dm.t);
+    __syncthreads();
+    float s[kCols / 8][4], dp[kCols / 8][4];
+    scores(k0, s, dp);
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) d_part[e >> 1] += s[nt][e] * dp[nt][e];
+  }
+  float d[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    d[r] = quad_sum(d_part[r]);
+    if (tq == 0 && row[r] < dm.t) dsum[int64_t(bh) * dm.t + row[r]] = d[r];
+  }
+
+  float dq[HD / 8][4] = {};
+  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
+    __syncthreads();
+    stage<HD>(sk, skt, keys, dm.width, k0, dm.t);
+    stage<HD>(sv, nullptr, values, dm.width, k0, dm.t);
+    __syncthreads();
+    float s[kCols / 8][4], dp[kCols / 8][4];
+    scores(k0, s, dp);
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - d[e >> 1]);
+    warp_mma_rs<kCols, HD / 8>(dq, dp, skt, kColsT);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= dm.t) continue;
+    bf16* y = dqkv + (int64_t(b) * dm.t + row[r]) * dm.width + h * HD;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; ++nt)
+      *reinterpret_cast<uint32_t*>(y + nt * 8 + 2 * tq) =
+          pack_bf16(dq[nt][2 * r] * dm.scale, dq[nt][2 * r + 1] * dm.scale);
+  }
+}
+
+// dK and dV (into dqkv's key and value heads) of 64 keys of one key/value head, over every query
+// head of its group and every query tile at or after the keys. Grid (key tiles, B*NKV).
+template <int HD>
+__global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv,
+                                                                      const float* lse, const float* dsum,
+                                                                      FlashDims dm) {
+  constexpr int ld = HD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sk = reinterpret_cast<bf16*>(smem);  // (64, HD)
+  bf16* sv = sk + kRows * ld;                // (64, HD)
+  bf16* sq = sv + kRows * ld;                // (64, HD)
+  bf16* sdo = sq + kCols * ld;               // (64, HD)
+  bf16* sqt = sdo + kCols * ld;              // (HD, 64)
+  bf16* sdot = sqt + HD * kColsT;            // (HD, 64)
+  float* slse = reinterpret_cast<float*>(sdot + HD * kColsT);  // (64) log2 domain
+  float* sd = slse + kCols;                                     // (64)
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  const int k0 = blockIdx.x * kRows;
+  const int bk = blockIdx.y, b = bk / dm.nkv, kh = bk % dm.nkv, group = dm.nh / dm.nkv;
+  const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
+  stage<HD>(sk, nullptr, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
+  stage<HD>(sv, nullptr, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+  const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+  float dk[HD / 8][4] = {}, dv[HD / 8][4] = {};
+  for (int gi = 0; gi < group; ++gi) {
+    const int h = kh * group + gi, bh = b * dm.nh + h;
+    for (int q0 = k0; q0 < dm.t; q0 += kCols) {
+      __syncthreads();
+      stage<HD>(sq, sqt, base + h * HD, dm.width, q0, dm.t);
+      stage<HD>(sdo, sdot, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+      if (threadIdx.x < kCols) {
+        const int query = q0 + threadIdx.x;
+        slse[threadIdx.x] = query < dm.t ? lse[int64_t(bh) * dm.t + query] * kLog2e : 0.0f;
+        sd[threadIdx.x] = query < dm.t ? dsum[int64_t(bh) * dm.t + query] : 0.0f;
+      }
+      __syncthreads();
+      float st[kCols / 8][4] = {}, dpt[kCols / 8][4] = {};
+      warp_mma_ss<HD, kCols / 8>(st, sk + warp * 16 * ld, ld, sq, ld);
+      warp_mma_ss<HD, kCols / 8>(dpt, sv + warp * 16 * ld, ld, sdo, ld);
+#pragma unroll
+      for (int nt = 0; nt < kCols / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int qi = nt * 8 + 2 * tq + (e & 1), query = q0 + qi;
+          const bool valid = key[e >> 1] <= query && query < dm.t;
+          const float p = valid ? exp2f(st[nt][e] * dm.scale_log2 - slse[qi]) : 0.0f;
+          st[nt][e] = p;
+          dpt[nt][e] = p * (dpt[nt][e] - sd[qi]);
+        }
+      }
+      warp_mma_rs<kCols, HD / 8>(dv, st, sdot, kColsT);
+      warp_mma_rs<kCols, HD / 8>(dk, dpt, sqt, kColsT);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (key[r] >= dm.t) continue;
+    bf16* y = dqkv + (int64_t(b) * dm.t + key[r]) * dm.width;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; ++nt) {
+      const int col = nt * 8 + 2 * tq;
+      *reinterpret_cast<uint32_t*>(y + (dm.nh + kh) * HD + col) =
+          pack_bf16(dk[nt][2 * r] * dm.scale, dk[nt][2 * r + 1] * dm.scale);
+      *reinterpret_cast<uint32_t*>(y + (dm.nh + dm.nkv + kh) * HD + col) = pack_bf16(dv[nt][2 * r], dv[nt][2 * r + 1]);
+    }
+  }
+}
+
+template <int HD>
+constexpr size_t forward_shared() {
+  return (size_t(kRows + kCols) * (HD + kPad) + size_t(HD) * kColsT) * sizeof(bf16);
+}
+template <int HD>
+constexpr size_t dq_shared() {
+  return (size_t(2 * kRows + 2 * kCols) * (HD + kPad) + size_t(HD) * kColsT) * sizeof(bf16);
+}
+template <int HD>
+constexpr size_t dkv_shared() {
+  return (size_t(2 * kRows + 2 * kCols) * (HD + kPad) + 2 * size_t(HD) * kColsT) * sizeof(bf16) +
+         2 * kCols * sizeof(float);
+}
+
+template <class Kernel>
+void allow_shared(Kernel kernel, size_t bytes) {
+  ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+FlashDims dims(int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  const double scale = 1.0 / std::sqrt(double(hd));
+  return {int(t), int(nh), int(nkv), int((nh + 2 * nkv) * hd), float(scale), float(scale * 1.4426950408889634)};
+}
+
+template <int HD>
+void forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv) {
+  allow_shared(flash_forward_kernel<HD>, forward_shared<HD>());
+  const dim3 grid(unsigned((t + kRows - 1) / kRows), unsigned(b * nh));
+  flash_forward_kernel<HD><<<grid, kThreads, forward_shared<HD>(), compute_stream()>>>(out, lse, qkv,
+                                                                                      dims(t, nh, nkv, HD));
+  ZT_CUDA_CHECK_LAUNCH("flash_forward_kernel");
+}
+
+template <int HD>
+void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse, int64_t b, int64_t t,
+              int64_t nh, int64_t nkv) {
+  const FlashDims dm = dims(t, nh, nkv, HD);
+  const unsigned tiles = unsigned((t + kRows - 1) / kRows);
+  allow_shared(flash_backward_dq_kernel<HD>, dq_shared<HD>());
+  flash_backward_dq_kernel<HD><<<dim3(tiles, unsigned(b * nh)), kThreads, dq_shared<HD>(), compute_stream()>>>(
+      dqkv, dsum, dout, qkv, lse, dm);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
+  allow_shared(flash_backward_dkv_kernel<HD>, dkv_shared<HD>());
+  flash_backward_dkv_kernel<HD><<<dim3(tiles, unsigned(b * nkv)), kThreads, dkv_shared<HD>(), compute_stream()>>>(
+      dqkv, dout, qkv, lse, dsum, dm);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_kernel");
+}
+
+}  // namespace
+
+bool flash_supports_head_size(int64_t hd) { return hd == 64 || hd == 128; }
+
+void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
+                             int64_t hd) {
+  if (hd == 64) forward<64>(out, lse, qkv, b, t, nh, nkv);
+  else forward<128>(out, lse, qkv, b, t, nh, nkv);
+}
+
+void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse, int64_t b,
+                              int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  if (hd == 64) backward<64>(dqkv, dsum, dout, qkv, lse, b, t, nh, nkv);
+  else backward<128>(dqkv, dsum, dout, qkv, lse, b, t, nh, nkv);
+}
+
+}  // namespace zt::cuda

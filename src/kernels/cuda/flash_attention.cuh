@@ -1,0 +1,21 @@
+// Tensor-core flash attention for bf16 (mma.sync m16n8k16, f32 accumulation), causal, with
+// grouped key/value heads. Letters as in zt/kernels/ops.hpp; qkv rows are (NH + 2*NKV) * HD wide.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda_ops.hpp"
+
+namespace zt::cuda {
+
+// Whether the kernels are built for this head size (they also want 16-byte aligned tensors).
+bool flash_supports_head_size(int64_t hd);
+
+// out (B, T, NH*HD), lse (B, NH, T) natural log-sum-exp of the scaled scores.
+void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
+                             int64_t hd);
+// dqkv (B, T, (NH + 2*NKV) * HD) overwritten; dsum (B, NH, T) scratch for D = rowsum(P * dP).
+void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse, int64_t b,
+                              int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+
+}  // namespace zt::cuda

@@ -1,0 +1,216 @@
+// LayerNorm and RMSNorm over the last dimension: a warp per row, statistics in f32. The
+// backward's parameter gradients are summed per block in shared memory, then across blocks by
+// a second kernel that adds them into dweight/dbias (no global atomics).
+#include <algorithm>
+
+#include "common.cuh"
+
+namespace zt::cuda {
+
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+
+template <class T>
+__global__ void layernorm_forward_kernel(T* out, float* mean, float* rstd, const T* inp, const T* weight,
+                                         const T* bias, int64_t n, int64_t c, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= n) return;
+  const T* x = inp + row * c;
+  float s = 0;
+  for (int64_t j = lane; j < c; j += 32) s += to_float(x[j]);
+  const float m = warp_sum(s) / float(c);
+  float var = 0;
+  for (int64_t j = lane; j < c; j += 32) {
+    const float d = to_float(x[j]) - m;
+    var += d * d;
+  }
+  const float r = rsqrtf(warp_sum(var) / float(c) + eps);
+  T* o = out + row * c;
+  for (int64_t j = lane; j < c; j += 32) {
+    const float y = (to_float(x[j]) - m) * r * to_float(weight[j]) + (bias ? to_float(bias[j]) : 0.0f);
+    o[j] = from_float<T>(y);
+  }
+  if (lane == 0) mean[row] = m, rstd[row] = r;
+}
+
+// partial (gridDim.x, 2, C): this block's sums of dy * xhat and dy over its rows.
+template <class T>
+__global__ void layernorm_backward_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
+                                          const float* mean, const float* rstd, int64_t n, int64_t c) {
+  extern __shared__ float sums[];  // (2, C)
+  for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) sums[j] = 0.0f;
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < n; row += int64_t(gridDim.x) * kWarpsPerBlock) {
+    const T* x = inp + row * c;
+    const T* dy = dout + row * c;
+    const float m = mean[row], r = rstd[row];
+    float mean_dxhat = 0, mean_dxhat_xhat = 0;
+    for (int64_t j = lane; j < c; j += 32) {
+      const float xhat = (to_float(x[j]) - m) * r, g = to_float(dy[j]);
+      const float dxhat = g * to_float(weight[j]);
+      mean_dxhat += dxhat;
+      mean_dxhat_xhat += dxhat * xhat;
+      atomicAdd(&sums[j], g * xhat);
+      atomicAdd(&sums[c + j], g);
+    }
+    mean_dxhat = warp_sum(mean_dxhat) / float(c);
+    mean_dxhat_xhat = warp_sum(mean_dxhat_xhat) / float(c);
+    if (!dinp) continue;
+    T* dx = dinp + row * c;
+    for (int64_t j = lane; j < c; j += 32) {
+      const float xhat = (to_float(x[j]) - m) * r;
+      const float dxhat = to_float(dy[j]) * to_float(weight[j]);
+      dx[j] = from_float<T>(r * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat));
+    }
+  }
+  __syncthreads();
+  float* mine = partial + int64_t(blockIdx.x) * 2 * c;
+  for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) mine[j] = sums[j];
+}
+
+template <class T>
+__global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c,
+                                       float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= n) return;
+  const T* x = inp + row * c;
+  float ms = 0;
+  for (int64_t j = lane; j < c; j += 32) {
+    const float v = to_float(x[j]);
+    ms += v * v;
+  }
+  const float r = rsqrtf(warp_sum(ms) / float(c) + eps);
+  T* o = out + row * c;
+  // As the reference: normalize in the storage type, then multiply by the weight.
+  for (int64_t j = lane; j < c; j += 32)
+    o[j] = from_float<T>(to_float(weight[j]) * to_float(from_float<T>(to_float(x[j]) * r)));
+  if (lane == 0) rstd[row] = r;
+}
+
+// partial (gridDim.x, 1, C): this block's sums of dy * x * rstd.
+template <class T>
+__global__ void rmsnorm_backward_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
+                                        const float* rstd, int64_t n, int64_t c) {
+  extern __shared__ float sums[];  // (C)
+  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) sums[j] = 0.0f;
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < n; row += int64_t(gridDim.x) * kWarpsPerBlock) {
+    const T* x = inp + row * c;
+    const T* dy = dout + row * c;
+    const float r = rstd[row];
+    float mean_gx = 0;
+    for (int64_t j = lane; j < c; j += 32) {
+      const float xv = to_float(x[j]), g = to_float(dy[j]);
+      mean_gx += g * to_float(weight[j]) * xv;
+      atomicAdd(&sums[j], g * xv * r);
+    }
+    mean_gx = warp_sum(mean_gx) / float(c);
+    if (!dinp) continue;
+    T* dx = dinp + row * c;
+    for (int64_t j = lane; j < c; j += 32) {
+      const float xv = to_float(x[j]);
+      const float g = to_float(dy[j]) * to_float(weight[j]);
+      dx[j] = from_float<T>(r * (g - xv * r * r * mean_gx));
+    }
+  }
+  __syncthreads();
+  float* mine = partial + int64_t(blockIdx.x) * c;
+  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) mine[j] = sums[j];
+}
+
+// dst[a] (C) += sum over blocks of partial (blocks, arrays, C)[., a, .], for each array a with a dst.
+template <class T>
+__global__ void add_column_sums_kernel(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= c) return;
+  for (int a = 0; a < arrays; ++a) {
+    T* dst = a == 0 ? dst0 : dst1;
+    if (!dst) continue;
+    float s = 0;
+    for (int b = 0; b < blocks; ++b) s += partial[(int64_t(b) * arrays + a) * c + j];
+    dst[j] = from_float<T>(to_float(dst[j]) + s);
+  }
+}
+
+unsigned row_blocks(int64_t n) { return unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock); }
+
+// Blocks for a backward: enough to fill the device, few enough that the cross-block sum is cheap.
+int backward_blocks(int64_t n) {
+  const int64_t wanted = (n + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  return int(std::min<int64_t>(wanted, int64_t(multiprocessor_count()) * 2));
+}
+
+template <class Kernel>
+void allow_shared(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024) ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+}  // namespace
+
+template <class T>
+void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t n,
+                       int64_t c, double eps) {
+  if (n == 0) return;
+  layernorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, mean, rstd, inp, weight,
+                                                                                       bias, n, c, float(eps));
+  ZT_CUDA_CHECK_LAUNCH("layernorm_forward_kernel");
+}
+
+template <class T>
+void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                        const float* mean, const float* rstd, int64_t n, int64_t c) {
+  if (n == 0) return;
+  const int blocks = backward_blocks(n);
+  Scratch partial(size_t(blocks) * 2 * size_t(c) * sizeof(float));
+  const size_t shared = 2 * size_t(c) * sizeof(float);
+  allow_shared(layernorm_backward_kernel<T>, shared);
+  layernorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(
+      dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, c);
+  ZT_CUDA_CHECK_LAUNCH("layernorm_backward_kernel");
+  if (!dweight && !dbias) return;
+  add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, dbias, partial.as<float>(),
+                                                                                 blocks, 2, c);
+  ZT_CUDA_CHECK_LAUNCH("add_column_sums_kernel");
+}
+
+template <class T>
+void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps) {
+  if (n == 0) return;
+  rmsnorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, rstd, inp, weight, n, c,
+                                                                                     float(eps));
+  ZT_CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
+}
+
+template <class T>
+void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
+                      int64_t n, int64_t c) {
+  if (n == 0) return;
+  const int blocks = backward_blocks(n);
+  Scratch partial(size_t(blocks) * size_t(c) * sizeof(float));
+  const size_t shared = size_t(c) * sizeof(float);
+  allow_shared(rmsnorm_backward_kernel<T>, shared);
+  rmsnorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(dinp, partial.as<float>(), dout,
+                                                                                      inp, weight, rstd, n, c);
+  ZT_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
+  if (!dweight) return;
+  add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, static_cast<T*>(nullptr),
+                                                                                 partial.as<float>(), blocks, 1, c);
+  ZT_CUDA_CHECK_LAUNCH("add_column_sums_kernel");
+}
+
+#define ZT_INSTANTIATE(T)                                                                                          \
+  template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int64_t, int64_t, double);  \
+  template void layernorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const float*, const float*,        \
+                                      int64_t, int64_t);                                                           \
+  template void rmsnorm_forward<T>(T*, float*, const T*, const T*, int64_t, int64_t, double);                      \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const float*, int64_t, int64_t);
+ZT_INSTANTIATE(float)
+ZT_INSTANTIATE(bf16)
+#undef ZT_INSTANTIATE
+
+}  // namespace zt::cuda

@@ -1,0 +1,201 @@
+// CUDA activations, embedding, cross-entropy, AdamW, casts and reductions against the CPU
+// reference, f32 and bf16, outputs poisoned first. Letters: N rows, C channels, V vocabulary.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cuda_compare.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace zt {
+namespace {
+
+using namespace test;
+
+TEST(CudaActivations, GeluAndSwigluMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(401);
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t n : {1, 1000, 100003}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " n=" << n);
+      const Tensor x = host_values({n}, dtype, rng, -4, 4), up = host_values({n}, dtype, rng, -2, 2);
+      const Tensor dy = host_values({n}, dtype, rng);
+      const Tensor y = Tensor::empty({n}, DType::f32), dx = Tensor::empty({n}, DType::f32),
+                   dup = Tensor::empty({n}, DType::f32);
+      const Tensor d_y = poisoned({n}, dtype), d_dx = poisoned({n}, dtype), d_dup = poisoned({n}, dtype);
+      const Tensor d_x = on_device(x, dtype), d_up = on_device(up, dtype), d_dy = on_device(dy, dtype);
+
+      ops::gelu_forward(y, x);
+      ops::gelu_forward(d_y, d_x);
+      EXPECT_TRUE(expect_close("gelu_forward", d_y, y, dtype));
+      ops::gelu_backward(dx, dy, x);
+      ops::gelu_backward(d_dx, d_dy, d_x);
+      EXPECT_TRUE(expect_close("gelu_backward", d_dx, dx, dtype));
+
+      const Tensor d_y2 = poisoned({n}, dtype), d_dx2 = poisoned({n}, dtype);
+      ops::swiglu_forward(y, x, up);
+      ops::swiglu_forward(d_y2, d_x, d_up);
+      EXPECT_TRUE(expect_close("swiglu_forward", d_y2, y, dtype));
+      ops::swiglu_backward(dx, dup, dy, x, up);
+      ops::swiglu_backward(d_dx2, d_dup, d_dy, d_x, d_up);
+      EXPECT_TRUE(expect_close("swiglu_backward.dgate", d_dx2, dx, dtype));
+      EXPECT_TRUE(expect_close("swiglu_backward.dup", d_dup, dup, dtype));
+    }
+}
+
+TEST(CudaEmbedding, GatherAndScatterAddMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(402);
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    const int64_t n = 300, v = 50, c = 96;  // ids repeat: the scatter-add must not lose any
+    const Tensor ids = random_ids(n, 0, int32_t(v), rng);
+    const Tensor weight = host_values({v, c}, dtype, rng), base = host_values({n, c}, dtype, rng);
+    const Tensor d_ids = ids.to(Device::cuda()), d_weight = on_device(weight, dtype);
+    const Tensor out = Tensor::empty({n, c}, DType::f32);
+    ops::embedding_forward(out, ids, weight, false);
+    const Tensor d_out = poisoned({n, c}, dtype);
+    ops::embedding_forward(d_out, d_ids, d_weight, false);
+    EXPECT_TRUE(expect_close("embedding_forward", d_out, out, dtype));
+
+    const Tensor acc = base.clone(), d_acc = on_device(base, dtype);
+    ops::embedding_forward(acc, ids, weight, true);
+    ops::embedding_forward(d_acc, d_ids, d_weight, true);
+    EXPECT_TRUE(expect_close("embedding_forward (accumulate)", d_acc, acc, dtype));
+
+    const Tensor dout = host_values({n, c}, dtype, rng), dweight0 = host_values({v, c}, dtype, rng);
+    const Tensor dweight = dweight0.clone(), d_dweight = on_device(dweight0, dtype);
+    ops::embedding_backward(dweight, dout, ids);
+    ops::embedding_backward(d_dweight, on_device(dout, dtype), d_ids);
+    EXPECT_TRUE(expect_close("embedding_backward", d_dweight, dweight, dtype));
+  }
+}
+
+TEST(CudaCrossEntropy, FusedLossAndGradientMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(403);
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t v : {5, 1000, 50257}) {
+      const int64_t n = v > 10000 ? 9 : 33;
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " V=" << v);
+      const Tensor logits = host_values({n, v}, dtype, rng, -8, 8);
+      std::vector<int32_t> t(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) t[size_t(i)] = i % 4 == 1 ? ops::kIgnoreIndex : rng.integer(0, int32_t(v));
+      const Tensor targets = Tensor::from_ints({n}, t), d_targets = targets.to(Device::cuda());
+      const double dloss = 1.0 / 7;
+      const Tensor losses = Tensor::empty({n}, DType::f32), dlogits = Tensor::empty({n, v}, DType::f32);
+      const int64_t counted = ops::cross_entropy_fused(losses, dlogits, logits, targets, dloss);
+
+      const Tensor d_logits = on_device(logits, dtype);
+      const Tensor d_losses = poisoned({n}, DType::f32), d_dlogits = poisoned({n, v}, dtype);
+      EXPECT_EQ(ops::cross_entropy_fused(d_losses, d_dlogits, d_logits, d_targets, dloss), counted);
+      EXPECT_TRUE(expect_close("cross_entropy_fused.losses", d_losses, losses, dtype, 1e-5));
+      EXPECT_TRUE(expect_close("cross_entropy_fused.dlogits", d_dlogits, dlogits, dtype));
+
+      const Tensor d_losses2 = poisoned({n}, DType::f32);
+      EXPECT_EQ(ops::cross_entropy_forward(d_losses2, d_logits, d_targets), counted);
+      EXPECT_TRUE(expect_close("cross_entropy_forward.losses", d_losses2, losses, dtype, 1e-5));
+
+      // In place: the gradient overwrites the logits.
+      const Tensor in_place = on_device(logits, dtype), d_losses3 = poisoned({n}, DType::f32);
+      ops::cross_entropy_fused(d_losses3, in_place, in_place, d_targets, dloss);
+      EXPECT_TRUE(expect_close("cross_entropy_fused.dlogits (in place)", in_place, dlogits, dtype));
+      EXPECT_TRUE(expect_close("cross_entropy_fused.losses (in place)", d_losses3, losses, dtype, 1e-5));
+    }
+}
+
+TEST(CudaCrossEntropy, TargetOutsideTheVocabularyGivesNaN) {
+  ZT_REQUIRE_CUDA();
+  const Tensor logits = Tensor::zeros({2, 4}, DType::f32, Device::cuda());
+  const Tensor losses = Tensor::empty({2}, DType::f32, Device::cuda());
+  ops::cross_entropy_forward(losses, logits, Tensor::from_ints({2}, {1, 9}).to(Device::cuda()));
+  const std::vector<double> l = host_doubles(losses);
+  EXPECT_NEAR(l[0], std::log(4.0), 1e-6);
+  EXPECT_TRUE(std::isnan(l[1]));
+}
+
+TEST(CudaAdamW, StepMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(404);
+  for (int64_t n : {7, 1000003}) {
+    for (int64_t offset : {0, 1}) {  // 1: views off the 16-byte boundary take the scalar path
+      SCOPED_TRACE(testing::Message() << "n=" << n << " offset=" << offset);
+      const Tensor param = host_values({n + offset}, DType::f32, rng), grad = host_values({n + offset}, DType::f32, rng);
+      const Tensor m = host_values({n + offset}, DType::f32, rng, -0.1, 0.1);
+      const Tensor v = host_values({n + offset}, DType::f32, rng, 0.0, 0.01);
+      ops::AdamWParams p;
+      p.lr = 1e-3, p.beta1 = 0.9, p.beta2 = 0.95, p.eps = 1e-8, p.weight_decay = 0.1, p.step = 3;
+      auto tail = [&](const Tensor& t) { return t.view(size_t(offset), {n}); };
+      const Tensor d_param = on_device(param), d_grad = on_device(grad), d_m = on_device(m), d_v = on_device(v);
+      ops::adamw_step(tail(param), tail(grad), tail(m), tail(v), p, 0.5);
+      ops::adamw_step(tail(d_param), tail(d_grad), tail(d_m), tail(d_v), p, 0.5);
+      EXPECT_TRUE(expect_close("adamw_step.param", tail(d_param), tail(param), DType::f32, 1e-6));
+      EXPECT_TRUE(expect_close("adamw_step.exp_avg", tail(d_m), tail(m), DType::f32, 1e-6));
+      EXPECT_TRUE(expect_close("adamw_step.exp_avg_sq", tail(d_v), tail(v), DType::f32, 1e-6));
+    }
+  }
+}
+
+TEST(CudaElementwise, CastsAddScaleAndReductionsMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(405);
+  const int64_t n = 100001;
+  const Tensor x = random_tensor({n}, DType::f64, rng, -3, 3);
+  for (DType from : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (DType to : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(from) << " -> " << dtype_name(to));
+      const Tensor src = x.to(from);
+      const Tensor ref = Tensor::empty({n}, to);
+      ops::cast(ref, src);
+      const Tensor out = poisoned({n}, to);
+      ops::cast(out, src.to(Device::cuda()));
+      EXPECT_EQ(host_doubles(out), host_doubles(ref));  // the same rounding, element for element
+    }
+  const Tensor staged = poisoned({n}, DType::bf16);
+  ops::cast(staged, x.to(DType::f32));  // from the host into a device tensor
+  EXPECT_EQ(host_doubles(staged), host_doubles(x.to(DType::f32).to(DType::bf16)));
+
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    const Tensor a = host_values({n}, dtype, rng), b = host_values({n}, dtype, rng);
+    const Tensor sum = Tensor::empty({n}, DType::f32);
+    ops::add(sum, a, b);
+    const Tensor d_a = on_device(a, dtype), d_sum = poisoned({n}, dtype);
+    ops::add(d_sum, d_a, on_device(b, dtype));
+    EXPECT_TRUE(expect_close("add", d_sum, sum, dtype));
+    ops::add_(d_a, on_device(b, dtype));
+    EXPECT_TRUE(expect_close("add_", d_a, sum, dtype));
+    ops::scale_(sum, 0.25);
+    ops::scale_(d_a, 0.25);
+    EXPECT_TRUE(expect_close("scale_", d_a, sum, dtype));
+    EXPECT_NEAR(ops::sum_squares(on_device(a, dtype)), ops::sum_squares(a), 1e-9 * ops::sum_squares(a));
+    const Tensor d_pred = poisoned({n}, dtype), dpred = Tensor::empty({n}, DType::f32);
+    const double mse = ops::mse_loss(dpred, a, b, 3.0);
+    EXPECT_NEAR(ops::mse_loss(d_pred, on_device(a, dtype), on_device(b, dtype), 3.0), mse, 1e-9 * mse);
+    EXPECT_TRUE(expect_close("mse_loss.dpred", d_pred, dpred, dtype));
+    EXPECT_TRUE(ops::all_finite(on_device(a, dtype)));
+  }
+  Tensor with_nan = x.to(DType::f32);
+  with_nan.data<float>()[n - 3] = NAN;
+  EXPECT_FALSE(ops::all_finite(with_nan.to(Device::cuda())));
+  with_nan.data<float>()[n - 3] = INFINITY;
+  EXPECT_FALSE(ops::all_finite(with_nan.to(Device::cuda())));
+}
+
+TEST(CudaElementwise, PackAndUnpackColumns) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(406);
+  const Tensor a = host_values({9, 4}, DType::f32, rng), b = host_values({9, 2}, DType::f32, rng),
+               c = host_values({9, 6}, DType::f32, rng);
+  const Tensor packed = Tensor::empty({9, 12}, DType::f32);
+  ops::pack_columns(packed, {a, b, c});
+  const Tensor d_packed = poisoned({9, 12}, DType::f32);
+  ops::pack_columns(d_packed, {on_device(a), on_device(b), on_device(c)});
+  EXPECT_EQ(host_doubles(d_packed), host_doubles(packed));
+  const Tensor pa = poisoned({9, 4}, DType::f32), pb = poisoned({9, 2}, DType::f32), pc = poisoned({9, 6}, DType::f32);
+  ops::unpack_columns({pa, pb, pc}, d_packed);
+  EXPECT_EQ(host_doubles(pa), host_doubles(a));
+  EXPECT_EQ(host_doubles(pb), host_doubles(b));
+  EXPECT_EQ(host_doubles(pc), host_doubles(c));
+}
+
+}  // namespace
+}  // namespace zt

@@ -1,0 +1,116 @@
+// CUDA matmul (cuBLASLt, bias and GELU epilogues) against the CPU reference, f32 and bf16: the
+// forward with and without cuBLASLt's fused GELU, the backward's three gradients (dinp
+// overwritten, dweight and dbias accumulated onto prefilled values). Letters: N rows, C in, OC out.
+#include <gtest/gtest.h>
+
+#include <tuple>
+
+#include "kernels/cuda/cuda_ops.hpp"
+#include "cuda_compare.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace zt {
+namespace {
+
+using namespace test;
+using ops::Activation;
+using ops::WeightLayout;
+
+Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
+  return layout == WeightLayout::out_in ? Shape{oc, c} : Shape{c, oc};
+}
+
+const std::tuple<int64_t, int64_t, int64_t> kSizes[] = {{37, 64, 48}, {128, 96, 130}, {256, 128, 256}};
+
+TEST(CudaMatmul, ForwardMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(101);
+  for (const auto& [n, c, oc] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
+        for (Activation act : {Activation::none, Activation::gelu_tanh})
+          for (bool has_bias : {true, false})
+            for (bool epilogue : {true, false}) {
+              if (act == Activation::none && !epilogue) continue;
+              SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " OC=" << oc
+                                              << " layout=" << int(layout) << " gelu=" << int(act)
+                                              << " bias=" << has_bias << " epilogue=" << epilogue);
+              const Tensor inp = host_values({n, c}, dtype, rng);
+              const Tensor weight = host_values(weight_shape(layout, c, oc), dtype, rng, -0.2, 0.2);
+              const Tensor bias = has_bias ? host_values({oc}, dtype, rng) : Tensor();
+              const Tensor out = Tensor::empty({n, oc}, DType::f32), pre = Tensor::empty({n, oc}, DType::f32);
+              ops::matmul_forward(out, act == Activation::none ? Tensor() : pre, inp, weight, bias, layout, act);
+
+              const Tensor d_out = poisoned({n, oc}, dtype), d_pre = poisoned({n, oc}, dtype);
+              cuda::set_matmul_gelu_epilogue(epilogue);
+              ops::matmul_forward(d_out, act == Activation::none ? Tensor() : d_pre, on_device(inp, dtype),
+                                  on_device(weight, dtype), has_bias ? on_device(bias, dtype) : Tensor(), layout, act);
+              cuda::set_matmul_gelu_epilogue(true);
+              EXPECT_TRUE(expect_close(epilogue ? "matmul_forward.out" : "matmul_forward.out (gelu kernel)", d_out,
+                                       out, dtype));
+              if (act != Activation::none) {
+                EXPECT_TRUE(expect_close("matmul_forward.pre_act", d_pre, pre, dtype));
+              }
+            }
+}
+
+TEST(CudaMatmul, BackwardMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(102);
+  for (const auto& [n, c, oc] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
+        for (Activation act : {Activation::none, Activation::gelu_tanh})
+          for (bool has_bias : {true, false}) {
+            SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " OC=" << oc
+                                            << " layout=" << int(layout) << " gelu=" << int(act)
+                                            << " bias=" << has_bias);
+            const Shape ws = weight_shape(layout, c, oc);
+            const Tensor inp = host_values({n, c}, dtype, rng), weight = host_values(ws, dtype, rng, -0.2, 0.2);
+            const Tensor dout = host_values({n, oc}, dtype, rng), pre = host_values({n, oc}, dtype, rng, -3, 3);
+            const Tensor dweight0 = host_values(ws, dtype, rng), dbias0 = host_values({oc}, dtype, rng);
+            const Tensor gelu_pre = act == Activation::none ? Tensor() : pre;
+
+            const Tensor dinp = Tensor::empty({n, c}, DType::f32), dweight = dweight0.clone(), dbias = dbias0.clone();
+            ops::matmul_backward(dinp, dweight, has_bias ? dbias : Tensor(), dout, inp, weight, gelu_pre, layout, act);
+
+            const Tensor d_dinp = poisoned({n, c}, dtype), d_dweight = on_device(dweight0, dtype),
+                         d_dbias = on_device(dbias0, dtype);
+            ops::matmul_backward(d_dinp, d_dweight, has_bias ? d_dbias : Tensor(), on_device(dout, dtype),
+                                 on_device(inp, dtype), on_device(weight, dtype),
+                                 act == Activation::none ? Tensor() : on_device(pre, dtype), layout, act);
+            EXPECT_TRUE(expect_close("matmul_backward.dinp", d_dinp, dinp, dtype));
+            EXPECT_TRUE(expect_close("matmul_backward.dweight", d_dweight, dweight, dtype));
+            if (has_bias) {
+              EXPECT_TRUE(expect_close("matmul_backward.dbias", d_dbias, dbias, dtype));
+            }
+          }
+}
+
+TEST(CudaMatmul, OptionalGradientsAndErrors) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(103);
+  const Tensor inp = on_device(host_values({8, 16}, DType::f32, rng));
+  const Tensor weight = on_device(host_values({24, 16}, DType::f32, rng));
+  const Tensor dout = on_device(host_values({8, 24}, DType::f32, rng));
+  const Tensor dinp = poisoned({8, 16}, DType::f32);
+  ops::matmul_backward(dinp, Tensor(), Tensor(), dout, inp, weight, Tensor(), WeightLayout::out_in, Activation::none);
+  EXPECT_TRUE(all_written(dinp));
+  EXPECT_TRUE(throws_error_naming(
+      [&] {
+        ops::matmul_forward(Tensor::empty({8, 24}, DType::f32), Tensor(), inp, weight.to(Device::cpu()), Tensor(),
+                            WeightLayout::out_in, Activation::none);
+      },
+      {"matmul_forward", "different devices"}));
+  EXPECT_TRUE(throws_error_naming(
+      [&] {
+        const Tensor x = Tensor::zeros({8, 16}, DType::f64, Device::cuda());
+        ops::matmul_forward(Tensor::empty({8, 24}, DType::f64, Device::cuda()), Tensor(), x,
+                            Tensor::zeros({24, 16}, DType::f64, Device::cuda()), Tensor(), WeightLayout::out_in,
+                            Activation::none);
+      },
+      {"matmul_forward", "f32 or bf16", "f64"}));
+}
+
+}  // namespace
+}  // namespace zt

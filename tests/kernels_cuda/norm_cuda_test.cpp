@@ -1,0 +1,95 @@
+// CUDA LayerNorm and RMSNorm against the CPU reference, f32 and bf16 (statistics in f32):
+// outputs, saved mean/rstd, the input gradient (overwritten) and the parameter gradients
+// (accumulated onto prefilled values). Letters: N rows, C channels.
+#include <gtest/gtest.h>
+
+#include <tuple>
+
+#include "cuda_compare.hpp"
+#include "zt/kernels/ops.hpp"
+
+namespace zt {
+namespace {
+
+using namespace test;
+
+const std::tuple<int64_t, int64_t> kSizes[] = {{7, 64}, {300, 77}, {1000, 768}, {33, 4096}};
+
+TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(201);
+  for (const auto& [n, c] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (bool has_bias : {true, false}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " bias=" << has_bias);
+        const Tensor inp = host_values({n, c}, dtype, rng, 1.0, 4.0);  // an offset mean
+        const Tensor weight = host_values({c}, dtype, rng, 0.5, 1.5);
+        const Tensor bias = has_bias ? host_values({c}, dtype, rng) : Tensor();
+        const Tensor out = Tensor::empty({n, c}, DType::f32), mean = Tensor::empty({n}, DType::f32),
+                     rstd = Tensor::empty({n}, DType::f32);
+        ops::layernorm_forward(out, mean, rstd, inp, weight, bias, 1e-5);
+        const Tensor d_out = poisoned({n, c}, dtype), d_mean = poisoned({n}, DType::f32),
+                     d_rstd = poisoned({n}, DType::f32);
+        const Tensor d_inp = on_device(inp, dtype), d_weight = on_device(weight, dtype);
+        const Tensor d_bias = has_bias ? on_device(bias, dtype) : Tensor();
+        ops::layernorm_forward(d_out, d_mean, d_rstd, d_inp, d_weight, d_bias, 1e-5);
+        EXPECT_TRUE(expect_close("layernorm_forward.out", d_out, out, dtype));
+        EXPECT_TRUE(expect_close("layernorm_forward.mean", d_mean, mean, dtype, 1e-6));
+        EXPECT_TRUE(expect_close("layernorm_forward.rstd", d_rstd, rstd, dtype, 1e-5));
+
+        const Tensor dout = host_values({n, c}, dtype, rng);
+        const Tensor dweight0 = host_values({c}, dtype, rng), dbias0 = host_values({c}, dtype, rng);
+        const Tensor dinp = Tensor::empty({n, c}, DType::f32), dweight = dweight0.clone(), dbias = dbias0.clone();
+        ops::layernorm_backward(dinp, dweight, has_bias ? dbias : Tensor(), dout, inp, weight, mean, rstd);
+        const Tensor d_dinp = poisoned({n, c}, dtype), d_dweight = on_device(dweight0, dtype),
+                     d_dbias = on_device(dbias0, dtype);
+        ops::layernorm_backward(d_dinp, d_dweight, has_bias ? d_dbias : Tensor(), on_device(dout, dtype), d_inp,
+                                d_weight, d_mean, d_rstd);
+        EXPECT_TRUE(expect_close("layernorm_backward.dinp", d_dinp, dinp, dtype));
+        EXPECT_TRUE(expect_close("layernorm_backward.dweight", d_dweight, dweight, dtype));
+        if (has_bias) {
+          EXPECT_TRUE(expect_close("layernorm_backward.dbias", d_dbias, dbias, dtype));
+        }
+      }
+}
+
+TEST(CudaRMSNorm, ForwardAndBackwardMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(202);
+  for (const auto& [n, c] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c);
+      const Tensor inp = host_values({n, c}, dtype, rng, -2.0, 2.0);
+      const Tensor weight = host_values({c}, dtype, rng, 0.5, 1.5);
+      const Tensor out = Tensor::empty({n, c}, DType::f32), rstd = Tensor::empty({n}, DType::f32);
+      ops::rmsnorm_forward(out, rstd, inp, weight, 1e-6);
+      const Tensor d_out = poisoned({n, c}, dtype), d_rstd = poisoned({n}, DType::f32);
+      const Tensor d_inp = on_device(inp, dtype), d_weight = on_device(weight, dtype);
+      ops::rmsnorm_forward(d_out, d_rstd, d_inp, d_weight, 1e-6);
+      EXPECT_TRUE(expect_close("rmsnorm_forward.out", d_out, out, dtype));
+      EXPECT_TRUE(expect_close("rmsnorm_forward.rstd", d_rstd, rstd, dtype, 1e-5));
+
+      const Tensor dout = host_values({n, c}, dtype, rng), dweight0 = host_values({c}, dtype, rng);
+      const Tensor dinp = Tensor::empty({n, c}, DType::f32), dweight = dweight0.clone();
+      ops::rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd);
+      const Tensor d_dinp = poisoned({n, c}, dtype), d_dweight = on_device(dweight0, dtype);
+      ops::rmsnorm_backward(d_dinp, d_dweight, on_device(dout, dtype), d_inp, d_weight, d_rstd);
+      EXPECT_TRUE(expect_close("rmsnorm_backward.dinp", d_dinp, dinp, dtype));
+      EXPECT_TRUE(expect_close("rmsnorm_backward.dweight", d_dweight, dweight, dtype));
+    }
+}
+
+TEST(CudaNorm, StatisticsMustBeF32ForBf16) {
+  ZT_REQUIRE_CUDA();
+  const Tensor x = Tensor::zeros({4, 8}, DType::bf16, Device::cuda());
+  const Tensor w = Tensor::zeros({8}, DType::bf16, Device::cuda());
+  EXPECT_TRUE(throws_error_naming(
+      [&] {
+        ops::rmsnorm_forward(Tensor::empty({4, 8}, DType::bf16, Device::cuda()),
+                             Tensor::empty({4}, DType::bf16, Device::cuda()), x, w, 1e-5);
+      },
+      {"rmsnorm_forward", "rstd", "f32"}));
+}
+
+}  // namespace
+}  // namespace zt
