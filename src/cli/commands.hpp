@@ -8,5 +8,6 @@ namespace zt::cli {
 
 void add_train_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_estimate_command(CLI::App& app);
 
 }  // namespace zt::cli

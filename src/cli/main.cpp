@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   zt::cli::add_train_command(app);
   zt::cli::add_tokenize_command(app);
+  zt::cli::add_estimate_command(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) {

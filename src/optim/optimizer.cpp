@@ -15,6 +15,22 @@ size_t Optimizer::state_bytes() const {
   return n;
 }
 
+void Optimizer::check_host_target(const StepTarget& t) const {
+  ZT_CHECK(t.param.defined() && t.grad.defined(), name(), ": buffer ", t.id, " needs both a parameter and a gradient");
+  ZT_CHECK(t.param.dtype() == DType::f32 && t.grad.dtype() == DType::f32, name(), ": buffer ", t.id,
+           " must be f32, got ", t.param.describe(), " and gradient ", t.grad.describe());
+  ZT_CHECK(t.param.device().is_cpu() && t.grad.device().is_cpu(), name(), ": buffer ", t.id,
+           " is on ", t.param.device().name(), "; this optimizer steps host buffers only (offload the optimizer "
+           "to the CPU, or use Adam/AdamW)");
+  ZT_CHECK(t.param.numel() == t.grad.numel(), name(), ": buffer ", t.id, " has ", t.param.numel(),
+           " parameters but ", t.grad.numel(), " gradients");
+}
+
+bool Optimizer::has_state(int64_t id, const std::string& key) const {
+  auto it = state_.find(id);
+  return it != state_.end() && it->second.count(key) && it->second.at(key).defined();
+}
+
 const Tensor& Optimizer::state_for(const StepTarget& t, const std::string& key) {
   auto& slot = state_[t.id][key];
   if (!slot.defined()) slot = Tensor::zeros(t.param.shape(), DType::f32, t.param.device());

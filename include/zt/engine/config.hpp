@@ -12,12 +12,12 @@
 namespace zt::engine {
 
 struct OptimizerConfig {
-  std::string type = "AdamW";       // Adam, AdamW, Lion, LAMB, SGD (DeepSpeed's names, case-insensitive)
+  std::string type = "AdamW";       // Adam, AdamW, Lion, LAMB, SGD (read ignoring case, kept in this spelling)
   nlohmann::json params = nlohmann::json::object();  // as given; each optimizer reads its keys
 };
 
 struct SchedulerConfig {
-  std::string type;                 // "" = none; WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest
+  std::string type;                 // "" = none; WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest (this spelling)
   nlohmann::json params = nlohmann::json::object();
 };
 
@@ -32,12 +32,19 @@ struct Fp16Config {
 };
 
 struct OffloadConfig {
-  std::string device = "none";      // none | cpu | nvme
+  std::string device = "none";      // none | cpu (nvme is DeepSpeed's, not supported yet)
   bool pin_memory = false;
   std::string nvme_path;
-  int64_t buffer_count = 5;
-  int64_t buffer_size = 100000000;
-  double ratio = 1.0;               // offload_optimizer only
+  int64_t buffer_count = 5;         // DeepSpeed: 5 for offload_param, 4 for offload_optimizer
+  int64_t buffer_size = 100000000;  // offload_param only
+  double ratio = 1.0;               // offload_optimizer only (< 1: stage 3 only)
+  int64_t max_in_cpu = 1000000000;  // offload_param only
+
+  static OffloadConfig optimizer_defaults() {
+    OffloadConfig c;
+    c.buffer_count = 4;
+    return c;
+  }
 };
 
 struct ZeroConfig {
@@ -52,7 +59,7 @@ struct ZeroConfig {
   int64_t stage3_max_live_parameters = 1000000000;
   int64_t stage3_max_reuse_distance = 1000000000;
   int64_t sub_group_size = 1000000000;
-  OffloadConfig offload_optimizer, offload_param;
+  OffloadConfig offload_optimizer = OffloadConfig::optimizer_defaults(), offload_param;
 };
 
 struct CommsLoggerSettings {

@@ -17,6 +17,11 @@ class AdamW : public Optimizer {
   std::string name() const override { return config_.adam_w_mode ? "AdamW" : "Adam"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
   const AdamWConfig& config() const { return config_; }
+  bool set_betas(double beta1, double beta2) override {
+    config_.beta1 = beta1;
+    config_.beta2 = beta2;
+    return true;
+  }
 
  private:
   AdamWConfig config_;

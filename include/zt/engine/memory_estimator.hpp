@@ -1,0 +1,70 @@
+// DeepSpeed's estimates of the memory that model states (parameters, gradients and Adam's states,
+// in mixed precision) need per GPU and per CPU under ZeRO-2 and ZeRO-3, for each offload option:
+// estimate_zero2_model_states_mem_needs (deepspeed/runtime/zero/stage_1_and_2.py) and
+// estimate_zero3_model_states_mem_needs (stage3.py), with the same formulas and table layout.
+// Activations, buffers and fragmentation come on top; additional_buffer_factor pads the CPU side.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "zt/models/config.hpp"
+
+namespace zt::engine {
+
+struct MemoryEstimateOptions {
+  int64_t num_gpus_per_node = 1, num_nodes = 1;
+  double additional_buffer_factor = 1.5;
+};
+
+struct MemoryNeeds {
+  int64_t cpu_bytes = 0, gpu_bytes = 0;
+};
+
+// ZeRO-2, Ψ = total_params, N = GPUs, f = additional_buffer_factor:
+//   offload_optimizer=cpu:  GPU 2Ψ;                CPU Ψ * max(4N, 16) * f
+//   none:                   GPU 2Ψ + int(18Ψ / N);  CPU Ψ * 4 * gpus_per_node * f
+MemoryNeeds estimate_zero2_model_states_mem_needs(int64_t total_params, bool cpu_offload,
+                                                  const MemoryEstimateOptions& options);
+// ZeRO-3, L = largest_layer_params, g = 1 / num_nodes; the GPU always holds 4L for the layer being
+// gathered:
+//   offload param + optimizer:  GPU 4L;                     CPU Ψ * 18g * f (zero_init), Ψ * max(4 gpus_per_node, 18g) * f
+//   offload optimizer:          GPU 4L + int(2Ψ / N);       CPU Ψ * 16g * f (zero_init), Ψ * max(4 gpus_per_node, 16g) * f
+//   none:                       GPU 4L + int(18Ψ / N);      CPU L * 4 gpus_per_node * f (zero_init), Ψ * 4 gpus_per_node * f
+MemoryNeeds estimate_zero3_model_states_mem_needs(int64_t total_params, int64_t largest_layer_params, bool cpu_offload,
+                                                  bool cpu_offload_params, bool zero_init,
+                                                  const MemoryEstimateOptions& options);
+
+struct MemoryEstimateRow {
+  bool offload_param = false, offload_optimizer = false;
+  bool zero_init = false;  // stage 3: parameters created partitioned (deepspeed.zero.Init)
+  MemoryNeeds needs;
+};
+
+struct MemoryEstimate {
+  int stage = 2;  // 2 or 3
+  int64_t total_params = 0, largest_layer_params = 0;
+  MemoryEstimateOptions options;
+  std::vector<MemoryEstimateRow> rows;  // in DeepSpeed's order
+};
+
+// Every offload option of a stage, as DeepSpeed's *_all_cold functions list them.
+MemoryEstimate estimate_zero2(int64_t total_params, const MemoryEstimateOptions& options);
+MemoryEstimate estimate_zero3(int64_t total_params, int64_t largest_layer_params, const MemoryEstimateOptions& options);
+
+// DeepSpeed's printed table:
+//   Estimated memory needed for params, optim states and gradients for a:
+//   HW: Setup with 1 node, 8 GPUs per node.
+//   SW: Model with 1300M total params, 65M largest layer params.
+//     per CPU  |  per GPU |   Options
+//      ...GB |   ...GB | offload_param=cpu , offload_optimizer=cpu , zero_init=1
+std::string format_memory_estimate(const MemoryEstimate& estimate);
+nlohmann::json memory_estimate_json(const MemoryEstimate& estimate);
+
+// The parameters of the largest single module (its own parameters, not its children's) of the
+// Hugging Face model a config describes: what DeepSpeed's model_to_params reports for stage 3.
+int64_t largest_layer_parameters(const models::TransformerConfig& config);
+
+}  // namespace zt::engine
