@@ -9,5 +9,7 @@ namespace zt::cli {
 void add_train_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_estimate_command(CLI::App& app);
+void add_launch_command(CLI::App& app);
+void add_bench_command(CLI::App& app);  // bench.cpp: the parent of `zt bench <name>`
 
 }  // namespace zt::cli
