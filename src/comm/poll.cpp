@@ -8,15 +8,16 @@
 namespace zt::comm {
 
 namespace {
-// Defaults measured with zt bench comm (docs/COMM.md): yielding for 50 us after the last
-// progress keeps small-message latency; sleeps capped at 200 us keep large transfers (which Open
-// MPI's shared-memory transport only advances while someone polls) near full bandwidth.
+// Defaults chosen with zt bench comm on 2 ranks (docs/COMM.md): yielding for 200 us after the
+// last progress keeps small and mid-size messages fast (Open MPI's shared-memory transport only
+// advances while someone polls); sleeps capped at 100 us cost a waiting rank a few percent of a
+// core. Longer sleeps (1 ms) cost small messages ~20x in latency.
 long yield_us_setting() {
-  static const long v = long(env_int("ZT_COMM_POLL_YIELD_US", 50));
+  static const long v = long(env_int("ZT_COMM_POLL_YIELD_US", 200));
   return v;
 }
 long max_sleep_us_setting() {
-  static const long v = std::max(1L, long(env_int("ZT_COMM_POLL_MAX_SLEEP_US", 200)));
+  static const long v = std::max(1L, long(env_int("ZT_COMM_POLL_MAX_SLEEP_US", 100)));
   return v;
 }
 }  // namespace
