@@ -1,0 +1,105 @@
+// The ZeRO engine: trains any Module under DeepSpeed's config, as DeepSpeed's engine does.
+//
+//   auto [engine, optimizer, data, scheduler] = zt::engine::initialize(model, loss, config);
+//   for (...) { engine->forward(inputs, targets); engine->backward(); engine->step(); }
+//
+// forward/backward run one micro-batch; step() acts at the accumulation boundary (every
+// gradient_accumulation_steps micro-batches): it waits for the gradient reductions, unscales
+// and checks for overflow (fp16), takes the global norm over all shards, clips, steps the
+// optimizer on this rank's f32 shard and brings the parameters up to date. The model code is
+// unchanged under every stage: the engine works through the module hooks.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zt/comm/process_group.hpp"
+#include "zt/data/dataset.hpp"
+#include "zt/engine/config.hpp"
+#include "zt/nn/loss.hpp"
+#include "zt/nn/module.hpp"
+#include "zt/optim/optimizer.hpp"
+#include "zt/zero/grad_reducer.hpp"
+#include "zt/zero/param_coordinator.hpp"
+
+namespace zt::engine {
+
+class LossScale;
+class LearningRate;
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss, const Config& config,
+         std::shared_ptr<comm::ProcessGroup> group);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // One micro-batch: the model's forward and the loss; returns this rank's loss.
+  double forward(const Tensor& inputs, const Tensor& targets);
+  void backward();
+  // At the accumulation boundary: the optimizer step (true when applied, false when an fp16
+  // overflow skipped it). Between boundaries: nothing (false).
+  bool step();
+  // Runs gradient_accumulation_steps micro-batches from data and steps; returns the loss
+  // averaged over the micro-batches and the ranks.
+  double train_batch(data::Dataset& data, int64_t seq_len);
+
+  bool is_gradient_accumulation_boundary() const;
+  int64_t global_steps() const { return global_steps_; }
+  int64_t micro_steps() const { return micro_steps_; }
+  int64_t skipped_steps() const { return skipped_steps_; }
+  double last_grad_norm() const { return last_grad_norm_; }
+  double lr() const;
+  double loss_scale() const;
+  const Config& config() const { return config_; }
+  nn::Module& module() { return *model_; }
+  comm::ProcessGroup& group() { return *group_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  const zero::FlatLayout& layout() const { return *layout_; }
+
+  // What this rank holds, measured from its buffers.
+  zero::MemoryReport memory_report() const;
+  // The whole model's parameters in f32 (from the master weights), on every rank: for export
+  // and for comparing stages. Collective.
+  std::vector<std::pair<std::string, Tensor>> full_parameters();
+
+ private:
+  void install_hooks();
+  Tensor master_gradients_f32();
+  void write_back_parameters();
+
+  std::shared_ptr<nn::Module> model_;
+  std::shared_ptr<nn::Loss> loss_;
+  Config config_;
+  std::shared_ptr<comm::ProcessGroup> group_;
+  zero::ZeroOptions options_;
+  DType compute_dtype_;
+  std::unique_ptr<zero::FlatLayout> layout_;
+  Tensor param_storage_;   // full flat (stages 0-2) or this rank's partition (stage 3), storage dtype
+  Tensor master_;          // f32: this rank's shard (all of it at stage 0); may alias param_storage_
+  std::unique_ptr<zero::GradReducer> reducer_;
+  std::unique_ptr<zero::ParamCoordinator> coordinator_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<LearningRate> learning_rate_;
+  std::unique_ptr<LossScale> loss_scale_;
+  std::shared_ptr<nn::ModuleHooks> hooks_;
+  int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;
+  double last_grad_norm_ = 0;
+  bool forward_pending_ = false;
+};
+
+struct Initialized {
+  std::shared_ptr<Engine> engine;
+  optim::Optimizer* optimizer = nullptr;
+  std::shared_ptr<data::Dataset> training_data;
+};
+
+// DeepSpeed's initialize: the engine (with its optimizer and learning-rate schedule) for a
+// model, a loss and a config; the process group defaults to the world.
+Initialized initialize(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss, const Config& config,
+                       std::shared_ptr<data::Dataset> training_data = nullptr,
+                       std::shared_ptr<comm::ProcessGroup> group = nullptr);
+
+}  // namespace zt::engine

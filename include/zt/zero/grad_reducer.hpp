@@ -1,0 +1,69 @@
+// The gradient reducer: collects each parameter's gradient into its bucket as backward makes
+// it ready, and reduces full buckets across the data-parallel group while backward goes on.
+//
+//   stage 0: gradients live in a full flat buffer; at the accumulation boundary each full
+//            bucket is all-reduced in place.
+//   stage 1: as stage 0, but each bucket is reduce-scattered in place: a rank keeps the sum
+//            only over its own partition of the flat buffer.
+//   stage 2, 3: gradients live in bucket-sized staging buffers that exist only while their
+//            bucket fills; every micro-batch, a full bucket is reduce-scattered and added into
+//            this rank's gradient partition, and the staging buffer is freed.
+// Reductions are sums; the engine divides by the world size when it steps.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "zt/comm/process_group.hpp"
+#include "zt/zero/flat_layout.hpp"
+#include "zt/zero/options.hpp"
+
+namespace zt::zero {
+
+class GradReducer {
+ public:
+  GradReducer(const FlatLayout& layout, comm::ProcessGroup& group, const ZeroOptions& options);
+
+  // Before each micro-batch's backward; boundary: the last micro-batch before a step.
+  void begin_backward(bool boundary);
+  // The tensor a parameter's gradient accumulates into during this backward (full shape), in
+  // the compute dtype: a view into the flat or staging buffer, or a workspace that
+  // grad_ready() folds in.
+  Tensor grad_destination(int slot, DType compute_dtype);
+  // The parameter's gradient is complete for this micro-batch.
+  void grad_ready(int slot);
+  // Waits for every reduction of this backward; afterwards gradients() holds the sums.
+  void finish_backward();
+
+  // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
+  Tensor gradients() const;
+  void zero();  // before a new accumulation window (stages 0, 1)
+  size_t gradient_bytes() const;
+  size_t bucket_peak_bytes() const { return bucket_peak_; }
+
+ private:
+  struct BucketState {
+    int pending = 0;     // parameters whose gradient is not ready yet
+    Tensor staging;      // stages 2, 3: (range.size()) in comm dtype
+    comm::Work work;
+    Tensor received;     // stages 2, 3: this rank's reduced part, before it is added
+    bool in_flight = false;
+  };
+  void launch(int bucket);
+  void complete(int bucket);
+  Tensor bucket_storage(int bucket);
+  bool partitioned_grads() const { return options_.stage >= 2; }
+
+  const FlatLayout& layout_;
+  comm::ProcessGroup& group_;
+  ZeroOptions options_;
+  Tensor flat_;        // stages 0, 1: (total) in comm dtype
+  Tensor partition_;   // stages 2, 3: (partition_size) in comm dtype
+  std::vector<BucketState> buckets_;
+  std::vector<Tensor> workspaces_;  // per slot, when the compute dtype differs from the comm dtype
+  bool boundary_ = true;
+  bool first_micro_batch_ = true;   // stages 2, 3: the partition is overwritten, not added to
+  size_t bucket_bytes_now_ = 0, bucket_peak_ = 0;
+};
+
+}  // namespace zt::zero

@@ -1,0 +1,35 @@
+// What the ZeRO layer needs to know, resolved from the engine's config.
+#pragma once
+
+#include <cstdint>
+
+#include "zt/core/tensor.hpp"
+
+namespace zt::zero {
+
+struct ZeroOptions {
+  int stage = 0;                      // 0-3
+  DType storage_dtype = DType::f32;   // parameters and gradients as stored (f32, bf16, f16)
+  DType comm_dtype = DType::f32;      // gradients as reduced
+  Device device = Device::cpu();
+  int64_t alignment = 16;             // elements
+  int64_t reduce_bucket_size = 500000000;
+  bool overlap_comm = false;
+  int64_t prefetch_bucket_size = 50000000;
+  int64_t param_persistence_threshold = 100000;
+  int64_t max_live_parameters = 1000000000;
+};
+
+// What one rank holds, measured from its buffers (bytes).
+struct MemoryReport {
+  size_t parameters = 0;        // the parameter storage this rank keeps (full or its partition)
+  size_t gradients = 0;         // reduced-gradient storage (full or partition)
+  size_t master_weights = 0;    // f32 master copy, when it is not the parameter storage itself
+  size_t optimizer_states = 0;  // moments etc.
+  size_t persistent_gathered = 0;  // stage 3: small parameters kept whole
+  size_t bucket_peak = 0;       // gradient buckets in flight, at most
+  size_t gathered_peak = 0;     // stage 3: gathered parameters, at most
+  size_t model_states() const { return parameters + gradients + master_weights + optimizer_states + persistent_gathered; }
+};
+
+}  // namespace zt::zero

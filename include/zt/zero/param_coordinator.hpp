@@ -1,0 +1,74 @@
+// The parameter coordinator: makes a module's parameters readable just before it runs and
+// lets them go after.
+//
+// Stage 3 keeps only this rank's partition of the parameters; before a module's forward (and
+// again before its backward) its parameters are all-gathered, and released after. Parameters
+// below the persistence threshold stay whole. After the first step the coordinator knows the
+// order in which modules run and prefetches the parameters of the modules that come next,
+// up to the prefetch bucket size, never holding more than max_live_parameters gathered.
+//
+// Where the compute dtype differs from the storage dtype (bf16/f16 storage computed in f32 on
+// CPU ranks), the coordinator also materializes each module's parameters in the compute
+// dtype for the duration of its use.
+#pragma once
+
+#include <map>
+#include <vector>
+
+#include "zt/comm/process_group.hpp"
+#include "zt/zero/flat_layout.hpp"
+#include "zt/zero/options.hpp"
+
+namespace zt::zero {
+
+class ParamCoordinator {
+ public:
+  // storage: the full flat parameters (stages 0-2) or this rank's partition (stage 3), in the
+  // storage dtype.
+  ParamCoordinator(const FlatLayout& layout, comm::ProcessGroup& group, const ZeroOptions& options,
+                   DType compute_dtype, Tensor storage);
+
+  void acquire(nn::Module& module);
+  void release(nn::Module& module);
+  // After the optimizer wrote new values into the storage: refresh what is kept whole.
+  void refresh();
+  // Ends a step: the module order seen becomes the prefetch plan.
+  void end_step();
+
+  bool is_passthrough() const { return passthrough_; }  // nothing to do per module
+  size_t persistent_bytes() const;
+  size_t gathered_peak_bytes() const { return gathered_peak_; }
+  int64_t live_elements() const { return live_elements_; }
+
+ private:
+  struct SlotState {
+    int users = 0;          // acquisitions not yet released
+    Tensor gathered;        // stage 3: the whole parameter (storage dtype)
+    comm::Work work;        // a gather in flight
+    bool pending = false;
+    bool persistent = false;
+  };
+  std::vector<int> module_slots(nn::Module& module) const;
+  void start_gather(int slot);
+  void finish_gather(int slot);
+  void prefetch_after(size_t trace_position);
+  Tensor storage_view(int slot);
+  void set_data(int slot);
+  void drop(int slot);
+
+  const FlatLayout& layout_;
+  comm::ProcessGroup& group_;
+  ZeroOptions options_;
+  DType compute_dtype_;
+  Tensor storage_;
+  bool passthrough_;
+  std::vector<SlotState> slots_;
+  std::map<const nn::Module*, std::vector<int>> module_slots_cache_;
+  std::vector<const nn::Module*> trace_, recording_;
+  size_t trace_position_ = 0;
+  bool trace_valid_ = false;
+  int64_t live_elements_ = 0;
+  size_t gathered_bytes_ = 0, gathered_peak_ = 0;
+};
+
+}  // namespace zt::zero

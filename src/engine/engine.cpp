@@ -1,0 +1,231 @@
+#include "zt/engine/engine.hpp"
+
+#include <cmath>
+
+#include "engine_parts.hpp"
+#include "zt/core/log.hpp"
+#include "zt/kernels/ops.hpp"
+#include "zt/optim/clip.hpp"
+
+namespace zt::engine {
+
+namespace {
+
+DType dtype_from_config_name(const std::string& name, const char* key) {
+  if (name == "fp32" || name == "float32") return DType::f32;
+  if (name == "bf16" || name == "bfloat16") return DType::bf16;
+  if (name == "fp16" || name == "float16") return DType::f16;
+  ZT_THROW(key, " = \"", name, "\" is not one of fp32, bf16, fp16");
+}
+
+zero::ZeroOptions zero_options(const Config& c, Device device) {
+  zero::ZeroOptions o;
+  o.stage = c.zero.stage;
+  o.storage_dtype = c.bf16 ? DType::bf16 : (c.fp16.enabled ? DType::f16 : DType::f32);
+  o.comm_dtype = c.communication_data_type.empty()
+                     ? o.storage_dtype
+                     : dtype_from_config_name(c.communication_data_type, "communication_data_type");
+  o.device = device;
+  o.reduce_bucket_size = c.zero.reduce_bucket_size;
+  o.overlap_comm = c.zero.overlap_comm;
+  o.prefetch_bucket_size = c.zero.stage3_prefetch_bucket_size;
+  o.param_persistence_threshold = c.zero.stage3_param_persistence_threshold;
+  o.max_live_parameters = c.zero.stage3_max_live_parameters;
+  return o;
+}
+
+}  // namespace
+
+Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss, const Config& config,
+               std::shared_ptr<comm::ProcessGroup> group)
+    : model_(std::move(model)), loss_(std::move(loss)), config_(config), group_(std::move(group)) {
+  ZT_CHECK(model_ && loss_, "initialize: a model and a loss are required");
+  ZT_CHECK(group_ != nullptr, "initialize: no process group");
+  const auto params = model_->named_parameters();
+  ZT_CHECK(!params.empty(), "initialize: the model has no parameters");
+  const Device device = params.front().second->data.device();
+  options_ = zero_options(config_, device);
+  compute_dtype_ = device.is_cpu() ? DType::f32 : options_.storage_dtype;
+  const int world = group_->size(), rank = group_->rank();
+  layout_ = std::make_unique<zero::FlatLayout>(*model_, world, options_.alignment, options_.reduce_bucket_size);
+
+  // The starting weights, in f32, the same on every rank (rank 0's).
+  Tensor initial = Tensor::zeros({layout_->total()}, DType::f32, device);
+  for (const auto& slot : layout_->slots()) {
+    ZT_CHECK(slot.param->data.defined(), "initialize: parameter ", slot.name, " has no values");
+    ops::cast(initial.view(size_t(slot.offset), slot.param->shape), slot.param->data);
+  }
+  if (world > 1) group_->broadcast(initial, 0).wait();
+
+  const zero::Range mine = layout_->partition(rank);
+  const Tensor my_initial = options_.stage == 0 ? initial : initial.view(size_t(mine.begin), {mine.size()});
+  const bool shard_params = options_.stage == 3;
+  param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
+  ops::cast(param_storage_, shard_params ? my_initial : initial);
+  if (options_.storage_dtype == DType::f32) {
+    master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
+  } else {
+    master_ = my_initial.clone();
+  }
+  initial = Tensor();
+
+  reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
+  coordinator_ = std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
+                                                          param_storage_);
+  auto parts = make_training_parts(config_);
+  optimizer_ = std::move(parts.optimizer);
+  learning_rate_ = std::move(parts.learning_rate);
+  loss_scale_ = std::move(parts.loss_scale);
+  install_hooks();
+}
+
+Engine::~Engine() {
+  if (model_) model_->clear_hooks_recursive();
+}
+
+void Engine::install_hooks() {
+  hooks_ = std::make_shared<nn::ModuleHooks>();
+  hooks_->before_forward = [this](nn::Module& m) { coordinator_->acquire(m); };
+  hooks_->after_forward = [this](nn::Module& m) { coordinator_->release(m); };
+  hooks_->before_backward = [this](nn::Module& m) {
+    coordinator_->acquire(m);
+    for (const auto& [name, p] : m.own_parameters())
+      if (p->requires_grad) p->grad = reducer_->grad_destination(layout_->slot_of(p.get()), compute_dtype_);
+  };
+  hooks_->after_backward = [this](nn::Module& m) { coordinator_->release(m); };
+  hooks_->grad_ready = [this](nn::Parameter& p) {
+    reducer_->grad_ready(layout_->slot_of(&p));
+    p.grad = Tensor();
+  };
+  model_->add_hooks_recursive(hooks_);
+}
+
+bool Engine::is_gradient_accumulation_boundary() const {
+  return (micro_steps_ + 1) % config_.gradient_accumulation_steps == 0;
+}
+
+double Engine::lr() const { return learning_rate_->current(); }
+double Engine::loss_scale() const { return loss_scale_->scale(); }
+
+double Engine::forward(const Tensor& inputs, const Tensor& targets) {
+  ZT_CHECK(!forward_pending_, "Engine::forward called twice without a backward in between");
+  const Tensor out = model_->forward(inputs.to(options_.device));
+  const double grad_scale = loss_scale_->scale() / double(config_.gradient_accumulation_steps);
+  const double loss = loss_->forward(out, targets.to(options_.device), grad_scale);
+  forward_pending_ = true;
+  return loss;
+}
+
+void Engine::backward() {
+  ZT_CHECK(forward_pending_, "Engine::backward without a forward");
+  if (micro_steps_ % config_.gradient_accumulation_steps == 0) reducer_->zero();
+  reducer_->begin_backward(is_gradient_accumulation_boundary());
+  model_->backward(loss_->backward());
+  reducer_->finish_backward();
+  coordinator_->end_step();
+  forward_pending_ = false;
+  ++micro_steps_;
+}
+
+Tensor Engine::master_gradients_f32() {
+  const Tensor g = reducer_->gradients();
+  if (g.dtype() == DType::f32) return g;
+  Tensor f = Tensor::empty(g.shape(), DType::f32, g.device());
+  ops::cast(f, g);
+  return f;
+}
+
+bool Engine::step() {
+  if (micro_steps_ == 0 || micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
+  ZT_CHECK(!forward_pending_, "Engine::step between a forward and its backward");
+  const Tensor grads = reducer_->gradients();
+  const bool sharded = options_.stage >= 1;
+  const int world = group_->size();
+
+  // One reduction carries both the overflow flag and the sum of squares.
+  Tensor stats = Tensor::zeros({2}, DType::f64);
+  stats.data<double>()[0] = loss_scale_->dynamic() && !ops::all_finite(grads) ? 1.0 : 0.0;
+  stats.data<double>()[1] = ops::sum_squares(grads);
+  if (sharded && world > 1) group_->all_reduce(stats, comm::ReduceOp::sum).wait();
+  const bool overflow = stats.data<double>()[0] > 0 || !std::isfinite(stats.data<double>()[1]);
+  ++global_steps_;
+  if (overflow && loss_scale_->dynamic()) {
+    ++skipped_steps_;
+    loss_scale_->update(true, global_steps_);
+    return false;
+  }
+  ZT_CHECK(!overflow, "gradients overflowed at step ", global_steps_, " (norm is not finite) without fp16 loss scaling");
+  // The reductions summed over ranks, and the loss was multiplied by the loss scale.
+  const double denominator = double(world) * loss_scale_->scale();
+  last_grad_norm_ = std::sqrt(stats.data<double>()[1]) / denominator;
+  const double coefficient = optim::clip_coefficient(last_grad_norm_, config_.gradient_clipping);
+  optimizer_->step({{0, master_, master_gradients_f32()}}, learning_rate_->current(), coefficient / denominator);
+  write_back_parameters();
+  learning_rate_->step();
+  loss_scale_->update(false, global_steps_);
+  return true;
+}
+
+void Engine::write_back_parameters() {
+  const int rank = group_->rank();
+  const zero::Range mine = layout_->partition(rank);
+  const bool aliased = options_.storage_dtype == DType::f32;
+  if (options_.stage == 0 || options_.stage == 3) {
+    if (!aliased) ops::cast(param_storage_, master_);
+  } else {
+    const Tensor my_part = param_storage_.view(size_t(mine.begin), {mine.size()});
+    if (!aliased) ops::cast(my_part, master_);
+    if (group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
+  }
+  coordinator_->refresh();
+}
+
+double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
+  double total = 0;
+  const int64_t gas = config_.gradient_accumulation_steps;
+  for (int64_t i = 0; i < gas; ++i) {
+    const data::Batch b = data.next_batch(config_.train_micro_batch_size_per_gpu, seq_len);
+    total += forward(b.inputs, b.targets);
+    backward();
+  }
+  step();
+  Tensor mean = Tensor::from_floats({1}, {0.0f}, DType::f64);
+  mean.data<double>()[0] = total / double(gas);
+  if (group_->size() > 1) group_->all_reduce(mean, comm::ReduceOp::avg).wait();
+  return mean.data<double>()[0];
+}
+
+zero::MemoryReport Engine::memory_report() const {
+  zero::MemoryReport r;
+  r.parameters = param_storage_.nbytes();
+  r.gradients = reducer_->gradient_bytes();
+  r.master_weights = options_.storage_dtype == DType::f32 ? 0 : master_.nbytes();
+  r.optimizer_states = optimizer_->state_bytes();
+  r.persistent_gathered = coordinator_->persistent_bytes();
+  r.bucket_peak = reducer_->bucket_peak_bytes();
+  r.gathered_peak = coordinator_->gathered_peak_bytes();
+  return r;
+}
+
+std::vector<std::pair<std::string, Tensor>> Engine::full_parameters() {
+  Tensor full;
+  if (options_.stage == 0) {
+    full = master_.to(Device::cpu());
+  } else {
+    full = Tensor::empty({layout_->total()}, DType::f32, options_.device);
+    group_->all_gather(full, master_).wait();
+    full = full.to(Device::cpu());
+  }
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& slot : layout_->slots()) out.emplace_back(slot.name, full.view(size_t(slot.offset), slot.param->shape));
+  return out;
+}
+
+Initialized initialize(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss, const Config& config,
+                       std::shared_ptr<data::Dataset> training_data, std::shared_ptr<comm::ProcessGroup> group) {
+  if (!group) group = comm::init_process_group();
+  auto engine = std::make_shared<Engine>(std::move(model), std::move(loss), config, group);
+  return {engine, &engine->optimizer(), std::move(training_data)};
+}
+
+}  // namespace zt::engine

@@ -1,0 +1,144 @@
+#include "zt/zero/grad_reducer.hpp"
+
+#include "zt/kernels/ops.hpp"
+
+namespace zt::zero {
+
+GradReducer::GradReducer(const FlatLayout& layout, comm::ProcessGroup& group, const ZeroOptions& options)
+    : layout_(layout), group_(group), options_(options), buckets_(layout.buckets().size()),
+      workspaces_(layout.slots().size()) {
+  if (partitioned_grads()) {
+    partition_ = Tensor::zeros({layout.partition_size()}, options.comm_dtype, options.device);
+  } else {
+    flat_ = Tensor::zeros({layout.total()}, options.comm_dtype, options.device);
+  }
+}
+
+Tensor GradReducer::bucket_storage(int bucket) {
+  BucketState& state = buckets_[size_t(bucket)];
+  if (!state.staging.defined()) {
+    const Range range = layout_.buckets()[size_t(bucket)].range;
+    state.staging = Tensor::zeros({range.size()}, options_.comm_dtype, options_.device);
+    bucket_bytes_now_ += state.staging.nbytes();
+    bucket_peak_ = std::max(bucket_peak_, bucket_bytes_now_);
+  }
+  return state.staging;
+}
+
+void GradReducer::begin_backward(bool boundary) {
+  boundary_ = boundary;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    ZT_CHECK(!buckets_[b].in_flight, "gradient bucket ", b, " is still being reduced at the next backward");
+    buckets_[b].pending = int(layout_.buckets()[b].slots.size());
+  }
+}
+
+Tensor GradReducer::grad_destination(int slot, DType compute_dtype) {
+  const ParamSlot& s = layout_.slots()[size_t(slot)];
+  Tensor& workspace = workspaces_[size_t(slot)];
+  if (workspace.defined()) return workspace;  // a tied parameter asks once per use
+  if (compute_dtype != options_.comm_dtype) {
+    workspace = Tensor::zeros(s.param->shape, compute_dtype, options_.device);
+    return workspace;
+  }
+  if (!partitioned_grads()) return flat_.view(size_t(s.offset), s.param->shape);
+  const Range range = layout_.buckets()[size_t(s.bucket)].range;
+  return bucket_storage(s.bucket).view(size_t(s.offset - range.begin), s.param->shape);
+}
+
+void GradReducer::grad_ready(int slot) {
+  const ParamSlot& s = layout_.slots()[size_t(slot)];
+  Tensor& workspace = workspaces_[size_t(slot)];
+  if (workspace.defined()) {
+    // Fold the compute-dtype gradient into its place in the comm-dtype buffer.
+    Tensor target;
+    if (partitioned_grads()) {
+      const Range range = layout_.buckets()[size_t(s.bucket)].range;
+      target = bucket_storage(s.bucket).view(size_t(s.offset - range.begin), s.param->shape);
+    } else {
+      target = flat_.view(size_t(s.offset), s.param->shape);
+    }
+    ops::add_(target, workspace);
+    workspace = Tensor();
+  }
+  if (!boundary_ && !partitioned_grads()) return;  // stages 0, 1 reduce once per step
+  BucketState& state = buckets_[size_t(s.bucket)];
+  ZT_CHECK(state.pending > 0, "gradient of ", s.name, " reported ready twice in one backward");
+  if (--state.pending == 0) launch(s.bucket);
+}
+
+void GradReducer::launch(int bucket) {
+  BucketState& state = buckets_[size_t(bucket)];
+  const Range range = layout_.buckets()[size_t(bucket)].range;
+  const int rank = group_.rank();
+  if (options_.stage == 0) {
+    state.work = group_.all_reduce(flat_.view(size_t(range.begin), {range.size()}));
+  } else {
+    const std::vector<int64_t> counts = layout_.counts_by_rank(range);
+    int64_t displacement = 0;
+    for (int r = 0; r < rank; ++r) displacement += counts[size_t(r)];
+    const int64_t mine = counts[size_t(rank)];
+    if (options_.stage == 1) {
+      // In place: this rank's sum lands where its own part of the bucket was.
+      const Tensor input = flat_.view(size_t(range.begin), {range.size()});
+      state.work = group_.reduce_scatter_v(input.view(size_t(displacement), {mine}), input, counts);
+    } else {
+      const Tensor input = bucket_storage(bucket);
+      const int64_t at = range.begin + displacement - layout_.partition(rank).begin;
+      Tensor output = first_micro_batch_ && mine > 0 ? partition_.view(size_t(at), {mine})
+                                                     : Tensor::empty({mine}, options_.comm_dtype, options_.device);
+      if (!first_micro_batch_) state.received = output;
+      state.work = group_.reduce_scatter_v(output, input, counts);
+    }
+  }
+  state.in_flight = true;
+  if (!options_.overlap_comm) complete(bucket);
+}
+
+void GradReducer::complete(int bucket) {
+  BucketState& state = buckets_[size_t(bucket)];
+  if (!state.in_flight) return;
+  state.work.wait();
+  state.in_flight = false;
+  state.work = comm::Work();
+  const Range mine = intersect(layout_.buckets()[size_t(bucket)].range, layout_.partition(group_.rank()));
+  if (state.received.defined() && mine.size() > 0) {
+    ops::add_(partition_.view(size_t(mine.begin - layout_.partition(group_.rank()).begin), {mine.size()}),
+              state.received);
+    state.received = Tensor();
+  }
+  if (state.staging.defined()) {
+    bucket_bytes_now_ -= state.staging.nbytes();
+    state.staging = Tensor();
+  }
+}
+
+void GradReducer::finish_backward() {
+  if (boundary_ || partitioned_grads()) {
+    // A parameter the forward did not use has no gradient event: its bucket goes out now,
+    // with zeros in that parameter's place.
+    for (size_t b = 0; b < buckets_.size(); ++b)
+      if (buckets_[b].pending > 0 && !buckets_[b].in_flight) {
+        buckets_[b].pending = 0;
+        launch(int(b));
+      }
+  }
+  for (size_t b = 0; b < buckets_.size(); ++b) complete(int(b));
+  if (partitioned_grads()) first_micro_batch_ = false;
+}
+
+Tensor GradReducer::gradients() const {
+  if (partitioned_grads()) return partition_;
+  if (options_.stage == 0) return flat_;
+  const Range mine = layout_.partition(group_.rank());
+  return flat_.view(size_t(mine.begin), {mine.size()});
+}
+
+void GradReducer::zero() {
+  if (partitioned_grads()) first_micro_batch_ = true;
+  else flat_.zero_();
+}
+
+size_t GradReducer::gradient_bytes() const { return partitioned_grads() ? partition_.nbytes() : flat_.nbytes(); }
+
+}  // namespace zt::zero

@@ -1,0 +1,2 @@
+# Multi-rank tests of the ZeRO engine.
+zt_add_mpi_test(zt_test_engine_stages ${CMAKE_CURRENT_LIST_DIR}/stages_mpi.cpp NPS 1 2 3 4)

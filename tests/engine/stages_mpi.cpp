@@ -1,0 +1,186 @@
+// Every ZeRO stage against stage 0 on the same ranks and data: losses, gradient norms and the
+// final parameters agree (f32 to 1e-5, bf16 within its rounding); accumulation of micro-batches
+// equals one large batch; a user-defined model trains under stage 3; each rank holds what the
+// ZeRO paper's formulas say.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../../examples/mlp_regressor.hpp"
+#include "../comm/mpi_test_main.hpp"
+#include "zt/data/markov_corpus.hpp"
+#include "zt/engine/engine.hpp"
+#include "zt/models/causal_lm.hpp"
+
+namespace zt::engine {
+namespace {
+
+models::TransformerConfig odd_gpt() {
+  // Sizes that divide by no world size: 7,621 parameters in all.
+  models::TransformerConfig c;
+  c.model_type = "gpt2";
+  c.vocab_size = 37;
+  c.hidden_size = 12;
+  c.num_layers = 2;
+  c.num_heads = c.num_kv_heads = 3;
+  c.intermediate_size = 20;
+  c.max_position_embeddings = 16;
+  c.tie_word_embeddings = true;
+  c.attention_bias = c.attention_out_bias = c.mlp_bias = true;
+  return c;
+}
+
+Config make_config(int stage, bool bf16, int64_t micro, int64_t gas, int world) {
+  Config c;
+  c.train_micro_batch_size_per_gpu = micro;
+  c.gradient_accumulation_steps = gas;
+  c.train_batch_size = micro * gas * world;
+  c.optimizer = OptimizerConfig{"AdamW", {{"lr", 3e-3}, {"betas", {0.9, 0.95}}, {"eps", 1e-8}, {"weight_decay", 0.1}}};
+  c.bf16 = bf16;
+  c.gradient_clipping = 0.5;
+  c.zero.stage = stage;
+  c.zero.reduce_bucket_size = 700;            // several buckets, parameters of every size
+  c.zero.overlap_comm = stage >= 2;
+  c.zero.stage3_param_persistence_threshold = 40;  // biases stay whole, weights are gathered
+  c.zero.stage3_prefetch_bucket_size = 300;
+  return c;
+}
+
+struct TrainingRun {
+  std::vector<double> losses, norms;
+  std::vector<std::pair<std::string, Tensor>> params;
+  zero::MemoryReport memory;
+  int64_t parameter_count = 0;
+  int64_t padded_count = 0;  // the flat buffers' length, padding included
+};
+
+// Trains the odd GPT for `steps` steps; each rank draws its own data. micro * gas rows per step.
+TrainingRun train_gpt(int stage, bool bf16, int steps, int64_t micro = 4, int64_t gas = 1) {
+  auto world = comm::world();
+  auto model = models::build_causal_lm(odd_gpt());
+  model->init_weights(5);
+  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), make_config(stage, bf16, micro, gas, world->size())).engine;
+  data::MarkovCorpus corpus({37, 4, 1.0, 3, 100 + uint64_t(world->rank())});
+  TrainingRun run;
+  for (int s = 0; s < steps; ++s) {
+    // One batch of micro * gas rows per rank, cut into micro-batches, so that any split of the
+    // same rows is comparable.
+    const data::Batch batch = corpus.next_batch(micro * gas, 16);
+    double loss = 0;
+    for (int64_t i = 0; i < gas; ++i) {
+      loss += engine->forward(batch.inputs.slice(i * micro, (i + 1) * micro), batch.targets.slice(i * micro, (i + 1) * micro));
+      engine->backward();
+    }
+    EXPECT_TRUE(engine->step());
+    Tensor mean = Tensor::zeros({1}, DType::f64);
+    mean.data<double>()[0] = loss / double(gas);
+    world->all_reduce(mean, comm::ReduceOp::avg).wait();
+    run.losses.push_back(mean.data<double>()[0]);
+    run.norms.push_back(engine->last_grad_norm());
+  }
+  run.params = engine->full_parameters();
+  run.memory = engine->memory_report();
+  run.parameter_count = engine->layout().parameter_count();
+  run.padded_count = engine->layout().total();
+  return run;
+}
+
+double relative_difference(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_floats(), y = b.to_floats();
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    diff += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    norm += double(y[i]) * y[i];
+  }
+  return std::sqrt(diff / (norm + 1e-30));
+}
+
+// Losses and norms within tolerance; parameters within param_tolerance (by norm): Adam divides
+// each gradient by its own size, so elements whose gradient is near zero carry summation-order
+// noise into the parameters at full step size.
+void expect_same_run(const TrainingRun& got, const TrainingRun& want, double tolerance, const std::string& what,
+                     double param_tolerance = 0) {
+  if (param_tolerance == 0) param_tolerance = tolerance;
+  ASSERT_EQ(got.losses.size(), want.losses.size());
+  for (size_t i = 0; i < got.losses.size(); ++i) {
+    EXPECT_NEAR(got.losses[i], want.losses[i], tolerance * std::fabs(want.losses[i])) << what << " loss, step " << i + 1;
+    EXPECT_NEAR(got.norms[i], want.norms[i], tolerance * std::fabs(want.norms[i]) + 1e-12) << what << " norm, step " << i + 1;
+  }
+  ASSERT_EQ(got.params.size(), want.params.size());
+  for (size_t i = 0; i < got.params.size(); ++i)
+    EXPECT_LT(relative_difference(got.params[i].second, want.params[i].second), param_tolerance) << what << " " << got.params[i].first;
+}
+
+class StageParity : public ::testing::TestWithParam<std::tuple<int, bool>> {};
+
+TEST_P(StageParity, TwentyStepsMatchStageZero) {
+  const auto [stage, bf16] = GetParam();
+  const TrainingRun reference = train_gpt(0, bf16, 20);
+  const TrainingRun run = train_gpt(stage, bf16, 20);
+  // f32: the same arithmetic in another order. bf16: gradients and parameters round to 8 bits
+  // of mantissa, and a reduction in another order may round the other way.
+  expect_same_run(run, reference, bf16 ? 2e-2 : 1e-5, "stage " + std::to_string(stage) + (bf16 ? " bf16" : " f32"));
+  EXPECT_LT(run.losses.back(), run.losses.front()) << "it trains";
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, StageParity,
+                         ::testing::Combine(::testing::Values(1, 2, 3), ::testing::Values(false, true)),
+                         [](const auto& info) {
+                           return "stage" + std::to_string(std::get<0>(info.param)) + (std::get<1>(info.param) ? "_bf16" : "_f32");
+                         });
+
+TEST(Accumulation, FourMicroBatchesOfTwoEqualOneBatchOfEight) {
+  for (int stage : {0, 2, 3}) {
+    const TrainingRun whole = train_gpt(stage, false, 5, 8, 1);
+    const TrainingRun accumulated = train_gpt(stage, false, 5, 2, 4);
+    expect_same_run(accumulated, whole, 1e-5, "accumulation at stage " + std::to_string(stage), 1e-4);
+  }
+}
+
+// The ZeRO paper's per-rank model states for N ranks: f32 16, 8+8/N, 4+12/N, 16/N bytes per
+// parameter; bf16 16, 4+12/N, 2+14/N, 16/N.
+TEST(Memory, ModelStatesFollowTheFormulas) {
+  const int n = comm::world()->size();
+  for (bool bf16 : {false, true}) {
+    for (int stage = 0; stage <= 3; ++stage) {
+      const TrainingRun run = train_gpt(stage, bf16, 1);
+      const double psi = double(run.parameter_count);
+      const double per_param[2][4] = {{16, 8 + 8.0 / n, 4 + 12.0 / n, 16.0 / n}, {16, 4 + 12.0 / n, 2 + 14.0 / n, 16.0 / n}};
+      const double expected = per_param[bf16][stage] * psi;
+      // 5%, plus the flat buffers' padding (16 bytes per padded element at most) and the small
+      // parameters stage 3 keeps whole.
+      const double padding = double(run.padded_count - run.parameter_count);
+      const double slack = 0.05 * expected + 16.0 * padding + double(run.memory.persistent_gathered);
+      EXPECT_NEAR(double(run.memory.model_states()), expected, slack)
+          << "stage " << stage << (bf16 ? " bf16" : " f32") << ": params " << run.memory.parameters << " grads "
+          << run.memory.gradients << " master " << run.memory.master_weights << " optimizer " << run.memory.optimizer_states;
+    }
+  }
+}
+
+TEST(UserModel, MlpRegressorUnderStageThreeMatchesStageZero) {
+  auto world = comm::world();
+  std::vector<std::vector<double>> losses;
+  for (int stage : {0, 3}) {
+    auto model = examples::make_mlp_regressor(4, 24, 7);
+    Config c = make_config(stage, false, 16, 1, world->size());
+    c.gradient_clipping = 0;
+    auto engine = initialize(model, std::make_shared<nn::MSELoss>(), c).engine;
+    Rng rng(11 + uint64_t(world->rank()));
+    losses.emplace_back();
+    for (int step = 0; step < 30; ++step) {
+      Tensor x, y;
+      examples::make_regression_batch(x, y, 16, 4, rng);
+      losses.back().push_back(engine->forward(x, y));
+      engine->backward();
+      engine->step();
+    }
+  }
+  for (size_t i = 0; i < losses[0].size(); ++i) EXPECT_NEAR(losses[1][i], losses[0][i], 1e-5 * losses[0][i]);
+  EXPECT_LT(losses[1].back(), 0.5 * losses[1].front());
+}
+
+}  // namespace
+}  // namespace zt::engine
+
+int main(int argc, char** argv) { return zt::comm::testing::run_mpi_tests(argc, argv); }
