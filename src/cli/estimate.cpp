@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "commands.hpp"
+#include "zt/core/error.hpp"
 #include "zt/engine/memory_estimator.hpp"
 #include "zt/models/builtin.hpp"
 
