@@ -68,7 +68,10 @@ std::string nearest_key(const std::string& unknown, const std::vector<std::strin
     }
   }
   if (!best.empty() && best != unknown) return " (did you mean '" + best + "'?)";
-  return io::did_you_mean(unknown, known);
+  // A short key is near too many others; allow one edit per three characters.
+  const std::string near = io::near_name(unknown, known);
+  if (near.empty() || io::edit_distance(unknown, near) > std::max<size_t>(1, unknown.size() / 3)) return "";
+  return " (did you mean '" + near + "'?)";
 }
 
 const nlohmann::json& empty_object() {
@@ -229,6 +232,7 @@ JsonReader JsonReader::child(const std::string& key) {
 
 void JsonReader::unsupported(const std::string& key, const nlohmann::json& inert, const std::string& hint) {
   known_.insert(key);
+  unsupported_.insert(key);
   auto it = j_.find(key);
   if (it == j_.end() || *it == inert || it->is_null()) return;
   fail(key, str("a DeepSpeed setting that this version of zt does not support (its default is ", json_value_str(inert),
@@ -237,6 +241,7 @@ void JsonReader::unsupported(const std::string& key, const nlohmann::json& inert
 
 void JsonReader::unsupported_section(const std::string& key, const std::string& hint) {
   known_.insert(key);
+  unsupported_.insert(key);
   auto it = j_.find(key);
   if (it == j_.end() || inert_section(*it)) return;
   fail(key, str("a DeepSpeed feature that this version of zt does not support (remove the section or set "
@@ -254,7 +259,10 @@ void JsonReader::finish() const {
   for (const auto& [k, v] : j_.items())
     if (!known_.count(k)) unknown.push_back(k);
   if (unknown.empty()) return;
-  const std::vector<std::string> candidates(known_.begin(), known_.end());
+  // Suggest and list the settings that work, not the DeepSpeed ones that are only recognized.
+  std::vector<std::string> candidates;
+  for (const std::string& k : known_)
+    if (!unsupported_.count(k)) candidates.push_back(k);
   const std::string hint = nearest_key(unknown[0], candidates);
   std::string msg = str(source_, ": unknown key '", key_path(unknown[0]), "'", hint);
   if (hint.empty()) {

@@ -228,9 +228,11 @@ TEST(ConfigErrors, UnknownKeysNameThePathAndTheNearestKey) {
              "unknown key 'optimizer.params.lrate'");
   EXPECT_HAS(config_error(with_micro({{"scheduler", {{"type", "WarmupLR"}, {"params", {{"warmup_num_step", 1}}}}}})),
              "unknown key 'scheduler.params.warmup_num_step' (did you mean 'warmup_num_steps'?)");
-  // Nothing near: the keys at that level are listed.
+  // Nothing near (a short key is near too much): the supported keys at that level are listed.
+  EXPECT_HAS(config_error({{"train_micro_batch_size_per_gpu", 1}, {"foo", 1}}),
+             "unknown key 'foo'; the keys at the top level are: bf16, bfloat16, comms_logger,");
   EXPECT_HAS(config_error(with_micro({{"comms_logger", {{"xyzzy", true}}}})),
-             "the keys of comms_logger are: debug, enabled, prof_all, prof_ops, verbose");
+             "the keys of comms_logger are: enabled, prof_all, prof_ops, verbose");
   // DeepSpeed's optimizer-offload section has no buffer_size (only offload_param does).
   EXPECT_HAS(config_error(with_micro({{"zero_optimization", {{"stage", 2}, {"offload_optimizer", {{"buffer_size", 1}}}}}})),
              "unknown key 'zero_optimization.offload_optimizer.buffer_size'");

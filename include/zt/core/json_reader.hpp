@@ -86,7 +86,7 @@ class JsonReader {
 
   const nlohmann::json& j_;
   std::string path_, source_;
-  std::set<std::string> known_;
+  std::set<std::string> known_, unsupported_;
 };
 
 // A JSON value as it would be written, cut to a readable length ("\"two\"", "[0.9, 0.999]").
