@@ -1,52 +1,51 @@
 #include "engine_parts.hpp"
 
-#include "zt/optim/adamw.hpp"
+#include "zt/optim/factory.hpp"
+#include "zt/optim/loss_scaler.hpp"
+#include "zt/optim/lr_scheduler.hpp"
 
 namespace zt::engine {
 
 namespace {
 
-class ConstantRate : public LearningRate {
+// The optimizer's own learning rate, or the schedule's (DeepSpeed steps the schedule after
+// each applied optimizer step).
+class ScheduledRate : public LearningRate {
  public:
-  explicit ConstantRate(double lr) : lr_(lr) {}
-  double current() const override { return lr_; }
-  void step() override {}
+  ScheduledRate(double base_lr, std::unique_ptr<optim::LRScheduler> schedule)
+      : base_lr_(base_lr), schedule_(std::move(schedule)) {}
+  double current() const override { return schedule_ ? schedule_->lr() : base_lr_; }
+  void step() override {
+    if (schedule_) schedule_->step();
+  }
 
  private:
-  double lr_;
+  double base_lr_;
+  std::unique_ptr<optim::LRScheduler> schedule_;
 };
 
-class StaticScale : public LossScale {
+class ScalerScale : public LossScale {
  public:
-  explicit StaticScale(double scale) : scale_(scale) {}
-  double scale() const override { return scale_; }
-  bool dynamic() const override { return false; }
-  void update(bool, int64_t) override {}
+  explicit ScalerScale(optim::LossScaler scaler) : scaler_(std::move(scaler)) {}
+  double scale() const override { return scaler_.scale(); }
+  bool dynamic() const override { return scaler_.dynamic(); }
+  void update(bool overflow, int64_t) override { scaler_.update(overflow); }
 
  private:
-  double scale_;
+  optim::LossScaler scaler_;
 };
-
-double param_or(const nlohmann::json& params, const char* key, double fallback) {
-  return params.contains(key) ? params[key].get<double>() : fallback;
-}
 
 }  // namespace
 
 TrainingParts make_training_parts(const Config& config) {
   TrainingParts parts;
-  const OptimizerConfig opt = config.optimizer.value_or(OptimizerConfig{});
-  optim::AdamWConfig adam;
-  adam.eps = param_or(opt.params, "eps", 1e-8);
-  adam.weight_decay = param_or(opt.params, "weight_decay", 0.01);
-  if (opt.params.contains("betas")) {
-    adam.beta1 = opt.params["betas"][0].get<double>();
-    adam.beta2 = opt.params["betas"][1].get<double>();
-  }
-  adam.adam_w_mode = opt.params.value("adam_w_mode", true);
-  parts.optimizer = std::make_unique<optim::AdamW>(adam);
-  parts.learning_rate = std::make_unique<ConstantRate>(param_or(opt.params, "lr", 1e-3));
-  parts.loss_scale = std::make_unique<StaticScale>(config.fp16.enabled && config.fp16.loss_scale > 0 ? config.fp16.loss_scale : 1.0);
+  optim::OptimizerBuild built = optim::make_optimizer(config.optimizer.value_or(OptimizerConfig{}), "optimizer");
+  parts.optimizer = std::move(built.optimizer);
+  std::unique_ptr<optim::LRScheduler> schedule;
+  if (!config.scheduler.type.empty()) schedule = optim::make_scheduler(config.scheduler, built.lr, "scheduler");
+  parts.learning_rate = std::make_unique<ScheduledRate>(built.lr, std::move(schedule));
+  parts.loss_scale = std::make_unique<ScalerScale>(config.fp16.enabled ? optim::LossScaler::from_fp16(config.fp16)
+                                                                       : optim::LossScaler::unit());
   return parts;
 }
 

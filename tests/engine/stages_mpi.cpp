@@ -180,6 +180,69 @@ TEST(UserModel, MlpRegressorUnderStageThreeMatchesStageZero) {
   EXPECT_LT(losses[1].back(), 0.5 * losses[1].front());
 }
 
+// fp16 with dynamic loss scaling: a scale so large that the gradients overflow f16 makes every
+// step skip; the scale holds for the first overflow (hysteresis 2), then halves per overflow;
+// the parameters do not move; and a scale that would drop below the minimum is an error.
+TEST(Fp16, OverflowSkipsTheStepAndLowersTheScale) {
+  auto world = comm::world();
+  auto model = models::build_causal_lm(odd_gpt());
+  model->init_weights(5);
+  Config c = make_config(2, false, 4, 1, world->size());
+  c.fp16.enabled = true;
+  c.fp16.initial_scale_power = 32;
+  c.fp16.hysteresis = 2;
+  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), c).engine;
+  const auto before = engine->full_parameters();
+  data::MarkovCorpus corpus({37, 4, 1.0, 3, uint64_t(world->rank())});
+  std::vector<double> scales;
+  for (int s = 0; s < 5; ++s) {
+    const data::Batch b = corpus.next_batch(4, 16);
+    engine->forward(b.inputs, b.targets);
+    engine->backward();
+    EXPECT_FALSE(engine->step()) << "step " << s + 1 << " should overflow and be skipped";
+    scales.push_back(engine->loss_scale());
+  }
+  EXPECT_EQ(engine->skipped_steps(), 5);
+  EXPECT_EQ(scales, (std::vector<double>{std::ldexp(1.0, 32), std::ldexp(1.0, 31), std::ldexp(1.0, 30),
+                                         std::ldexp(1.0, 29), std::ldexp(1.0, 28)}));
+  const auto after = engine->full_parameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i].second.to_floats(), after[i].second.to_floats());
+  // With the scale back in range, steps apply and the model trains.
+  int applied = 0;
+  for (int s = 0; s < 30; ++s) {
+    const data::Batch b = corpus.next_batch(4, 16);
+    engine->forward(b.inputs, b.targets);
+    engine->backward();
+    applied += engine->step();
+  }
+  EXPECT_GT(applied, 5);
+  EXPECT_LE(engine->loss_scale(), 65536.0);
+}
+
+TEST(Fp16, ScaleBelowTheMinimumIsAnError) {
+  auto world = comm::world();
+  auto model = models::build_causal_lm(odd_gpt());
+  model->init_weights(5);
+  Config c = make_config(1, false, 4, 1, world->size());
+  c.fp16.enabled = true;
+  c.fp16.initial_scale_power = 40;
+  c.fp16.hysteresis = 1;
+  c.fp16.min_loss_scale = std::ldexp(1.0, 38);
+  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), c).engine;
+  data::MarkovCorpus corpus({37, 4, 1.0, 3, uint64_t(world->rank())});
+  try {
+    for (int s = 0; s < 5; ++s) {
+      const data::Batch b = corpus.next_batch(4, 16);
+      engine->forward(b.inputs, b.targets);
+      engine->backward();
+      engine->step();
+    }
+    FAIL() << "expected an error at the minimum loss scale";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("min_loss_scale"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace zt::engine
 
