@@ -4,7 +4,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 namespace zt::cli {
+
+// The command line as the process received it (for subcommands that relaunch themselves).
+const std::vector<std::string>& raw_arguments();
+void set_raw_arguments(int argc, char** argv);
 
 void add_train_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);

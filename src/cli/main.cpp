@@ -5,7 +5,19 @@
 #include "commands.hpp"
 #include "zt/core/error.hpp"
 
+namespace zt::cli {
+namespace {
+std::vector<std::string>& arguments() {
+  static std::vector<std::string> a;
+  return a;
+}
+}  // namespace
+const std::vector<std::string>& raw_arguments() { return arguments(); }
+void set_raw_arguments(int argc, char** argv) { arguments().assign(argv, argv + argc); }
+}  // namespace zt::cli
+
 int main(int argc, char** argv) {
+  zt::cli::set_raw_arguments(argc, argv);
   CLI::App app{"zt: ZeRO training for transformer language models"};
   app.require_subcommand(0, 1);
   zt::cli::add_train_command(app);

@@ -1,9 +1,15 @@
 // `zt train`: parses the run's settings into TrainOptions and hands over to the library.
+// With --nproc N it relaunches itself on N ranks through `zt launch`'s machinery.
+#include <unistd.h>
+
+#include <climits>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "zt/comm/launcher.hpp"
+#include "zt/comm/process_group.hpp"
 #include "zt/engine/trainer.hpp"
 
 namespace zt::cli {
@@ -18,7 +24,10 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   j["batch_size"] = o.batch_size;
   j["seq_len"] = o.seq_len;
   j["seed"] = o.seed;
+  j["stage"] = r.stage;
+  j["world_size"] = r.world_size;
   j["entropy_floor"] = r.entropy_floor;
+  j["tokens_per_s"] = r.tokens_per_s;
   j["loss"] = nlohmann::json::array();
   for (const auto& s : r.steps) j["loss"].push_back(s.loss);
   std::ofstream out(path);
@@ -26,16 +35,59 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   out << j.dump(1) << "\n";
 }
 
+std::string self_executable() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  ZT_CHECK(n > 0, "cannot find the zt executable to relaunch (/proc/self/exe)");
+  return std::string(buf, size_t(n));
+}
+
+// This process's command line without --nproc, to run on every rank.
+std::vector<std::string> rank_command_line() {
+  std::vector<std::string> argv{self_executable()};
+  const auto& raw = raw_arguments();
+  for (size_t i = 1; i < raw.size(); ++i) {
+    if (raw[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (raw[i].rfind("--nproc=", 0) == 0) continue;
+    argv.push_back(raw[i]);
+  }
+  return argv;
+}
+
+void run_training(const engine::TrainOptions& options, const std::string& curve_path) {
+  const engine::TrainResult r = engine::train(options, [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  });
+  const bool rank0 = comm::world()->rank() == 0;
+  comm::finalize();
+  if (!rank0) return;
+  if (r.entropy_floor >= 0) {
+    std::printf("final loss %.4f (mean of the last 10 steps); entropy floor %.4f; %.1f%% above the floor; %.0f tokens/s\n",
+                r.final_loss, r.entropy_floor, 100.0 * (r.final_loss / r.entropy_floor - 1.0), r.tokens_per_s);
+  } else {
+    std::printf("final loss %.4f (mean of the last 10 steps); %.0f tokens/s\n", r.final_loss, r.tokens_per_s);
+  }
+  if (!curve_path.empty()) write_loss_curve(curve_path, options, r);
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   auto options = std::make_shared<engine::TrainOptions>();
   auto curve_path = std::make_shared<std::string>();
+  auto nproc = std::make_shared<int>(1);
   CLI::App* cmd = app.add_subcommand("train", "train a model (default: a small GPT on the built-in synthetic corpus)");
   cmd->add_option("--model", options->model, "built-in model name or Hugging Face model folder")->capture_default_str();
   cmd->add_option("--data", options->data, "\"synthetic\" or a token-shard file or folder")->capture_default_str();
+  cmd->add_option("--deepspeed_config,--deepspeed-config", options->deepspeed_config,
+                  "DeepSpeed JSON config: ZeRO stage, precision, batch, optimizer, schedule (overrides the flags below)");
+  cmd->add_option("--nproc", *nproc, "ranks to launch on this machine (through mpirun)")->capture_default_str();
   cmd->add_option("--steps", options->steps, "optimizer steps")->capture_default_str();
-  cmd->add_option("--batch-size", options->batch_size, "sequences per step")->capture_default_str();
+  cmd->add_option("--batch-size", options->batch_size, "sequences per step and rank")->capture_default_str();
   cmd->add_option("--seq-len", options->seq_len, "tokens per sequence")->capture_default_str();
   cmd->add_option("--lr", options->lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", options->warmup_steps, "linear warmup steps")->capture_default_str();
@@ -44,20 +96,18 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--grad-clip", options->grad_clip, "global gradient-norm clip (<= 0: off)")->capture_default_str();
   cmd->add_option("--seed", options->seed, "seed for weights and data")->capture_default_str();
   cmd->add_option("--log-every", options->log_every, "steps between progress lines")->capture_default_str();
-  cmd->add_option("--threads", options->threads, "OpenMP threads (0: default)")->capture_default_str();
+  cmd->add_option("--threads", options->threads, "OpenMP threads per rank (0: default)")->capture_default_str();
   cmd->add_option("--loss-curve", *curve_path, "write every step's loss as JSON to this file");
-  cmd->callback([options, curve_path] {
-    const engine::TrainResult r = engine::train(*options, [](const std::string& line) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    });
-    if (r.entropy_floor >= 0) {
-      std::printf("final loss %.4f (mean of the last 10 steps); entropy floor %.4f; %.1f%% above the floor; %.0f tokens/s\n",
-                  r.final_loss, r.entropy_floor, 100.0 * (r.final_loss / r.entropy_floor - 1.0), r.tokens_per_s);
-    } else {
-      std::printf("final loss %.4f (mean of the last 10 steps); %.0f tokens/s\n", r.final_loss, r.tokens_per_s);
+  cmd->callback([options, curve_path, nproc] {
+    ZT_CHECK(*nproc >= 1, "--nproc must be at least 1, got ", *nproc);
+    if (*nproc > 1 && comm::launched_world_size() == 1) {
+      comm::LaunchOptions launch;
+      launch.num_procs = *nproc;
+      const int status = comm::launch_processes(launch, rank_command_line());
+      ZT_CHECK(status == 0, "training on ", *nproc, " ranks failed (exit status ", status, ")");
+      return;
     }
-    if (!curve_path->empty()) write_loss_curve(*curve_path, *options, r);
+    run_training(*options, *curve_path);
   });
 }
 

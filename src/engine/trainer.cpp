@@ -6,15 +6,15 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "zt/comm/process_group.hpp"
 #include "zt/core/memory_stats.hpp"
 #include "zt/core/timer.hpp"
 #include "zt/data/markov_corpus.hpp"
 #include "zt/data/token_dataset.hpp"
+#include "zt/engine/config.hpp"
+#include "zt/engine/engine.hpp"
 #include "zt/models/builtin.hpp"
 #include "zt/nn/loss.hpp"
-#include "zt/optim/adamw.hpp"
-#include "zt/optim/clip.hpp"
-#include "zt/zero/flat_parameters.hpp"
 
 namespace zt::engine {
 
@@ -32,13 +32,26 @@ void validate(const TrainOptions& o) {
   ZT_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
 }
 
-double scheduled_lr(const TrainOptions& o, int64_t step) {
-  if (step < o.warmup_steps) return o.lr * double(step + 1) / double(o.warmup_steps);
-  const int64_t decay_steps = o.steps - o.warmup_steps;
-  if (decay_steps <= 1) return o.lr;
-  const double progress = double(step - o.warmup_steps) / double(decay_steps - 1);
-  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
-  return o.lr * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
+Config engine_config(const TrainOptions& o, int world_size) {
+  if (!o.deepspeed_config.empty()) return Config::from_file(o.deepspeed_config, world_size);
+  nlohmann::json j = {
+      {"train_micro_batch_size_per_gpu", o.batch_size},
+      {"gradient_accumulation_steps", 1},
+      {"gradient_clipping", o.grad_clip > 0 ? o.grad_clip : 0.0},
+      {"optimizer",
+       {{"type", "AdamW"},
+        {"params", {{"lr", o.lr}, {"betas", {o.beta1, o.beta2}}, {"eps", 1e-8}, {"weight_decay", o.weight_decay}}}}},
+      {"scheduler",
+       {{"type", "WarmupCosineLR"},
+        {"params",
+         {{"total_num_steps", std::max<int64_t>(o.steps, o.warmup_steps + 2)},
+          {"warmup_num_steps", o.warmup_steps},
+          {"warmup_min_ratio", 0.0},
+          {"cos_min_ratio", o.min_lr_ratio},
+          {"warmup_type", "linear"}}}}},
+      {"zero_optimization", {{"stage", 0}}},
+  };
+  return Config::from_json(j, world_size, "zt train options");
 }
 
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& o) {
@@ -51,22 +64,37 @@ std::shared_ptr<models::CausalLM> make_model(const TrainOptions& o) {
   return models::build_causal_lm(models::builtin_config(o.model));  // names the known models
 }
 
-std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab_size, int rank) {
+std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab_size, int rank, int world_size) {
   if (o.data == "synthetic") {
     data::MarkovCorpusOptions corpus;
     corpus.vocab_size = vocab_size;
     corpus.stream_seed = o.seed * 1000003ull + uint64_t(rank);
     return std::make_unique<data::MarkovCorpus>(corpus);
   }
-  return std::make_unique<data::TokenDataset>(o.data, vocab_size, o.seed, rank, 1);
+  return std::make_unique<data::TokenDataset>(o.data, vocab_size, o.seed, rank, world_size);
 }
 
 namespace {
 
-std::string format_bytes(size_t bytes) {
+std::string mib(size_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MiB", double(bytes) / (1024.0 * 1024.0));
   return buf;
+}
+
+std::string progress_line(const TrainOptions& o, const StepRecord& r, const TrainResult& result, double tokens_per_s,
+                          const zero::MemoryReport& memory) {
+  std::string floor;
+  if (result.entropy_floor >= 0)
+    floor = str(" | floor ", result.entropy_floor, " (", 100.0 * (r.loss / result.entropy_floor - 1.0), "% above)");
+  char line[640];
+  std::snprintf(line, sizeof line,
+                "step %5lld/%lld | loss %.4f%s | norm %.3f | lr %.2e | %.0f tok/s | %.1f ms/step | stage %d x %d | "
+                "states %s/rank | rss %s%s",
+                (long long)r.step, (long long)o.steps, r.loss, floor.c_str(), r.grad_norm, r.lr, tokens_per_s, r.ms,
+                result.stage, result.world_size, mib(memory.model_states()).c_str(), mib(process_resident_bytes()).c_str(),
+                r.applied ? "" : " | skipped (fp16 overflow)");
+  return line;
 }
 
 }  // namespace
@@ -74,59 +102,55 @@ std::string format_bytes(size_t bytes) {
 TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   validate(o);
   if (o.threads > 0) omp_set_num_threads(o.threads);
+  auto group = comm::init_process_group();
+  const int rank = group->rank(), world = group->size();
+  const ProgressFn say = [&](const std::string& line) {
+    if (rank == 0) progress(line);
+  };
+  const Config config = engine_config(o, world);
   TrainResult result;
+  result.stage = config.zero.stage;
+  result.world_size = world;
+
   auto model = make_model(o);
-  const auto& config = model->config();
-  ZT_CHECK(o.seq_len <= config.max_position_embeddings, "--seq-len ", o.seq_len, " exceeds the model's ",
-           config.max_position_embeddings, " positions");
-  auto dataset = make_dataset(o, config.vocab_size, 0);
-  ZT_CHECK(dataset->vocab_size() <= config.vocab_size, "the data's vocabulary (", dataset->vocab_size(),
-           " tokens) is larger than the model's (", config.vocab_size, ")");
+  const auto& model_config = model->config();
+  ZT_CHECK(o.seq_len <= model_config.max_position_embeddings, "--seq-len ", o.seq_len, " exceeds the model's ",
+           model_config.max_position_embeddings, " positions");
+  std::shared_ptr<data::Dataset> dataset = make_dataset(o, model_config.vocab_size, rank, world);
+  ZT_CHECK(dataset->vocab_size() <= model_config.vocab_size, "the data's vocabulary (", dataset->vocab_size(),
+           " tokens) is larger than the model's (", model_config.vocab_size, ")");
   if (auto* corpus = dynamic_cast<data::MarkovCorpus*>(dataset.get())) result.entropy_floor = corpus->entropy_rate();
 
-  zero::FlatParameters flat(*model, DType::f32, Device::cpu());
-  result.parameters = flat.parameter_count();
+  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(/*in_place_grad=*/true), config, dataset, group).engine;
+  result.parameters = engine->layout().parameter_count();
   result.model_description = str(model->type_name(), " \"", o.model, "\" with ", result.parameters, " parameters");
   result.data_description = dataset->describe();
-  progress(str("model: ", result.model_description));
-  progress(str("data: ", result.data_description));
-  progress(str("batch ", o.batch_size, " x ", o.seq_len, " tokens, ", o.steps, " steps, lr ", o.lr, ", ",
-               omp_get_max_threads(), " threads"));
+  say(str("model: ", result.model_description));
+  say(str("data: ", result.data_description));
+  const int64_t tokens_per_step = config.train_batch_size * o.seq_len;
+  say(str("ZeRO stage ", config.zero.stage, " on ", world, " rank(s) (", group->backend_name(), "), ",
+          config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "f32"), ", batch ", config.train_batch_size, " = ",
+          config.train_micro_batch_size_per_gpu, " x ", config.gradient_accumulation_steps, " x ", world, " of ", o.seq_len,
+          " tokens, ", o.steps, " steps, ", omp_get_max_threads(), " threads per rank"));
 
-  optim::AdamW optimizer({o.beta1, o.beta2, 1e-8, o.weight_decay, true});
-  nn::CrossEntropyLoss loss_fn(/*in_place_grad=*/true);
-  const int64_t tokens_per_step = o.batch_size * o.seq_len;
   double timed_seconds = 0;
   int64_t timed_steps = 0;
   for (int64_t step = 0; step < o.steps; ++step) {
     Timer timer;
-    const data::Batch batch = dataset->next_batch(o.batch_size, o.seq_len);
-    flat.grad().zero_();
-    const Tensor logits = model->forward(batch.inputs);
-    const double loss = loss_fn.forward(logits, batch.targets);
+    const double lr = engine->lr();
+    const int64_t skipped_before = engine->skipped_steps();
+    const double loss = engine->train_batch(*dataset, o.seq_len);
     ZT_CHECK(std::isfinite(loss), "the loss became ", loss, " at step ", step + 1,
-             " (try a lower --lr or a smaller --grad-clip)");
-    model->backward(loss_fn.backward());
-    const double norm = std::sqrt(optim::sum_of_squares({flat.grad()}));
-    const double lr = scheduled_lr(o, step);
-    optimizer.step({{0, flat.data(), flat.grad()}}, lr, optim::clip_coefficient(norm, o.grad_clip));
+             " (try a lower learning rate or gradient clipping)");
     const double ms = timer.elapsed_ms();
     if (step > 0) {
       timed_seconds += ms / 1e3;
       ++timed_steps;
     }
-    result.steps.push_back({step + 1, loss, norm, lr, ms});
+    result.steps.push_back({step + 1, loss, engine->last_grad_norm(), lr, ms, engine->skipped_steps() == skipped_before});
     if ((step + 1) % o.log_every == 0 || step == 0 || step + 1 == o.steps) {
-      const double tok_s = timed_steps ? double(tokens_per_step) * double(timed_steps) / timed_seconds
-                                       : double(tokens_per_step) / (ms / 1e3);
-      std::string floor;
-      if (result.entropy_floor >= 0)
-        floor = str(" | floor ", result.entropy_floor, " (", 100.0 * (loss / result.entropy_floor - 1.0), "% above)");
-      char line[512];
-      std::snprintf(line, sizeof line, "step %5lld/%lld | loss %.4f%s | norm %.3f | lr %.2e | %.0f tok/s | %.1f ms/step | mem %s",
-                    (long long)(step + 1), (long long)o.steps, loss, floor.c_str(), norm, lr, tok_s, ms,
-                    format_bytes(process_resident_bytes()).c_str());
-      progress(line);
+      const double tok_s = double(tokens_per_step) * (timed_steps ? double(timed_steps) / timed_seconds : 1e3 / ms);
+      say(progress_line(o, result.steps.back(), result, tok_s, engine->memory_report()));
     }
   }
   result.tokens_per_s = timed_steps ? double(tokens_per_step) * double(timed_steps) / timed_seconds : 0;

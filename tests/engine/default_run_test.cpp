@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "zt/engine/config.hpp"
 #include "zt/engine/trainer.hpp"
 
 namespace zt::engine {
@@ -55,17 +56,20 @@ TEST(TrainOptions, BadValuesNameTheFlag) {
   }
 }
 
-TEST(TrainOptions, ScheduleWarmsUpThenDecays) {
+TEST(TrainOptions, BecomeAnEngineConfig) {
   TrainOptions o;
-  o.steps = 100;
-  o.warmup_steps = 10;
-  o.lr = 1.0;
-  o.min_lr_ratio = 0.1;
-  EXPECT_NEAR(scheduled_lr(o, 0), 0.1, 1e-12);
-  EXPECT_NEAR(scheduled_lr(o, 9), 1.0, 1e-12);
-  EXPECT_NEAR(scheduled_lr(o, 10), 1.0, 1e-12);
-  EXPECT_NEAR(scheduled_lr(o, 99), 0.1, 1e-12);
-  EXPECT_GT(scheduled_lr(o, 50), scheduled_lr(o, 60));
+  o.lr = 0.01;
+  o.batch_size = 6;
+  o.grad_clip = 0.5;
+  const Config c = engine_config(o, 2);
+  EXPECT_EQ(c.train_micro_batch_size_per_gpu, 6);
+  EXPECT_EQ(c.train_batch_size, 12);
+  EXPECT_EQ(c.gradient_accumulation_steps, 1);
+  EXPECT_EQ(c.zero.stage, 0);
+  EXPECT_DOUBLE_EQ(c.gradient_clipping, 0.5);
+  ASSERT_TRUE(c.optimizer.has_value());
+  EXPECT_DOUBLE_EQ(c.optimizer->params["lr"].get<double>(), 0.01);
+  EXPECT_EQ(c.scheduler.type, "WarmupCosineLR");
 }
 
 }  // namespace

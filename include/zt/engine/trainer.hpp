@@ -1,6 +1,8 @@
-// The single-process training loop behind `zt train`: a model, a dataset and the training
-// settings in, a loss curve and throughput out. (The engine's own settings will come from a
-// DeepSpeed JSON config; these are the run's, kept apart.)
+// The training loop behind `zt train`: a model, a dataset and the run's settings in, a loss
+// curve and throughput out, on one process or on every rank of a launch. The engine's settings
+// (ZeRO stage, precision, batch, optimizer, schedule, clipping) come from a DeepSpeed JSON
+// config when one is given; without one, from these options (stage 0, f32, AdamW with a
+// warmup-cosine schedule).
 #pragma once
 
 #include <functional>
@@ -28,6 +30,7 @@ struct TrainOptions {
   uint64_t seed = 42;
   int64_t log_every = 25;
   int threads = 0;                  // 0: OpenMP's default
+  std::string deepspeed_config;     // a DeepSpeed JSON file; empty: the settings above
 };
 
 struct StepRecord {
@@ -36,6 +39,7 @@ struct StepRecord {
   double grad_norm = 0;
   double lr = 0;
   double ms = 0;
+  bool applied = true;              // false when an fp16 overflow skipped the step
 };
 
 struct TrainResult {
@@ -44,18 +48,20 @@ struct TrainResult {
   double tokens_per_s = 0;          // over the steps after the first
   double final_loss = 0;            // mean of the last 10 steps' losses
   int64_t parameters = 0;
+  int stage = 0, world_size = 1;
   std::string model_description, data_description;
 };
 
+struct Config;
 void validate(const TrainOptions& options);
-// Learning rate at step (0-based): linear warmup, then cosine to lr * min_lr_ratio.
-double scheduled_lr(const TrainOptions& options, int64_t step);
+// The engine config of a run: the DeepSpeed file's, or one made from the options.
+Config engine_config(const TrainOptions& options, int world_size);
 
 using ProgressFn = std::function<void(const std::string& line)>;
 TrainResult train(const TrainOptions& options, const ProgressFn& progress);
 
 // Builds the model that options.model names (initialized with the seed, or loaded).
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& options);
-std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& options, int64_t vocab_size, int rank);
+std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& options, int64_t vocab_size, int rank, int world_size);
 
 }  // namespace zt::engine
