@@ -28,6 +28,10 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   j["world_size"] = r.world_size;
   j["entropy_floor"] = r.entropy_floor;
   j["tokens_per_s"] = r.tokens_per_s;
+  j["memory_per_rank"] = {{"parameters", r.memory.parameters},     {"gradients", r.memory.gradients},
+                          {"master_weights", r.memory.master_weights}, {"optimizer_states", r.memory.optimizer_states},
+                          {"model_states", r.memory.model_states()}, {"bucket_peak", r.memory.bucket_peak},
+                          {"gathered_peak", r.memory.gathered_peak}};
   j["loss"] = nlohmann::json::array();
   for (const auto& s : r.steps) j["loss"].push_back(s.loss);
   std::ofstream out(path);

@@ -153,6 +153,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
       say(progress_line(o, result.steps.back(), result, tok_s, engine->memory_report()));
     }
   }
+  result.memory = engine->memory_report();
   result.tokens_per_s = timed_steps ? double(tokens_per_step) * double(timed_steps) / timed_seconds : 0;
   const size_t tail = std::min<size_t>(10, result.steps.size());
   for (size_t i = result.steps.size() - tail; i < result.steps.size(); ++i) result.final_loss += result.steps[i].loss;

@@ -12,6 +12,7 @@
 
 #include "zt/data/dataset.hpp"
 #include "zt/models/causal_lm.hpp"
+#include "zt/zero/options.hpp"
 
 namespace zt::engine {
 
@@ -49,6 +50,7 @@ struct TrainResult {
   double final_loss = 0;            // mean of the last 10 steps' losses
   int64_t parameters = 0;
   int stage = 0, world_size = 1;
+  zero::MemoryReport memory;        // what rank 0 holds at the end
   std::string model_description, data_description;
 };
 
