@@ -111,6 +111,18 @@ void add_(const Tensor& acc, const Tensor& x) {
   }
   // Mixed or 16-bit dtypes (folding a gradient into its bf16/f16 buffer): convert per element.
   ZT_CHECK(acc.numel() == x.numel(), "add_: ", x.describe(), " into ", acc.describe(), " differ in size");
+#if ZT_HAS_CUDA
+  if (acc.device().is_cuda()) {
+    if (acc.dtype() == x.dtype()) {
+      add(acc, acc, x);
+      return;
+    }
+    const Tensor converted = Tensor::empty(acc.shape(), acc.dtype(), acc.device());
+    cast(converted, x);
+    add(acc, acc, converted);
+    return;
+  }
+#endif
   require_cpu(acc, "add_");
   require_cpu(x, "add_");
   Tensor sum = Tensor::empty(acc.shape(), DType::f64, acc.device());

@@ -173,6 +173,13 @@ TEST(CudaElementwise, CastsAddScaleAndReductionsMatchCpu) {
     EXPECT_TRUE(expect_close("mse_loss.dpred", d_pred, dpred, dtype));
     EXPECT_TRUE(ops::all_finite(on_device(a, dtype)));
   }
+  {  // a bf16 gradient folded into an f32 buffer
+    const Tensor acc = host_values({n}, DType::f32, rng), g = host_values({n}, DType::bf16, rng).to(DType::bf16);
+    const Tensor d_acc = on_device(acc);
+    ops::add_(acc, g);
+    ops::add_(d_acc, g.to(Device::cuda()));
+    EXPECT_TRUE(expect_close("add_ (bf16 into f32)", d_acc, acc, DType::f32));
+  }
   Tensor with_nan = x.to(DType::f32);
   with_nan.data<float>()[n - 3] = NAN;
   EXPECT_FALSE(ops::all_finite(with_nan.to(Device::cuda())));

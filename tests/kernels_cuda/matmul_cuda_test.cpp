@@ -20,7 +20,8 @@ Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
   return layout == WeightLayout::out_in ? Shape{oc, c} : Shape{c, oc};
 }
 
-const std::tuple<int64_t, int64_t, int64_t> kSizes[] = {{37, 64, 48}, {128, 96, 130}, {256, 128, 256}};
+// The last has OC rows that are not 16-byte aligned and enough elements to take the padded path.
+const std::tuple<int64_t, int64_t, int64_t> kSizes[] = {{37, 64, 48}, {128, 96, 130}, {256, 128, 256}, {1100, 64, 1001}};
 
 TEST(CudaMatmul, ForwardMatchesCpu) {
   ZT_REQUIRE_CUDA();

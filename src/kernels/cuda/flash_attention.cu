@@ -1,8 +1,9 @@
 // Flash attention for bf16 on the tensor cores (mma.sync m16n8k16, f32 accumulation). A block is
 // 4 warps; each warp owns 16 rows of a 64-row tile and multiplies against 64-column tiles staged
-// in shared memory. Fragments are read from shared memory with 32-bit loads from rows padded by 8
-// elements (conflict-free); products whose B operand would be read across rows (P V, dS K, P^T dO,
-// dS^T Q) read a transposed copy made while staging. Probabilities and dS go from accumulator
+// in shared memory by cp.async, two stages deep, so that the next tile's loads overlap this
+// tile's products. Every tile is stored as in memory (rows padded by 8 elements, so that
+// ldmatrix reads are conflict-free); operands needed transposed (V in P V, K in dS K, Q and dO in
+// the key-side products) are read with ldmatrix.trans. Probabilities and dS go from accumulator
 // registers straight into A fragments.
 //
 // Scores are kept in the log2 domain: s2 = q.k * log2(e) / sqrt(HD), p = 2^(s2 - m2).
@@ -19,7 +20,6 @@ constexpr int kRows = 64;     // rows per block: query rows (forward, dQ) or key
 constexpr int kCols = 64;     // columns per inner tile: keys (forward, dQ) or queries (dK, dV)
 constexpr int kThreads = 128; // 4 warps x 16 rows
 constexpr int kPad = 8;       // bf16 elements of padding per shared row
-constexpr int kColsT = kCols + kPad;  // row length of a transposed tile (HD, 64)
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct FlashDims {
@@ -34,64 +34,94 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+
+// Four 8x8 b16 matrices; lane i gives the address of row i % 8 of matrix i / 8. Without trans,
+// lane t receives (row t/4, columns 2(t%4), 2(t%4)+1) of each; with trans, (rows 2(t%4) and
+// 2(t%4)+1, column t/4).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(row)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(row)));
+}
+
+// 16 bytes global -> shared without passing through registers; zeros when !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-__device__ __forceinline__ uint32_t ld32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// acc (16, NT*8) += A (16, K) B, A row-major in shared memory (stride lda), B given as its
-// transpose bn (NT*8, K) row-major (stride ldb).
+// acc (16, NT*8) += A (16, K) B: A row-major in shared memory (stride lda, the warp's 16 rows);
+// B given as its transpose bn (NT*8, K), row-major (stride ldb).
 template <int K, int NT>
 __device__ __forceinline__ void warp_mma_ss(float (&acc)[NT][4], const bf16* a, int lda, const bf16* bn, int ldb) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  static_assert(NT % 2 == 0, "n-tiles go in pairs");
+  const int lane = threadIdx.x & 31;
+  const bf16* a_row = a + (lane % 8 + ((lane / 8) % 2) * 8) * lda + (lane / 16) * 8;
+  const bf16* b_row = bn + ((lane / 16) * 8 + lane % 8) * ldb + ((lane / 8) % 2) * 8;
 #pragma unroll
   for (int k0 = 0; k0 < K; k0 += 16) {
-    const uint32_t af[4] = {ld32(a + g * lda + k0 + 2 * tq), ld32(a + (g + 8) * lda + k0 + 2 * tq),
-                            ld32(a + g * lda + k0 + 8 + 2 * tq), ld32(a + (g + 8) * lda + k0 + 8 + 2 * tq)};
+    uint32_t af[4];
+    ldmatrix_x4(af, a_row + k0);
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const bf16* bp = bn + (nt * 8 + g) * ldb + k0 + 2 * tq;
-      mma16816(acc[nt], af, ld32(bp), ld32(bp + 8));
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bf[4];
+      ldmatrix_x4(bf, b_row + nt * 8 * ldb + k0);
+      mma16816(acc[nt], af, bf[0], bf[1]);
+      mma16816(acc[nt + 1], af, bf[2], bf[3]);
     }
   }
 }
 
-// acc (16, NT*8) += P (16, KC) B, P in accumulator registers (KC/8 tiles of 16 x 8), B given as
-// its transpose bn (NT*8, KC) row-major in shared memory.
+// acc (16, NT*8) += P (16, KC) B: P in accumulator registers (KC/8 tiles of 16 x 8); B (KC, NT*8)
+// row-major in shared memory (stride ldb), read transposed.
 template <int KC, int NT>
-__device__ __forceinline__ void warp_mma_rs(float (&acc)[NT][4], const float (&p)[KC / 8][4], const bf16* bn,
+__device__ __forceinline__ void warp_mma_rs(float (&acc)[NT][4], const float (&p)[KC / 8][4], const bf16* b,
                                             int ldb) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  static_assert(NT % 2 == 0, "n-tiles go in pairs");
+  const int lane = threadIdx.x & 31;
+  const bf16* b_row = b + (lane % 8 + ((lane / 8) % 2) * 8) * ldb + (lane / 16) * 8;
 #pragma unroll
   for (int kk = 0; kk < KC / 16; ++kk) {
     const uint32_t af[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
                             pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
                             pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const bf16* bp = bn + (nt * 8 + g) * ldb + kk * 16 + 2 * tq;
-      mma16816(acc[nt], af, ld32(bp), ld32(bp + 8));
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bf[4];
+      ldmatrix_x4_trans(bf, b_row + kk * 16 * ldb + nt * 8);
+      mma16816(acc[nt], af, bf[0], bf[1]);
+      mma16816(acc[nt + 1], af, bf[2], bf[3]);
     }
   }
 }
 
-// Stages rows [row0, row0 + 64) of src (rows `stride` elements apart, HD wide) into dst (64, HD+pad)
-// and/or its transpose dst_t (HD, 64+pad); rows at or past t are zero.
+// Queues rows [row0, row0 + 64) of src (rows `stride` elements apart, HD wide) into dst
+// (64, HD+pad); rows at or past t are zero. The caller commits and waits.
 template <int HD>
-__device__ __forceinline__ void stage(bf16* dst, bf16* dst_t, const bf16* src, int64_t stride, int row0, int t) {
+__device__ __forceinline__ void stage(bf16* dst, const bf16* src, int64_t stride, int row0, int t) {
   constexpr int kChunks = HD / 8;
   for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
     const int r = c / kChunks, d = (c % kChunks) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (row0 + r < t) v = *reinterpret_cast<const uint4*>(src + int64_t(row0 + r) * stride + d);
-    if (dst) *reinterpret_cast<uint4*>(dst + r * (HD + kPad) + d) = v;
-    if (dst_t) {
-      const bf16* e = reinterpret_cast<const bf16*>(&v);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dst_t[(d + i) * kColsT + r] = e[i];
-    }
+    const bool valid = row0 + r < t;
+    cp_async16(dst + r * (HD + kPad) + d, src + int64_t(valid ? row0 + r : 0) * stride + d, valid);
   }
 }
 
@@ -108,27 +138,36 @@ __device__ __forceinline__ float quad_max(float x) {
 // out (B, T, NH*HD), lse (B, NH, T). Grid (query tiles, B*NH), the longest tiles first.
 template <int HD>
 __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, FlashDims dm) {
-  constexpr int ld = HD + kPad;
+  constexpr int ld = HD + kPad, tile = kRows * ld;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);  // (64, HD)
-  bf16* sk = sq + kRows * ld;                // (64, HD)
-  bf16* svt = sk + kCols * ld;               // (HD, 64)
+  bf16* sk = sq + tile;                      // 2 stages of (64, HD)
+  bf16* sv = sk + 2 * tile;                  // 2 stages of (64, HD)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;
   const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
   const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
-  stage<HD>(sq, nullptr, base + h * HD, dm.width, q0, dm.t);
+  const bf16* keys = base + (dm.nh + kh) * HD;
+  const bf16* values = base + (dm.nh + dm.nkv + kh) * HD;
+  const int tiles = (min(q0 + kRows - 1, dm.t - 1)) / kCols + 1;
+  stage<HD>(sq, base + h * HD, dm.width, q0, dm.t);
+  stage<HD>(sk, keys, dm.width, 0, dm.t);
+  stage<HD>(sv, values, dm.width, 0, dm.t);
+  cp_async_commit();
   float o[HD / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-  const int last_key = min(q0 + kRows - 1, dm.t - 1);
-  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
-    __syncthreads();
-    stage<HD>(sk, nullptr, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
-    stage<HD>(nullptr, svt, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+  for (int it = 0; it < tiles; ++it) {
+    const int k0 = it * kCols, cur = it & 1;
+    if (it + 1 < tiles) {
+      stage<HD>(sk + (cur ^ 1) * tile, keys, dm.width, k0 + kCols, dm.t);
+      stage<HD>(sv + (cur ^ 1) * tile, values, dm.width, k0 + kCols, dm.t);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
     float s[kCols / 8][4] = {};
-    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk, ld);
+    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk + cur * tile, ld);
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nt = 0; nt < kCols / 8; ++nt) {
@@ -160,7 +199,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
         l[e >> 1] += p;
       }
     }
-    warp_mma_rs<kCols, HD / 8>(o, s, svt, kColsT);
+    warp_mma_rs<kCols, HD / 8>(o, s, sv + cur * tile, ld);
+    __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -180,35 +220,53 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
 template <int HD>
 __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv, float* dsum, const bf16* dout,
                                                                      const bf16* qkv, const float* lse, FlashDims dm) {
-  constexpr int ld = HD + kPad;
+  constexpr int ld = HD + kPad, tile = kRows * ld;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);  // (64, HD)
-  bf16* sdo = sq + kRows * ld;               // (64, HD)
-  bf16* sk = sdo + kRows * ld;               // (64, HD)
-  bf16* sv = sk + kCols * ld;                // (64, HD)
-  bf16* skt = sv + kCols * ld;               // (HD, 64)
+  bf16* sdo = sq + tile;                     // (64, HD)
+  bf16* sk = sdo + tile;                     // 2 stages of (64, HD)
+  bf16* sv = sk + 2 * tile;                  // 2 stages of (64, HD)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;
   const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, kh = h / (dm.nh / dm.nkv);
   const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
-  stage<HD>(sq, nullptr, base + h * HD, dm.width, q0, dm.t);
-  stage<HD>(sdo, nullptr, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+  const bf16* keys = base + (dm.nh + kh) * HD;
+  const bf16* values = base + (dm.nh + dm.nkv + kh) * HD;
+  const int tiles = (min(q0 + kRows - 1, dm.t - 1)) / kCols + 1;
   const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   float lse2[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) lse2[r] = row[r] < dm.t ? lse[int64_t(bh) * dm.t + row[r]] * kLog2e : 0.0f;
-  const int last_key = min(q0 + kRows - 1, dm.t - 1);
-  const bf16* keys = base + (dm.nh + kh) * HD;
-  const bf16* values = base + (dm.nh + dm.nkv + kh) * HD;
+  stage<HD>(sq, base + h * HD, dm.width, q0, dm.t);
+  stage<HD>(sdo, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
 
-  // P and dP of this warp's 16 rows against keys [k0, k0 + 64): s receives P, dp receives dP.
-  auto scores = [&](int k0, float (&s)[kCols / 8][4], float (&dp)[kCols / 8][4]) {
+  // Two passes over the key tiles, streamed through the two stages: iteration it of the whole
+  // sequence (2 * tiles) is tile it % tiles of pass it / tiles.
+  stage<HD>(sk, keys, dm.width, 0, dm.t);
+  stage<HD>(sv, values, dm.width, 0, dm.t);
+  cp_async_commit();
+  float d_part[2] = {0.0f, 0.0f}, d[2] = {0.0f, 0.0f};
+  float dq[HD / 8][4] = {};
+  for (int it = 0; it < 2 * tiles; ++it) {
+    const int k0 = (it % tiles) * kCols, cur = it & 1;
+    if (it + 1 < 2 * tiles) {
+      const int next = ((it + 1) % tiles) * kCols;
+      stage<HD>(sk + (cur ^ 1) * tile, keys, dm.width, next, dm.t);
+      stage<HD>(sv + (cur ^ 1) * tile, values, dm.width, next, dm.t);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    if (it == tiles) {  // the first pass is done: D of each row
 #pragma unroll
-    for (int nt = 0; nt < kCols / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[nt][e] = 0.0f, dp[nt][e] = 0.0f;
-    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk, ld);
-    warp_mma_ss<HD, kCols / 8>(dp, sdo + warp * 16 * ld, ld, sv, ld);
+      for (int r = 0; r < 2; ++r) {
+        d[r] = quad_sum(d_part[r]);
+        if (tq == 0 && row[r] < dm.t) dsum[int64_t(bh) * dm.t + row[r]] = d[r];
+      }
+    }
+    float s[kCols / 8][4] = {}, dp[kCols / 8][4] = {};
+    warp_mma_ss<HD, kCols / 8>(s, sq + warp * 16 * ld, ld, sk + cur * tile, ld);
+    warp_mma_ss<HD, kCols / 8>(dp, sdo + warp * 16 * ld, ld, sv + cur * tile, ld);
 #pragma unroll
     for (int nt = 0; nt < kCols / 8; ++nt) {
 #pragma unroll
@@ -218,41 +276,19 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
         s[nt][e] = valid ? exp2f(s[nt][e] * dm.scale_log2 - lse2[e >> 1]) : 0.0f;
       }
     }
-  };
-
-  float d_part[2] = {0.0f, 0.0f};
-  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
+    if (it < tiles) {
+#pragma unroll
+      for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) d_part[e >> 1] += s[nt][e] * dp[nt][e];
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - d[e >> 1]);
+      warp_mma_rs<kCols, HD / 8>(dq, dp, sk + cur * tile, ld);
+    }
     __syncthreads();
-    stage<HD>(sk, nullptr, keys, dm.width, k0, dm.t);
-    stage<HD>(sv, nullptr, values, dm.width, k0, dm.t);
-    __syncthreads();
-    float s[kCols / 8][4], dp[kCols / 8][4];
-    scores(k0, s, dp);
-#pragma unroll
-    for (int nt = 0; nt < kCols / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) d_part[e >> 1] += s[nt][e] * dp[nt][e];
-  }
-  float d[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    d[r] = quad_sum(d_part[r]);
-    if (tq == 0 && row[r] < dm.t) dsum[int64_t(bh) * dm.t + row[r]] = d[r];
-  }
-
-  float dq[HD / 8][4] = {};
-  for (int k0 = 0; k0 <= last_key; k0 += kCols) {
-    __syncthreads();
-    stage<HD>(sk, skt, keys, dm.width, k0, dm.t);
-    stage<HD>(sv, nullptr, values, dm.width, k0, dm.t);
-    __syncthreads();
-    float s[kCols / 8][4], dp[kCols / 8][4];
-    scores(k0, s, dp);
-#pragma unroll
-    for (int nt = 0; nt < kCols / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - d[e >> 1]);
-    warp_mma_rs<kCols, HD / 8>(dq, dp, skt, kColsT);
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -271,53 +307,62 @@ template <int HD>
 __global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv,
                                                                       const float* lse, const float* dsum,
                                                                       FlashDims dm) {
-  constexpr int ld = HD + kPad;
+  constexpr int ld = HD + kPad, tile = kRows * ld;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sk = reinterpret_cast<bf16*>(smem);  // (64, HD)
-  bf16* sv = sk + kRows * ld;                // (64, HD)
-  bf16* sq = sv + kRows * ld;                // (64, HD)
-  bf16* sdo = sq + kCols * ld;               // (64, HD)
-  bf16* sqt = sdo + kCols * ld;              // (HD, 64)
-  bf16* sdot = sqt + HD * kColsT;            // (HD, 64)
-  float* slse = reinterpret_cast<float*>(sdot + HD * kColsT);  // (64) log2 domain
-  float* sd = slse + kCols;                                     // (64)
+  bf16* sv = sk + tile;                      // (64, HD)
+  bf16* sq = sv + tile;                      // 2 stages of (64, HD)
+  bf16* sdo = sq + 2 * tile;                 // 2 stages of (64, HD)
+  float* slse = reinterpret_cast<float*>(sdo + 2 * tile);  // 2 stages of (64), log2 domain
+  float* sd = slse + 2 * kCols;                             // 2 stages of (64)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int k0 = blockIdx.x * kRows;
   const int bk = blockIdx.y, b = bk / dm.nkv, kh = bk % dm.nkv, group = dm.nh / dm.nkv;
   const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
-  stage<HD>(sk, nullptr, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
-  stage<HD>(sv, nullptr, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+  const int q_tiles = (dm.t - k0 + kCols - 1) / kCols;  // query tiles from k0 on, per head
+  const int total = group * q_tiles;
+  // Iteration it is query tile k0 + (it % q_tiles) * 64 of the group's head it / q_tiles.
+  auto prefetch = [&](int it, int stage_index) {
+    const int h = kh * group + it / q_tiles, q0 = k0 + (it % q_tiles) * kCols, bh = b * dm.nh + h;
+    stage<HD>(sq + stage_index * tile, base + h * HD, dm.width, q0, dm.t);
+    stage<HD>(sdo + stage_index * tile, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+    if (threadIdx.x < kCols) {
+      const int query = q0 + threadIdx.x;
+      slse[stage_index * kCols + threadIdx.x] = query < dm.t ? lse[int64_t(bh) * dm.t + query] * kLog2e : 0.0f;
+      sd[stage_index * kCols + threadIdx.x] = query < dm.t ? dsum[int64_t(bh) * dm.t + query] : 0.0f;
+    }
+  };
+  stage<HD>(sk, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
+  stage<HD>(sv, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+  prefetch(0, 0);
+  cp_async_commit();
   const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
   float dk[HD / 8][4] = {}, dv[HD / 8][4] = {};
-  for (int gi = 0; gi < group; ++gi) {
-    const int h = kh * group + gi, bh = b * dm.nh + h;
-    for (int q0 = k0; q0 < dm.t; q0 += kCols) {
-      __syncthreads();
-      stage<HD>(sq, sqt, base + h * HD, dm.width, q0, dm.t);
-      stage<HD>(sdo, sdot, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
-      if (threadIdx.x < kCols) {
-        const int query = q0 + threadIdx.x;
-        slse[threadIdx.x] = query < dm.t ? lse[int64_t(bh) * dm.t + query] * kLog2e : 0.0f;
-        sd[threadIdx.x] = query < dm.t ? dsum[int64_t(bh) * dm.t + query] : 0.0f;
-      }
-      __syncthreads();
-      float st[kCols / 8][4] = {}, dpt[kCols / 8][4] = {};
-      warp_mma_ss<HD, kCols / 8>(st, sk + warp * 16 * ld, ld, sq, ld);
-      warp_mma_ss<HD, kCols / 8>(dpt, sv + warp * 16 * ld, ld, sdo, ld);
+  for (int it = 0; it < total; ++it) {
+    const int cur = it & 1, q0 = k0 + (it % q_tiles) * kCols;
+    if (it + 1 < total) prefetch(it + 1, cur ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const float* lse_t = slse + cur * kCols;
+    const float* d_t = sd + cur * kCols;
+    float st[kCols / 8][4] = {}, dpt[kCols / 8][4] = {};
+    warp_mma_ss<HD, kCols / 8>(st, sk + warp * 16 * ld, ld, sq + cur * tile, ld);
+    warp_mma_ss<HD, kCols / 8>(dpt, sv + warp * 16 * ld, ld, sdo + cur * tile, ld);
 #pragma unroll
-      for (int nt = 0; nt < kCols / 8; ++nt) {
+    for (int nt = 0; nt < kCols / 8; ++nt) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int qi = nt * 8 + 2 * tq + (e & 1), query = q0 + qi;
-          const bool valid = key[e >> 1] <= query && query < dm.t;
-          const float p = valid ? exp2f(st[nt][e] * dm.scale_log2 - slse[qi]) : 0.0f;
-          st[nt][e] = p;
-          dpt[nt][e] = p * (dpt[nt][e] - sd[qi]);
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int qi = nt * 8 + 2 * tq + (e & 1), query = q0 + qi;
+        const bool valid = key[e >> 1] <= query && query < dm.t;
+        const float p = valid ? exp2f(st[nt][e] * dm.scale_log2 - lse_t[qi]) : 0.0f;
+        st[nt][e] = p;
+        dpt[nt][e] = p * (dpt[nt][e] - d_t[qi]);
       }
-      warp_mma_rs<kCols, HD / 8>(dv, st, sdot, kColsT);
-      warp_mma_rs<kCols, HD / 8>(dk, dpt, sqt, kColsT);
     }
+    warp_mma_rs<kCols, HD / 8>(dv, st, sdo + cur * tile, ld);
+    warp_mma_rs<kCols, HD / 8>(dk, dpt, sq + cur * tile, ld);
+    __syncthreads();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -335,16 +380,15 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv
 
 template <int HD>
 constexpr size_t forward_shared() {
-  return (size_t(kRows + kCols) * (HD + kPad) + size_t(HD) * kColsT) * sizeof(bf16);
+  return size_t(5 * kRows) * (HD + kPad) * sizeof(bf16);
 }
 template <int HD>
 constexpr size_t dq_shared() {
-  return (size_t(2 * kRows + 2 * kCols) * (HD + kPad) + size_t(HD) * kColsT) * sizeof(bf16);
+  return size_t(6 * kRows) * (HD + kPad) * sizeof(bf16);
 }
 template <int HD>
 constexpr size_t dkv_shared() {
-  return (size_t(2 * kRows + 2 * kCols) * (HD + kPad) + 2 * size_t(HD) * kColsT) * sizeof(bf16) +
-         2 * kCols * sizeof(float);
+  return size_t(6 * kRows) * (HD + kPad) * sizeof(bf16) + 4 * kCols * sizeof(float);
 }
 
 template <class Kernel>

@@ -18,23 +18,28 @@ std::atomic<bool> g_gelu_epilogue{true};
 constexpr int kBiasColumns = 256;  // columns per block of the bias-gradient kernel
 constexpr int kBiasRows = 128;     // rows per block
 
-// dpre (N, OC) = dout * gelu'(pre_act) when pre_act is given (else dpre is dout, unwritten), and
-// partial (row blocks, OC) = each row block's column sums of dpre, when partial is given.
+// dpre (N, OC, rows ld_dpre apart) = dout * gelu'(pre_act) when pre_act is given, else a copy of
+// dout when dpre is given; and partial (row blocks, OC) = each row block's column sums of dpre,
+// when partial is given.
 template <class T>
-__global__ void bias_grad_kernel(T* dpre, float* partial, const T* dout, const T* pre_act, int64_t n, int64_t oc) {
+__global__ void bias_grad_kernel(T* dpre, int64_t ld_dpre, float* partial, const T* dout, const T* pre_act, int64_t n,
+                                 int64_t oc) {
   const int64_t col = int64_t(blockIdx.x) * kBiasColumns + threadIdx.x;
   if (col >= oc) return;
   const int64_t row0 = int64_t(blockIdx.y) * kBiasRows;
-  const int64_t row1 = row0 + kBiasRows < n ? row0 + kBiasRows : n;
+  const int64_t rows = row0 + kBiasRows < n ? kBiasRows : n - row0;
   float s = 0;
-  for (int64_t row = row0; row < row1; ++row) {
-    const int64_t i = row * oc + col;
+#pragma unroll 8
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = (row0 + r) * oc + col;
     float g = to_float(dout[i]);
     if (pre_act) {
       g *= gelu_derivative(to_float(pre_act[i]));
       const T rounded = from_float<T>(g);
-      dpre[i] = rounded;
       g = to_float(rounded);  // the bias sees what the weight gradient sees
+      dpre[(row0 + r) * ld_dpre + col] = rounded;
+    } else if (dpre) {
+      dpre[(row0 + r) * ld_dpre + col] = dout[i];
     }
     s += g;
   }
@@ -51,6 +56,22 @@ __global__ void add_partial_sums_kernel(T* dst, const float* partial, int blocks
 }
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// cuBLASLt's fast kernels want every row 16-byte aligned. A large product whose OC rows are not
+// (a vocabulary of 50257) runs through a copy with rows padded to 16 bytes: the copy costs a
+// pass over the memory, far less than the unaligned kernels lose.
+template <class T>
+int64_t padded_width(int64_t n, int64_t oc) {
+  constexpr int64_t per16 = 16 / int64_t(sizeof(T));
+  if (oc % per16 == 0 || n * oc < (int64_t(1) << 20)) return oc;
+  return (oc + per16 - 1) / per16 * per16;
+}
+
+template <class T>
+void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
+  ZT_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(ld_dst) * sizeof(T), src, size_t(ld_src) * sizeof(T),
+                                  size_t(width) * sizeof(T), size_t(n), cudaMemcpyDeviceToDevice, compute_stream()));
+}
 
 }  // namespace
 
@@ -75,8 +96,12 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
     gemm<T>(p);
     return;
   }
-  p.d = gelu ? pre_act : out, p.ldd = oc;
+  T* target = gelu ? pre_act : out;
+  const int64_t ld = padded_width<T>(n, oc);
+  Scratch padded(ld != oc ? size_t(n * ld) * sizeof(T) : 0);
+  p.d = ld != oc ? padded.as<T>() : target, p.ldd = ld;
   gemm<T>(p);
+  if (ld != oc) copy_rows(target, oc, padded.as<T>(), ld, n, oc);
   if (gelu) gelu_forward(out, pre_act, n * oc);
 }
 
@@ -85,21 +110,28 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
                      int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act) {
   if (n == 0 || oc == 0 || c == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
-  const T* dpre = dout;
-  Scratch dpre_buffer(gelu ? size_t(n * oc) * sizeof(T) : 0);
-  if (gelu || dbias) {
+  // dpre (N, OC) with rows ld apart: dout itself, or a buffer when GELU's derivative applies or
+  // the rows need padding.
+  const int64_t ld = padded_width<T>(n, oc);
+  const bool buffered = gelu || ld != oc;
+  Scratch dpre_buffer(buffered ? size_t(n * ld) * sizeof(T) : 0);
+  const T* dpre = buffered ? dpre_buffer.as<T>() : dout;
+  if (buffered || dbias) {
     const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
-    const dim3 grid(unsigned((oc + kBiasColumns - 1) / kBiasColumns), row_blocks);
-    bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), partial.as<float>(), dout,
-                                                                  gelu ? pre_act : nullptr, n, oc);
-    ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
+    if (!gelu && buffered && !dbias) {
+      copy_rows(dpre_buffer.as<T>(), ld, dout, oc, n, oc);
+    } else {
+      const dim3 grid(unsigned((oc + kBiasColumns - 1) / kBiasColumns), row_blocks);
+      bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ld, partial.as<float>(), dout,
+                                                                    gelu ? pre_act : nullptr, n, oc);
+      ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
+    }
     if (dbias) {
       add_partial_sums_kernel<<<unsigned((oc + 255) / 256), 256, 0, compute_stream()>>>(dbias, partial.as<float>(),
                                                                                       int(row_blocks), oc);
       ZT_CUDA_CHECK_LAUNCH("add_partial_sums_kernel");
     }
-    if (gelu) dpre = dpre_buffer.as<T>();
   }
   if (dinp) {
     // dinp^T (C, N) = W'' (C, OC) dpre^T (OC, N); out_in W (OC, C) is column-major (C, OC) as stored.
@@ -107,7 +139,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     p.trans_a = layout == WeightLayout::in_out;
     p.m = c, p.n = n, p.k = oc;
     p.a = weight, p.lda = layout == WeightLayout::out_in ? c : oc;
-    p.b = dpre, p.ldb = oc;
+    p.b = dpre, p.ldb = ld;
     p.d = dinp, p.ldd = c;
     gemm<T>(p);
   }
@@ -118,12 +150,12 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
       // dW (OC, C) is column-major (C, OC): += inp^T (C, N) dpre (N, OC).
       p.m = c, p.n = oc, p.k = n;
       p.a = inp, p.lda = c;
-      p.b = dpre, p.ldb = oc, p.trans_b = true;
+      p.b = dpre, p.ldb = ld, p.trans_b = true;
       p.d = dweight, p.ldd = c;
     } else {
       // dW (C, OC) is column-major (OC, C): += dpre^T (OC, N) inp (N, C).
       p.m = oc, p.n = c, p.k = n;
-      p.a = dpre, p.lda = oc;
+      p.a = dpre, p.lda = ld;
       p.b = inp, p.ldb = c, p.trans_b = true;
       p.d = dweight, p.ldd = oc;
     }

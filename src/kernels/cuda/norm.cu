@@ -1,6 +1,7 @@
 // LayerNorm and RMSNorm over the last dimension: a warp per row, statistics in f32. The
 // backward's parameter gradients are summed per block in shared memory, then across blocks by
-// a second kernel that adds them into dweight/dbias (no global atomics).
+// a second kernel that adds them into dweight/dbias (no global atomics; for rows up to 1024
+// wide (LayerNorm) or 2048 (RMSNorm), no atomics at all: the order of the sums is fixed).
 #include <algorithm>
 
 #include "common.cuh"
@@ -35,14 +36,19 @@ __global__ void layernorm_forward_kernel(T* out, float* mean, float* rstd, const
   if (lane == 0) mean[row] = m, rstd[row] = r;
 }
 
-// partial (gridDim.x, 2, C): this block's sums of dy * xhat and dy over its rows.
+// partial (gridDim.x, 2, C): this block's sums of dy * xhat and dy over its rows. With
+// warp_private, each warp sums into its own (2, C) slice of shared memory (plain adds, combined at
+// the end); otherwise (wide rows) all warps add into one slice with shared atomics.
 template <class T>
 __global__ void layernorm_backward_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
-                                          const float* mean, const float* rstd, int64_t n, int64_t c) {
-  extern __shared__ float sums[];  // (2, C)
-  for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) sums[j] = 0.0f;
+                                          const float* mean, const float* rstd, int64_t n, int64_t c,
+                                          bool warp_private) {
+  extern __shared__ float sums[];  // (warp_private ? warps : 1, 2, C)
+  const int slices = warp_private ? kWarpsPerBlock : 1;
+  for (int64_t j = threadIdx.x; j < slices * 2 * c; j += blockDim.x) sums[j] = 0.0f;
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float* mine = sums + (warp_private ? int64_t(warp) * 2 * c : 0);
   for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < n; row += int64_t(gridDim.x) * kWarpsPerBlock) {
     const T* x = inp + row * c;
     const T* dy = dout + row * c;
@@ -53,8 +59,13 @@ __global__ void layernorm_backward_kernel(T* dinp, float* partial, const T* dout
       const float dxhat = g * to_float(weight[j]);
       mean_dxhat += dxhat;
       mean_dxhat_xhat += dxhat * xhat;
-      atomicAdd(&sums[j], g * xhat);
-      atomicAdd(&sums[c + j], g);
+      if (warp_private) {
+        mine[j] += g * xhat;
+        mine[c + j] += g;
+      } else {
+        atomicAdd(&mine[j], g * xhat);
+        atomicAdd(&mine[c + j], g);
+      }
     }
     mean_dxhat = warp_sum(mean_dxhat) / float(c);
     mean_dxhat_xhat = warp_sum(mean_dxhat_xhat) / float(c);
@@ -67,8 +78,12 @@ __global__ void layernorm_backward_kernel(T* dinp, float* partial, const T* dout
     }
   }
   __syncthreads();
-  float* mine = partial + int64_t(blockIdx.x) * 2 * c;
-  for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) mine[j] = sums[j];
+  float* out = partial + int64_t(blockIdx.x) * 2 * c;
+  for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) {
+    float total = 0;
+    for (int w = 0; w < slices; ++w) total += sums[w * 2 * c + j];
+    out[j] = total;
+  }
 }
 
 template <class T>
@@ -94,11 +109,13 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* inp, const 
 // partial (gridDim.x, 1, C): this block's sums of dy * x * rstd.
 template <class T>
 __global__ void rmsnorm_backward_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
-                                        const float* rstd, int64_t n, int64_t c) {
-  extern __shared__ float sums[];  // (C)
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) sums[j] = 0.0f;
+                                        const float* rstd, int64_t n, int64_t c, bool warp_private) {
+  extern __shared__ float sums[];  // (warp_private ? warps : 1, C)
+  const int slices = warp_private ? kWarpsPerBlock : 1;
+  for (int64_t j = threadIdx.x; j < slices * c; j += blockDim.x) sums[j] = 0.0f;
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float* mine = sums + (warp_private ? int64_t(warp) * c : 0);
   for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < n; row += int64_t(gridDim.x) * kWarpsPerBlock) {
     const T* x = inp + row * c;
     const T* dy = dout + row * c;
@@ -107,7 +124,8 @@ __global__ void rmsnorm_backward_kernel(T* dinp, float* partial, const T* dout, 
     for (int64_t j = lane; j < c; j += 32) {
       const float xv = to_float(x[j]), g = to_float(dy[j]);
       mean_gx += g * to_float(weight[j]) * xv;
-      atomicAdd(&sums[j], g * xv * r);
+      if (warp_private) mine[j] += g * xv * r;
+      else atomicAdd(&mine[j], g * xv * r);
     }
     mean_gx = warp_sum(mean_gx) / float(c);
     if (!dinp) continue;
@@ -119,8 +137,12 @@ __global__ void rmsnorm_backward_kernel(T* dinp, float* partial, const T* dout, 
     }
   }
   __syncthreads();
-  float* mine = partial + int64_t(blockIdx.x) * c;
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) mine[j] = sums[j];
+  float* out = partial + int64_t(blockIdx.x) * c;
+  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
+    float total = 0;
+    for (int w = 0; w < slices; ++w) total += sums[w * c + j];
+    out[j] = total;
+  }
 }
 
 // dst[a] (C) += sum over blocks of partial (blocks, arrays, C)[., a, .], for each array a with a dst.
@@ -142,7 +164,12 @@ unsigned row_blocks(int64_t n) { return unsigned((n + kWarpsPerBlock - 1) / kWar
 // Blocks for a backward: enough to fill the device, few enough that the cross-block sum is cheap.
 int backward_blocks(int64_t n) {
   const int64_t wanted = (n + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  return int(std::min<int64_t>(wanted, int64_t(multiprocessor_count()) * 2));
+  return int(std::min<int64_t>(wanted, int64_t(multiprocessor_count()) * 4));
+}
+
+// Per-warp slices of `arrays` sums while they fit in 64 KB of shared memory.
+bool warp_private_sums(int64_t c, int arrays) {
+  return size_t(kWarpsPerBlock) * size_t(arrays) * size_t(c) * sizeof(float) <= 64 * 1024;
 }
 
 template <class Kernel>
@@ -167,10 +194,11 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
   if (n == 0) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * 2 * size_t(c) * sizeof(float));
-  const size_t shared = 2 * size_t(c) * sizeof(float);
+  const bool warp_private = warp_private_sums(c, 2);
+  const size_t shared = (warp_private ? kWarpsPerBlock : 1) * 2 * size_t(c) * sizeof(float);
   allow_shared(layernorm_backward_kernel<T>, shared);
   layernorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(
-      dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, c);
+      dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, c, warp_private);
   ZT_CUDA_CHECK_LAUNCH("layernorm_backward_kernel");
   if (!dweight && !dbias) return;
   add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, dbias, partial.as<float>(),
@@ -192,10 +220,11 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   if (n == 0) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * size_t(c) * sizeof(float));
-  const size_t shared = size_t(c) * sizeof(float);
+  const bool warp_private = warp_private_sums(c, 1);
+  const size_t shared = (warp_private ? kWarpsPerBlock : 1) * size_t(c) * sizeof(float);
   allow_shared(rmsnorm_backward_kernel<T>, shared);
-  rmsnorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(dinp, partial.as<float>(), dout,
-                                                                                      inp, weight, rstd, n, c);
+  rmsnorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(
+      dinp, partial.as<float>(), dout, inp, weight, rstd, n, c, warp_private);
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
   if (!dweight) return;
   add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, static_cast<T*>(nullptr),
