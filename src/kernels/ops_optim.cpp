@@ -26,4 +26,30 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
                   param.numel(), p, grad_scale);
 }
 
+void adamw_step_many(const std::vector<AdamWBuffers>& buffers, const AdamWParams& p, double grad_scale) {
+  const char* op = "adamw_step_many";
+  if (buffers.empty()) return;
+  const Device device = buffers.front().param.device();
+  for (const AdamWBuffers& b : buffers) {
+    check_dtype(b.param, DType::f32, op, "param");
+    ZT_CHECK(b.param.device() == device, op, ": buffers on different devices (", device.name(), " and ",
+             b.param.device().name(), ")");
+    for (const auto& [t, name] : {std::pair{&b.grad, "grad"}, {&b.exp_avg, "exp_avg"}, {&b.exp_avg_sq, "exp_avg_sq"}})
+      kernels::check_matches(*t, b.param, b.param.shape(), op, name);
+  }
+  ZT_CHECK(p.step >= 1, op, ": step must be >= 1 (it is counted from 1), got ", p.step);
+#if ZT_HAS_CUDA
+  if (device.is_cuda()) {
+    std::vector<cuda::AdamWPointers> pointers;
+    for (const AdamWBuffers& b : buffers)
+      pointers.push_back({b.param.data<float>(), b.grad.data<float>(), b.exp_avg.data<float>(),
+                          b.exp_avg_sq.data<float>(), b.param.numel()});
+    cuda::set_device(device.index);
+    cuda::adamw_step_many(pointers.data(), int64_t(pointers.size()), p, grad_scale);
+    return;
+  }
+#endif
+  for (const AdamWBuffers& b : buffers) adamw_step(b.param, b.grad, b.exp_avg, b.exp_avg_sq, p, grad_scale);
+}
+
 }  // namespace zt::ops

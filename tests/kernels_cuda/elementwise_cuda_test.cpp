@@ -135,6 +135,35 @@ TEST(CudaAdamW, StepMatchesCpu) {
   }
 }
 
+TEST(CudaAdamW, ManyBuffersInOnePassMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(407);
+  ops::AdamWParams p;
+  p.lr = 3e-4, p.beta1 = 0.9, p.beta2 = 0.999, p.eps = 1e-8, p.weight_decay = 0.01, p.step = 7;
+  // 70 buffers (two launches), sizes from 1 to ~70k, some views off the 16-byte boundary.
+  std::vector<ops::AdamWBuffers> host, device;
+  for (int i = 0; i < 70; ++i) {
+    const int64_t n = 1 + (int64_t(i) * 977) % 70001, offset = i % 3 == 0 ? 1 : 0;
+    ops::AdamWBuffers h, d;
+    Tensor* hs[4] = {&h.param, &h.grad, &h.exp_avg, &h.exp_avg_sq};
+    Tensor* ds[4] = {&d.param, &d.grad, &d.exp_avg, &d.exp_avg_sq};
+    for (int k = 0; k < 4; ++k) {
+      const Tensor full = host_values({n + offset}, DType::f32, rng, k == 3 ? 0.0 : -1.0, 1.0);
+      *hs[k] = full.view(size_t(offset), {n});
+      *ds[k] = on_device(full).view(size_t(offset), {n});
+    }
+    host.push_back(h);
+    device.push_back(d);
+  }
+  ops::adamw_step_many(host, p, 0.75);
+  ops::adamw_step_many(device, p, 0.75);
+  for (size_t i = 0; i < host.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "buffer " << i);
+    EXPECT_TRUE(expect_close("adamw_step_many.param", device[i].param, host[i].param, DType::f32, 1e-6));
+    EXPECT_TRUE(expect_close("adamw_step_many.exp_avg_sq", device[i].exp_avg_sq, host[i].exp_avg_sq, DType::f32, 1e-6));
+  }
+}
+
 TEST(CudaElementwise, CastsAddScaleAndReductionsMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(405);

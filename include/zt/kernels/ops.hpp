@@ -108,6 +108,12 @@ struct AdamWParams {
 // grad_scale multiplies the gradient first (unscaling and clipping in one pass).
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const AdamWParams& p, double grad_scale = 1.0);
+// The same step over many buffers in one pass (on CUDA, one launch per 64 buffers): each entry's
+// four tensors are f32 of one length, all entries on one device.
+struct AdamWBuffers {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+};
+void adamw_step_many(const std::vector<AdamWBuffers>& buffers, const AdamWParams& p, double grad_scale = 1.0);
 
 // ---- elementwise and reductions -------------------------------------------------------------
 void cast(const Tensor& out, const Tensor& inp);  // any of f32, f64, bf16, f16; same numel

@@ -104,6 +104,14 @@ double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dlos
 // ---- optimizer -------------------------------------------------------------------------------
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                 const ops::AdamWParams& p, double grad_scale);
+struct AdamWPointers {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t n;
+};
+void adamw_step_many(const AdamWPointers* buffers, int64_t count, const ops::AdamWParams& p, double grad_scale);
 
 // ---- elementwise and reductions --------------------------------------------------------------
 void cast(void* out, DType out_dtype, const void* inp, DType inp_dtype, int64_t n);
