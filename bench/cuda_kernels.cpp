@@ -213,6 +213,26 @@ void bench_memory_bound() {
     hp.weight_decay = 0.1;
     report("adamw_step", "n=124439808 f32", time_ms([&] { ops::adamw_step(p, g, m, v, hp, 1.0); }), 0,
            28.0 * double(n));
+    // GPT-2 124M's 148 parameter tensors as views into the same buffers: one pass over all of
+    // them, against one call per tensor.
+    std::vector<int64_t> sizes = {kV * kC, 1024 * kC};
+    for (int layer = 0; layer < 12; ++layer)
+      for (int64_t s : {kC, kC, kC * 3 * kC, 3 * kC, kC * kC, kC, kC, kC, kC * 4 * kC, 4 * kC, 4 * kC * kC, kC})
+        sizes.push_back(s);
+    sizes.push_back(kC);
+    sizes.push_back(kC);
+    std::vector<ops::AdamWBuffers> buffers;
+    int64_t offset = 0;
+    for (int64_t s : sizes) {
+      buffers.push_back({p.view(size_t(offset), {s}), g.view(size_t(offset), {s}), m.view(size_t(offset), {s}),
+                         v.view(size_t(offset), {s})});
+      offset += s;
+    }
+    const std::string tensors = std::to_string(buffers.size()) + " tensors, " + std::to_string(offset) + " f32";
+    report("adamw_step_many", tensors, time_ms([&] { ops::adamw_step_many(buffers, hp, 1.0); }), 0, 28.0 * double(offset));
+    report("adamw_step per tensor", tensors, time_ms([&] {
+             for (const auto& b : buffers) ops::adamw_step(b.param, b.grad, b.exp_avg, b.exp_avg_sq, hp, 1.0);
+           }), 0, 28.0 * double(offset));
     const Tensor half = Tensor::empty({n}, DType::bf16, Device::cuda());
     report("cast f32->bf16", "n=124439808", time_ms([&] { ops::cast(half, p); }), 0, 6.0 * double(n));
   }
