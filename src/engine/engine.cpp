@@ -6,6 +6,7 @@
 #include "zt/core/log.hpp"
 #include "zt/kernels/ops.hpp"
 #include "zt/optim/clip.hpp"
+#include "zt/optim/lamb.hpp"
 
 namespace zt::engine {
 
@@ -76,7 +77,34 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   optimizer_ = std::move(parts.optimizer);
   learning_rate_ = std::move(parts.learning_rate);
   loss_scale_ = std::move(parts.loss_scale);
+  install_segments();
   install_hooks();
+}
+
+void Engine::install_segments() {
+  const zero::Range owned = options_.stage == 0 ? zero::Range{0, layout_->total()} : layout_->partition(group_->rank());
+  for (size_t s = 0; s < layout_->slots().size(); ++s) {
+    const auto& slot = layout_->slots()[s];
+    const zero::Range piece = zero::intersect({slot.offset, slot.offset + slot.numel}, owned);
+    if (piece.size() > 0) segments_.push_back({piece.begin - owned.begin, piece.size(), int64_t(s)});
+  }
+  auto* lamb = dynamic_cast<optim::Lamb*>(optimizer_.get());
+  if (!lamb || options_.stage == 0 || group_->size() == 1) return;
+  // A parameter split between ranks gets one trust ratio: its norms are summed over the pieces.
+  const size_t slots = layout_->slots().size();
+  lamb->set_norm_reducer([this, slots](std::vector<optim::SegmentNorms>& keyed) {
+    Tensor sums = Tensor::zeros({int64_t(2 * slots)}, DType::f64);
+    double* p = sums.data<double>();
+    for (const auto& k : keyed) {
+      p[2 * k.key] += k.param_sq;
+      p[2 * k.key + 1] += k.update_sq;
+    }
+    group_->all_reduce(sums).wait();
+    for (auto& k : keyed) {
+      k.param_sq = p[2 * k.key];
+      k.update_sq = p[2 * k.key + 1];
+    }
+  });
 }
 
 Engine::~Engine() {
@@ -159,7 +187,8 @@ bool Engine::step() {
   const double denominator = double(world) * loss_scale_->scale();
   last_grad_norm_ = std::sqrt(stats.data<double>()[1]) / denominator;
   const double coefficient = optim::clip_coefficient(last_grad_norm_, config_.gradient_clipping);
-  optimizer_->step({{0, master_, master_gradients_f32()}}, learning_rate_->current(), coefficient / denominator);
+  if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
+  optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
   write_back_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
@@ -225,6 +254,7 @@ Initialized initialize(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Lo
                        std::shared_ptr<data::Dataset> training_data, std::shared_ptr<comm::ProcessGroup> group) {
   if (!group) group = comm::init_process_group();
   auto engine = std::make_shared<Engine>(std::move(model), std::move(loss), config, group);
+  engine->set_training_data(training_data);
   return {engine, &engine->optimizer(), std::move(training_data)};
 }
 

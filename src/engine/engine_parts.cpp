@@ -18,6 +18,13 @@ class ScheduledRate : public LearningRate {
   void step() override {
     if (schedule_) schedule_->step();
   }
+  std::optional<std::pair<double, double>> betas() const override {
+    return schedule_ ? schedule_->betas() : std::nullopt;
+  }
+  nlohmann::json state_dict() const override { return schedule_ ? schedule_->state_dict() : nlohmann::json(); }
+  void load_state_dict(const nlohmann::json& state) override {
+    if (schedule_ && !state.is_null()) schedule_->load_state_dict(state);
+  }
 
  private:
   double base_lr_;
@@ -30,6 +37,8 @@ class ScalerScale : public LossScale {
   double scale() const override { return scaler_.scale(); }
   bool dynamic() const override { return scaler_.dynamic(); }
   void update(bool overflow, int64_t) override { scaler_.update(overflow); }
+  nlohmann::json state_dict() const override { return scaler_.state_dict(); }
+  void load_state_dict(const nlohmann::json& state) override { scaler_.load_state_dict(state); }
 
  private:
   optim::LossScaler scaler_;

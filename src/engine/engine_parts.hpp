@@ -3,6 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
 
 #include "zt/engine/config.hpp"
 #include "zt/optim/optimizer.hpp"
@@ -14,6 +17,11 @@ class LearningRate {
   virtual ~LearningRate() = default;
   virtual double current() const = 0;  // for the step about to be taken
   virtual void step() = 0;             // after an applied optimizer step
+  // OneCycle's momentum cycling: the betas for the step about to be taken, when it sets them.
+  virtual std::optional<std::pair<double, double>> betas() const { return std::nullopt; }
+  // The schedule's state for checkpoints (null without a schedule).
+  virtual nlohmann::json state_dict() const = 0;
+  virtual void load_state_dict(const nlohmann::json& state) = 0;
 };
 
 class LossScale {
@@ -23,6 +31,8 @@ class LossScale {
   virtual bool dynamic() const = 0;
   // After each boundary: overflow says whether the step was skipped.
   virtual void update(bool overflow, int64_t global_step) = 0;
+  virtual nlohmann::json state_dict() const = 0;
+  virtual void load_state_dict(const nlohmann::json& state) = 0;
 };
 
 struct TrainingParts {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 
 #include "../../examples/mlp_regressor.hpp"
 #include "../comm/mpi_test_main.hpp"
@@ -55,11 +56,14 @@ struct TrainingRun {
 };
 
 // Trains the odd GPT for `steps` steps; each rank draws its own data. micro * gas rows per step.
-TrainingRun train_gpt(int stage, bool bf16, int steps, int64_t micro = 4, int64_t gas = 1) {
+TrainingRun train_gpt(int stage, bool bf16, int steps, int64_t micro = 4, int64_t gas = 1,
+                      const std::optional<OptimizerConfig>& optimizer = std::nullopt) {
   auto world = comm::world();
   auto model = models::build_causal_lm(odd_gpt());
   model->init_weights(5);
-  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), make_config(stage, bf16, micro, gas, world->size())).engine;
+  Config config = make_config(stage, bf16, micro, gas, world->size());
+  if (optimizer) config.optimizer = optimizer;
+  auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), config).engine;
   data::MarkovCorpus corpus({37, 4, 1.0, 3, 100 + uint64_t(world->rank())});
   TrainingRun run;
   for (int s = 0; s < steps; ++s) {
@@ -128,6 +132,26 @@ INSTANTIATE_TEST_SUITE_P(Stages, StageParity,
                          [](const auto& info) {
                            return "stage" + std::to_string(std::get<0>(info.param)) + (std::get<1>(info.param) ? "_bf16" : "_f32");
                          });
+
+// Optimizers with per-tensor state (LAMB's trust ratio) see whole tensors under every stage:
+// a parameter split between ranks has its norms summed over the pieces.
+TEST(Optimizers, EveryOptimizerMatchesStageZeroUnderStageThree) {
+  const std::vector<OptimizerConfig> optimizers = {
+      {"LAMB", {{"lr", 1e-2}, {"weight_decay", 0.01}}},
+      {"Lion", {{"lr", 2e-3}, {"weight_decay", 0.1}}},
+      {"SGD", {{"lr", 0.5}, {"momentum", 0.9}, {"weight_decay", 1e-4}}},
+      {"Adam", {{"lr", 1e-2}, {"adam_w_mode", false}, {"weight_decay", 0.01}}},
+  };
+  for (const auto& optimizer : optimizers) {
+    const TrainingRun reference = train_gpt(0, false, 12, 4, 1, optimizer);
+    for (int stage : {1, 3}) {
+      const TrainingRun run = train_gpt(stage, false, 12, 4, 1, optimizer);
+      expect_same_run(run, reference, 1e-5, optimizer.type + " at stage " + std::to_string(stage), 1e-4);
+    }
+    const auto& l = reference.losses;
+    EXPECT_LT(l[9] + l[10] + l[11], l[0] + l[1] + l[2]) << optimizer.type << " trains";
+  }
+}
 
 TEST(Accumulation, FourMicroBatchesOfTwoEqualOneBatchOfEight) {
   for (int stage : {0, 2, 3}) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,21 @@ class Engine {
   // and for comparing stages. Collective.
   std::vector<std::pair<std::string, Tensor>> full_parameters();
 
+  // Checkpoints (docs/ARCHITECTURE.md, "Checkpoints"); collective. Every rank writes its shard of
+  // the f32 master weights and optimizer states into dir/tag (default "global_step<N>"), with
+  // the schedule, loss scale, step counters, data positions and client_state; `latest` then
+  // names the tag. A load reads dir/tag (default: the tag `latest` names) at any world size
+  // and stage, and returns the client_state saved with it.
+  void save_checkpoint(const std::string& dir, const std::string& tag = "",
+                       const nlohmann::json& client_state = nlohmann::json::object());
+  nlohmann::json load_checkpoint(const std::string& dir, const std::string& tag = "", bool load_optimizer_states = true,
+                                 bool load_lr_scheduler_states = true, bool load_module_only = false);
+  // The data whose position checkpoints save and restore (initialize() sets it).
+  void set_training_data(std::shared_ptr<data::Dataset> data) { training_data_ = std::move(data); }
+
  private:
   void install_hooks();
+  void install_segments();
   Tensor master_gradients_f32();
   void write_back_parameters();
 
@@ -85,9 +99,11 @@ class Engine {
   std::unique_ptr<LearningRate> learning_rate_;
   std::unique_ptr<LossScale> loss_scale_;
   std::shared_ptr<nn::ModuleHooks> hooks_;
+  std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers
   int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;
   double last_grad_norm_ = 0;
   bool forward_pending_ = false;
+  std::shared_ptr<data::Dataset> training_data_;
 };
 
 struct Initialized {
