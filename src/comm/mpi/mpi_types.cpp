@@ -31,7 +31,7 @@ MPI_Op mpi_reduce_op(ReduceOp op) {
 
 size_t mpi_max_chunk() {
   static const size_t chunk = [] {
-    const long long v = env_int("ZT_COMM_MPI_MAX_CHUNK", 1LL << 30);
+    const long long v = env_int("ZT_COMM_MPI_MAX_CHUNK", 1LL << 20);
     ZT_CHECK(v > 0 && v <= (1LL << 30), "ZT_COMM_MPI_MAX_CHUNK=", v, " must be in [1, 2^30]");
     return size_t(v);
   }();
