@@ -18,5 +18,6 @@ void add_tokenize_command(CLI::App& app);
 void add_estimate_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_bench_command(CLI::App& app);  // bench.cpp: the parent of `zt bench <name>`
+void add_convert_command(CLI::App& app);
 
 }  // namespace zt::cli

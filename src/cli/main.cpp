@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   zt::cli::add_estimate_command(app);
   zt::cli::add_launch_command(app);
   zt::cli::add_bench_command(app);
+  zt::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) {

@@ -101,6 +101,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", options->seed, "seed for weights and data")->capture_default_str();
   cmd->add_option("--log-every", options->log_every, "steps between progress lines")->capture_default_str();
   cmd->add_option("--threads", options->threads, "OpenMP threads per rank (0: default)")->capture_default_str();
+  cmd->add_option("--save", options->save_dir, "save checkpoints to this folder (at the end, and every --save-every steps)");
+  cmd->add_option("--save-every", options->save_every, "steps between checkpoints (0: only at the end)")->capture_default_str();
+  cmd->add_option("--resume", options->resume_dir, "continue from the latest checkpoint in this folder");
   cmd->add_option("--loss-curve", *curve_path, "write every step's loss as JSON to this file");
   cmd->callback([options, curve_path, nproc] {
     ZT_CHECK(*nproc >= 1, "--nproc must be at least 1, got ", *nproc);

@@ -30,6 +30,8 @@ void validate(const TrainOptions& o) {
            " and ", o.beta2);
   ZT_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
   ZT_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
+  ZT_CHECK(o.save_every >= 0, "--save-every must be >= 0, got ", o.save_every);
+  ZT_CHECK(o.save_every == 0 || !o.save_dir.empty(), "--save-every needs --save DIR");
 }
 
 Config engine_config(const TrainOptions& o, int world_size) {
@@ -133,9 +135,22 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
           config.train_micro_batch_size_per_gpu, " x ", config.gradient_accumulation_steps, " x ", world, " of ", o.seq_len,
           " tokens, ", o.steps, " steps, ", omp_get_max_threads(), " threads per rank"));
 
+  int64_t first_step = 0;
+  if (!o.resume_dir.empty()) {
+    engine->load_checkpoint(o.resume_dir);
+    first_step = engine->global_steps();
+    say(str("resumed from ", o.resume_dir, " at step ", first_step, " (data position ", dataset->position(), ")"));
+    ZT_CHECK(first_step < o.steps, "the checkpoint in ", o.resume_dir, " is at step ", first_step,
+             ", already at --steps ", o.steps, "; ask for more steps to continue");
+  }
+  const auto save = [&](int64_t step) {
+    engine->save_checkpoint(o.save_dir, "global_step" + std::to_string(step), {{"model", o.model}, {"data", o.data}});
+    say(str("saved checkpoint ", o.save_dir, "/global_step", step));
+  };
+
   double timed_seconds = 0;
   int64_t timed_steps = 0;
-  for (int64_t step = 0; step < o.steps; ++step) {
+  for (int64_t step = first_step; step < o.steps; ++step) {
     Timer timer;
     const double lr = engine->lr();
     const int64_t skipped_before = engine->skipped_steps();
@@ -143,7 +158,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
     ZT_CHECK(std::isfinite(loss), "the loss became ", loss, " at step ", step + 1,
              " (try a lower learning rate or gradient clipping)");
     const double ms = timer.elapsed_ms();
-    if (step > 0) {
+    if (step > first_step) {
       timed_seconds += ms / 1e3;
       ++timed_steps;
     }
@@ -152,6 +167,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
       const double tok_s = double(tokens_per_step) * (timed_steps ? double(timed_steps) / timed_seconds : 1e3 / ms);
       say(progress_line(o, result.steps.back(), result, tok_s, engine->memory_report()));
     }
+    if (!o.save_dir.empty() && ((o.save_every > 0 && (step + 1) % o.save_every == 0) || step + 1 == o.steps)) save(step + 1);
   }
   result.memory = engine->memory_report();
   result.tokens_per_s = timed_steps ? double(tokens_per_step) * double(timed_steps) / timed_seconds : 0;

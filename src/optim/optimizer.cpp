@@ -26,6 +26,17 @@ void Optimizer::check_host_target(const StepTarget& t) const {
            " parameters but ", t.grad.numel(), " gradients");
 }
 
+bool Optimizer::has_states(int64_t id) const {
+  auto it = state_.find(id);
+  return it != state_.end() && !it->second.empty();
+}
+
+void Optimizer::load_state(int64_t id, const std::string& key, Tensor value) {
+  ZT_CHECK(value.defined() && value.dtype() == DType::f32, name(), ": state '", key, "' of buffer ", id,
+           " must be an f32 tensor, got ", value.defined() ? value.describe() : std::string("none"));
+  state_[id][key] = std::move(value);
+}
+
 bool Optimizer::has_state(int64_t id, const std::string& key) const {
   auto it = state_.find(id);
   return it != state_.end() && it->second.count(key) && it->second.at(key).defined();

@@ -32,6 +32,9 @@ struct TrainOptions {
   int64_t log_every = 25;
   int threads = 0;                  // 0: OpenMP's default
   std::string deepspeed_config;     // a DeepSpeed JSON file; empty: the settings above
+  std::string save_dir;             // checkpoints go here (every save_every steps and at the end)
+  int64_t save_every = 0;           // 0: only at the end
+  std::string resume_dir;           // continue from this folder's latest checkpoint
 };
 
 struct StepRecord {

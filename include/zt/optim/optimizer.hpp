@@ -40,6 +40,11 @@ class Optimizer {
   // The named state tensors of one target ("exp_avg", ...), for checkpoints and memory reports.
   const std::map<std::string, Tensor>& state(int64_t id) const;
   size_t state_bytes() const;
+  // Checkpoints: whether target id has state yet; restoring a state tensor (f32, the target's
+  // length, on the target's device) and the step count that bias corrections use.
+  bool has_states(int64_t id) const;
+  void load_state(int64_t id, const std::string& name, Tensor value);
+  void set_step_count(int64_t steps) { step_count_ = steps; }
 
  protected:
   // The state tensor `name` of target t, created as zeros like t.param on first use.
