@@ -1,6 +1,7 @@
 // Where a tensor's bytes live.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace zt {
