@@ -61,7 +61,8 @@ class ProcessGroup {
   void set_timeout_s(double seconds);
 
   // The CUDA stream (cudaStream_t as void*) whose work NCCL operations are ordered after, and
-  // which Work::wait() makes wait for their results. Default: cudaStreamPerThread.
+  // which Work::wait() makes wait for their results. Default (nullptr): the calling thread's
+  // compute stream (zt::cuda::compute_stream()).
   void set_cuda_stream(void* stream) { cuda_stream_ = stream; }
   void* cuda_stream() const { return cuda_stream_; }
 

@@ -250,17 +250,21 @@ class MpiBackend : public Backend {
     info.op = "split";
     info.what = str("splitting an MPI communicator of size ", size_, " (color ", color, ", key ", key, ")");
     info.timeout_s = timeout_s;
-    MPI_Comm child = MPI_COMM_NULL;
-    int child_rank = 0, child_size = 0;
-    runtime_->call(info, [&, comm = comm_] {
-      ZT_MPI_CHECK(MPI_Comm_split(comm, color < 0 ? MPI_UNDEFINED : color, key, &child), info.what);
-      if (child == MPI_COMM_NULL) return;
-      ZT_MPI_CHECK(MPI_Comm_set_errhandler(child, MPI_ERRORS_RETURN), info.what);
-      ZT_MPI_CHECK(MPI_Comm_rank(child, &child_rank), info.what);
-      ZT_MPI_CHECK(MPI_Comm_size(child, &child_size), info.what);
+    // Shared with the progress thread, which may still write it after a caller that timed out left.
+    struct Child {
+      MPI_Comm comm = MPI_COMM_NULL;
+      int rank = 0, size = 0;
+    };
+    auto child = std::make_shared<Child>();
+    runtime_->call(info, [child, info, color, key, comm = comm_] {
+      ZT_MPI_CHECK(MPI_Comm_split(comm, color < 0 ? MPI_UNDEFINED : color, key, &child->comm), info.what);
+      if (child->comm == MPI_COMM_NULL) return;
+      ZT_MPI_CHECK(MPI_Comm_set_errhandler(child->comm, MPI_ERRORS_RETURN), info.what);
+      ZT_MPI_CHECK(MPI_Comm_rank(child->comm, &child->rank), info.what);
+      ZT_MPI_CHECK(MPI_Comm_size(child->comm, &child->size), info.what);
     });
-    if (child == MPI_COMM_NULL) return nullptr;
-    return std::make_shared<MpiBackend>(runtime_, child, child_rank, child_size);
+    if (child->comm == MPI_COMM_NULL) return nullptr;
+    return std::make_shared<MpiBackend>(runtime_, child->comm, child->rank, child->size);
   }
 
   bool failed() const override { return runtime_->broken(); }

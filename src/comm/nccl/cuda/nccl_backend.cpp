@@ -16,6 +16,7 @@
 #include "nccl_comm.hpp"
 #include "zt/comm/comms_logger.hpp"
 #include "zt/core/cuda_check.hpp"
+#include "zt/core/cuda_stream.hpp"
 
 namespace zt::comm {
 
@@ -259,7 +260,7 @@ class NcclBackend : public Backend {
     if (comm_->failed())
       return failed_work(str(info.what, ": the NCCL communicator is unusable after an earlier failure: ", comm_->failure()));
     ZT_CUDA_CHECK(cudaSetDevice(comm_->device()));
-    cudaStream_t caller = info.cuda_stream ? static_cast<cudaStream_t>(info.cuda_stream) : cudaStreamPerThread;
+    cudaStream_t caller = info.cuda_stream ? static_cast<cudaStream_t>(info.cuda_stream) : cuda::compute_stream();
     auto work = std::make_shared<NcclWork>(comm_, info, std::move(keep), caller);
     cudaStream_t stream = comm_->stream();
     // The comm stream waits for what the caller's stream did to the inputs so far.
