@@ -137,7 +137,9 @@ void bench_matmuls() {
                             {"attn_proj", kC, kC, WeightLayout::in_out, true, Activation::none},
                             {"fc_gelu", kC, 4 * kC, WeightLayout::in_out, true, Activation::gelu_tanh},
                             {"fc_proj", 4 * kC, kC, WeightLayout::in_out, true, Activation::none},
-                            {"lm_head", kC, kV, WeightLayout::out_in, false, Activation::none}};
+                            {"lm_head", kC, kV, WeightLayout::out_in, false, Activation::none},
+                            // The vocabulary padded to a multiple of 64, as llm.c does: aligned rows.
+                            {"lm_head_padded_50304", kC, 50304, WeightLayout::out_in, false, Activation::none}};
   for (const Linear& l : linears) {
     const Shape ws = l.layout == WeightLayout::out_in ? Shape{l.oc, l.c} : Shape{l.c, l.oc};
     const Tensor inp = random_device({kN, l.c}, DType::bf16, -1, 1, 3), w = random_device(ws, DType::bf16, -0.05, 0.05, 4);

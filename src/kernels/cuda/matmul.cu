@@ -1,6 +1,7 @@
 // Matmul with bias and GELU epilogues on cuBLASLt, and its backward. Row-major (N, C) tensors are
 // column-major (C, N) to cuBLASLt, so each product below is written transposed:
 // out^T (OC, N) = W' (OC, C) inp^T (C, N), with W' = W^T for out_in weights (OC, C).
+#include <algorithm>
 #include <atomic>
 
 #include "blaslt.hpp"
@@ -67,10 +68,23 @@ int64_t padded_width(int64_t n, int64_t oc) {
   return (oc + per16 - 1) / per16 * per16;
 }
 
+// dst (N, width) rows ld_dst apart = src rows ld_src apart. A kernel rather than cudaMemcpy2D,
+// which crawls when a pitch is not a multiple of 4 bytes.
+template <class T>
+__global__ void copy_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
+  for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    T* d = dst + row * ld_dst;
+    const T* s = src + row * ld_src;
+    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < width; j += int64_t(gridDim.x) * blockDim.x)
+      d[j] = s[j];
+  }
+}
+
 template <class T>
 void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
-  ZT_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(ld_dst) * sizeof(T), src, size_t(ld_src) * sizeof(T),
-                                  size_t(width) * sizeof(T), size_t(n), cudaMemcpyDeviceToDevice, compute_stream()));
+  const dim3 grid(unsigned(std::min<int64_t>((width + 1023) / 1024, 64)), unsigned(std::min<int64_t>(n, 4096)));
+  copy_rows_kernel<<<grid, 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n, width);
+  ZT_CUDA_CHECK_LAUNCH("copy_rows_kernel");
 }
 
 }  // namespace
