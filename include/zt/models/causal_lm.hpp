@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "zt/models/config.hpp"
 #include "zt/nn/module.hpp"
@@ -31,6 +33,13 @@ std::shared_ptr<CausalLM> build_causal_lm(const TransformerConfig& config);
 void load_weights(CausalLM& model, const std::string& safetensors_path);
 // config.json plus model.safetensors (or a sharded index) from a Hugging Face folder.
 std::shared_ptr<CausalLM> load_pretrained(const std::string& folder);
+
+// Writes a Hugging Face model folder: config.json and model.safetensors, split into
+// model-0000i-of-0000n.safetensors with an index past max_shard_bytes, as save_pretrained does.
+// tensors are the parameters under their Hugging Face names (a tied head is left out).
+void save_pretrained(const TransformerConfig& config, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                     const std::string& folder, uint64_t max_shard_bytes = 5ull << 30);
+void save_pretrained(const CausalLM& model, const std::string& folder, uint64_t max_shard_bytes = 5ull << 30);
 
 // Hugging Face's causal-LM shift: targets[b, t] = labels[b, t + 1], and -100 for the last
 // position. labels (B, T) int32 -> targets (B, T) int32.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <unordered_set>
 
+#include "zt/io/atomic_file.hpp"
 #include "zt/io/safetensors_sharded.hpp"
 #include "zt/models/gpt2.hpp"
 #include "zt/models/llama.hpp"
@@ -60,6 +61,29 @@ std::shared_ptr<CausalLM> load_pretrained(const std::string& folder) {
   auto model = build_causal_lm(TransformerConfig::from_file(config_path.string()));
   load_weights(*model, folder);
   return model;
+}
+
+void save_pretrained(const TransformerConfig& config, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                     const std::string& folder, uint64_t max_shard_bytes) {
+  config.validate("save_pretrained");
+  fs::create_directories(folder);
+  std::vector<std::pair<std::string, Tensor>> host;
+  for (const auto& [name, t] : tensors) host.emplace_back(name, t.to(Device::cpu()));
+  io::save_safetensors_sharded(folder, host, max_shard_bytes);
+  const std::string text = config.to_json().dump(2) + "\n";
+  io::AtomicFile file((fs::path(folder) / "config.json").string());
+  file.append(text.data(), text.size());
+  file.commit();
+}
+
+void save_pretrained(const CausalLM& model, const std::string& folder, uint64_t max_shard_bytes) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, p] : model.named_parameters()) {
+    ZT_CHECK(p->data.defined(), "save_pretrained: parameter ", name,
+             " is not materialized (under ZeRO stage 3 export from the engine or a checkpoint)");
+    tensors.emplace_back(name, p->data);
+  }
+  save_pretrained(model.config(), tensors, folder, max_shard_bytes);
 }
 
 Tensor shift_labels(const Tensor& labels) {
