@@ -156,6 +156,10 @@ void bench_matmuls() {
     const Tensor db = l.bias ? Tensor::zeros({l.oc}, DType::bf16, Device::cuda()) : Tensor();
     report(std::string("matmul_backward.") + l.name, shape,
            time_ms([&] { ops::matmul_backward(dinp, dw, db, dout, inp, w, pre, l.layout, l.act); }), 2 * flops, 0);
+    if (l.bias && l.act == Activation::none)  // the products alone, without the bias gradient's pass
+      report(std::string("matmul_backward.") + l.name + " (no dbias)", shape,
+             time_ms([&] { ops::matmul_backward(dinp, dw, Tensor(), dout, inp, w, pre, l.layout, l.act); }), 2 * flops,
+             0);
   }
 }
 

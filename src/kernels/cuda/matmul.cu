@@ -19,16 +19,20 @@ std::atomic<bool> g_gelu_epilogue{true};
 constexpr int kBiasColumns = 256;  // columns per block of the bias-gradient kernel
 constexpr int kBiasRows = 128;     // rows per block
 
-// dpre (N, OC, rows ld_dpre apart) = dout * gelu'(pre_act) when pre_act is given, else a copy of
-// dout when dpre is given; and partial (row blocks, OC) = each row block's column sums of dpre,
-// when partial is given.
+// dpre (N, OC, rows ld_dpre apart, zeros in columns [OC, ld_dpre)) = dout * gelu'(pre_act) when
+// pre_act is given, else a copy of dout when dpre is given; and partial (row blocks, OC) = each
+// row block's column sums of dpre, when partial is given.
 template <class T>
 __global__ void bias_grad_kernel(T* dpre, int64_t ld_dpre, float* partial, const T* dout, const T* pre_act, int64_t n,
                                  int64_t oc) {
   const int64_t col = int64_t(blockIdx.x) * kBiasColumns + threadIdx.x;
-  if (col >= oc) return;
   const int64_t row0 = int64_t(blockIdx.y) * kBiasRows;
   const int64_t rows = row0 + kBiasRows < n ? kBiasRows : n - row0;
+  if (col >= oc) {  // padding columns of a padded dpre
+    if (dpre && col < ld_dpre)
+      for (int64_t r = 0; r < rows; ++r) dpre[(row0 + r) * ld_dpre + col] = from_float<T>(0.0f);
+    return;
+  }
   float s = 0;
 #pragma unroll 8
   for (int64_t r = 0; r < rows; ++r) {
@@ -58,9 +62,10 @@ __global__ void add_partial_sums_kernel(T* dst, const float* partial, int blocks
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// cuBLASLt's fast kernels want every row 16-byte aligned. A large product whose OC rows are not
-// (a vocabulary of 50257) runs through a copy with rows padded to 16 bytes: the copy costs a
-// pass over the memory, far less than the unaligned kernels lose.
+// cuBLASLt's fast kernels want the contiguous extent of each matrix (and its leading dimension)
+// a multiple of 16 bytes. A large product with an OC that is not (a vocabulary of 50257) is
+// computed as one with OC padded by zeros (weight rows or columns, bias, gradient columns),
+// through copies: a pass over memory each, far less than the unaligned kernels lose (10x).
 template <class T>
 int64_t padded_width(int64_t n, int64_t oc) {
   constexpr int64_t per16 = 16 / int64_t(sizeof(T));
@@ -68,23 +73,42 @@ int64_t padded_width(int64_t n, int64_t oc) {
   return (oc + per16 - 1) / per16 * per16;
 }
 
-// dst (N, width) rows ld_dst apart = src rows ld_src apart. A kernel rather than cudaMemcpy2D,
-// which crawls when a pitch is not a multiple of 4 bytes.
+// dst (N, ld_dst) = src (N, width) rows ld_src apart, zeros in columns [width, ld_dst) when
+// zero_pad (else those are left alone). A kernel rather than cudaMemcpy2D, which crawls when a
+// pitch is not a multiple of 4 bytes. With accumulate, dst += src over the first width columns.
 template <class T>
-__global__ void copy_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
+__global__ void copy_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width,
+                                 bool zero_pad, bool accumulate) {
+  const int64_t end = zero_pad ? ld_dst : width;
   for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
     T* d = dst + row * ld_dst;
     const T* s = src + row * ld_src;
-    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < width; j += int64_t(gridDim.x) * blockDim.x)
-      d[j] = s[j];
+    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < end; j += int64_t(gridDim.x) * blockDim.x) {
+      if (j >= width) d[j] = from_float<T>(0.0f);
+      else d[j] = accumulate ? from_float<T>(to_float(d[j]) + to_float(s[j])) : s[j];
+    }
   }
 }
 
 template <class T>
-void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
-  const dim3 grid(unsigned(std::min<int64_t>((width + 1023) / 1024, 64)), unsigned(std::min<int64_t>(n, 4096)));
-  copy_rows_kernel<<<grid, 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n, width);
+void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width, bool zero_pad,
+               bool accumulate = false) {
+  if (n == 0) return;
+  const dim3 grid(unsigned(std::min<int64_t>((ld_dst + 1023) / 1024, 64)), unsigned(std::min<int64_t>(n, 4096)));
+  copy_rows_kernel<<<grid, 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n, width, zero_pad, accumulate);
   ZT_CUDA_CHECK_LAUNCH("copy_rows_kernel");
+}
+
+// The weight with OC padded to ocp by zeros: (ocp, C) for out_in, (C, ocp) for in_out.
+template <class T>
+void pad_weight(T* padded, const T* weight, int64_t c, int64_t oc, int64_t ocp, WeightLayout layout) {
+  if (layout == WeightLayout::out_in) {
+    ZT_CUDA_CHECK(cudaMemcpyAsync(padded, weight, size_t(oc * c) * sizeof(T), cudaMemcpyDeviceToDevice,
+                                  compute_stream()));
+    ZT_CUDA_CHECK(cudaMemsetAsync(padded + oc * c, 0, size_t((ocp - oc) * c) * sizeof(T), compute_stream()));
+  } else {
+    copy_rows(padded, ocp, weight, oc, c, oc, true);
+  }
 }
 
 }  // namespace
@@ -95,27 +119,36 @@ template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
                     int64_t oc, WeightLayout layout, Activation act) {
   if (n == 0 || oc == 0) return;
+  const bool gelu = act == Activation::gelu_tanh;
+  const int64_t ocp = padded_width<T>(n, oc);
+  Scratch weight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0), bias_buffer(ocp != oc && bias ? size_t(ocp) * sizeof(T) : 0);
+  if (ocp != oc) {
+    pad_weight(weight_buffer.as<T>(), weight, c, oc, ocp, layout);
+    weight = weight_buffer.as<T>();
+    if (bias) {
+      copy_rows(bias_buffer.as<T>(), ocp, bias, oc, 1, oc, true);
+      bias = bias_buffer.as<T>();
+    }
+  }
   GemmProblem p;
   p.trans_a = layout == WeightLayout::out_in;
-  p.m = oc, p.n = n, p.k = c;
-  p.a = weight, p.lda = p.trans_a ? c : oc;
+  p.m = ocp, p.n = n, p.k = c;
+  p.a = weight, p.lda = p.trans_a ? c : ocp;
   p.b = inp, p.ldb = c;
   p.bias = bias;
-  const bool gelu = act == Activation::gelu_tanh;
   // cuBLASLt's GELU epilogue writes the pre-activation as its aux output; it wants the aux
   // leading dimension a multiple of 8 and aligned pointers.
-  if (gelu && g_gelu_epilogue && oc % 8 == 0 && aligned(pre_act, 16) && aligned(out, 16)) {
+  if (gelu && g_gelu_epilogue && ocp == oc && oc % 8 == 0 && aligned(pre_act, 16) && aligned(out, 16)) {
     p.d = out, p.ldd = oc;
     p.gelu = true, p.aux = pre_act, p.ld_aux = oc;
     gemm<T>(p);
     return;
   }
   T* target = gelu ? pre_act : out;
-  const int64_t ld = padded_width<T>(n, oc);
-  Scratch padded(ld != oc ? size_t(n * ld) * sizeof(T) : 0);
-  p.d = ld != oc ? padded.as<T>() : target, p.ldd = ld;
+  Scratch out_buffer(ocp != oc ? size_t(n * ocp) * sizeof(T) : 0);
+  p.d = ocp != oc ? out_buffer.as<T>() : target, p.ldd = ocp;
   gemm<T>(p);
-  if (ld != oc) copy_rows(target, oc, padded.as<T>(), ld, n, oc);
+  if (ocp != oc) copy_rows(target, oc, out_buffer.as<T>(), ocp, n, oc, false);
   if (gelu) gelu_forward(out, pre_act, n * oc);
 }
 
@@ -124,21 +157,21 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
                      int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act) {
   if (n == 0 || oc == 0 || c == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
-  // dpre (N, OC) with rows ld apart: dout itself, or a buffer when GELU's derivative applies or
-  // the rows need padding.
-  const int64_t ld = padded_width<T>(n, oc);
-  const bool buffered = gelu || ld != oc;
-  Scratch dpre_buffer(buffered ? size_t(n * ld) * sizeof(T) : 0);
+  // dpre (N, ocp): dout itself, or a buffer when GELU's derivative applies or OC is padded (the
+  // padding columns zero).
+  const int64_t ocp = padded_width<T>(n, oc);
+  const bool buffered = gelu || ocp != oc;
+  Scratch dpre_buffer(buffered ? size_t(n * ocp) * sizeof(T) : 0);
   const T* dpre = buffered ? dpre_buffer.as<T>() : dout;
   if (buffered || dbias) {
     const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
     if (!gelu && buffered && !dbias) {
-      copy_rows(dpre_buffer.as<T>(), ld, dout, oc, n, oc);
+      copy_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc, true);
     } else {
-      const dim3 grid(unsigned((oc + kBiasColumns - 1) / kBiasColumns), row_blocks);
-      bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ld, partial.as<float>(), dout,
-                                                                    gelu ? pre_act : nullptr, n, oc);
+      const dim3 grid(unsigned((ocp + kBiasColumns - 1) / kBiasColumns), row_blocks);
+      bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ocp, partial.as<float>(),
+                                                                    dout, gelu ? pre_act : nullptr, n, oc);
       ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
     }
     if (dbias) {
@@ -147,33 +180,45 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
       ZT_CUDA_CHECK_LAUNCH("add_partial_sums_kernel");
     }
   }
+  Scratch weight_buffer(ocp != oc && dinp ? size_t(ocp * c) * sizeof(T) : 0);
   if (dinp) {
-    // dinp^T (C, N) = W'' (C, OC) dpre^T (OC, N); out_in W (OC, C) is column-major (C, OC) as stored.
+    if (ocp != oc) {
+      pad_weight(weight_buffer.as<T>(), weight, c, oc, ocp, layout);
+      weight = weight_buffer.as<T>();
+    }
+    // dinp^T (C, N) = W'' (C, OCp) dpre^T (OCp, N); out_in W (OC, C) is column-major (C, OC) as stored.
     GemmProblem p;
     p.trans_a = layout == WeightLayout::in_out;
-    p.m = c, p.n = n, p.k = oc;
-    p.a = weight, p.lda = layout == WeightLayout::out_in ? c : oc;
-    p.b = dpre, p.ldb = ld;
+    p.m = c, p.n = n, p.k = ocp;
+    p.a = weight, p.lda = layout == WeightLayout::out_in ? c : ocp;
+    p.b = dpre, p.ldb = ocp;
     p.d = dinp, p.ldd = c;
     gemm<T>(p);
   }
   if (dweight) {
+    // Padded: into a zeroed (padded) buffer, then the valid part added into dweight.
+    Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0);
+    T* target = ocp != oc ? dweight_buffer.as<T>() : dweight;
     GemmProblem p;
-    p.beta = 1.0f;
+    p.beta = ocp != oc ? 0.0f : 1.0f;
     if (layout == WeightLayout::out_in) {
-      // dW (OC, C) is column-major (C, OC): += inp^T (C, N) dpre (N, OC).
-      p.m = c, p.n = oc, p.k = n;
+      // dW (OCp, C) is column-major (C, OCp): += inp^T (C, N) dpre (N, OCp).
+      p.m = c, p.n = ocp, p.k = n;
       p.a = inp, p.lda = c;
-      p.b = dpre, p.ldb = ld, p.trans_b = true;
-      p.d = dweight, p.ldd = c;
+      p.b = dpre, p.ldb = ocp, p.trans_b = true;
+      p.d = target, p.ldd = c;
     } else {
-      // dW (C, OC) is column-major (OC, C): += dpre^T (OC, N) inp (N, C).
-      p.m = oc, p.n = c, p.k = n;
-      p.a = dpre, p.lda = ld;
+      // dW (C, OCp) is column-major (OCp, C): += dpre^T (OCp, N) inp (N, C).
+      p.m = ocp, p.n = c, p.k = n;
+      p.a = dpre, p.lda = ocp;
       p.b = inp, p.ldb = c, p.trans_b = true;
-      p.d = dweight, p.ldd = oc;
+      p.d = target, p.ldd = ocp;
     }
     gemm<T>(p);
+    if (ocp != oc) {
+      if (layout == WeightLayout::out_in) copy_rows(dweight, oc * c, target, oc * c, 1, oc * c, false, true);
+      else copy_rows(dweight, oc, target, ocp, c, oc, false, true);
+    }
   }
 }
 
