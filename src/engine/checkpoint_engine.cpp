@@ -256,7 +256,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   // Everything was read on every rank: now change the engine.
   master_.copy_from(master);
   if (with_optimizer) {
-    for (auto& [name, t] : states) optimizer_->load_state(0, name, t.to(master_.device()));
+    for (auto& [name, t] : states) optimizer_->load_state(0, name, master_.device().is_cpu() ? t : t.to(master_.device()));
     optimizer_->set_step_count(meta.optimizer_step);
   }
   if (!load_module_only) {
