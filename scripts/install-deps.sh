@@ -9,7 +9,7 @@ packages=(
   openmpi-bin libopenmpi-dev        # launcher, bootstrap and the CPU collective backend
   nlohmann-json3-dev libcli11-dev   # config/JSON and the command line
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsentencepiece-dev libpcre2-dev # tokenizers
+  libsentencepiece-dev libpcre2-dev libicu-dev # tokenizers (ICU: Unicode normalization)
   liburing-dev                      # NVMe offload I/O
   python3
   clang libclang-rt-14-dev          # libFuzzer and sanitizers for scripts/fuzz.sh

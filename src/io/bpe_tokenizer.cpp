@@ -11,6 +11,7 @@
 #include "io/added_tokens.hpp"
 #include "io/bpe_model.hpp"
 #include "io/pre_tokenizer.hpp"
+#include "io/unicode_normalizer.hpp"
 #include "io/utf8.hpp"
 #include "zt/core/error.hpp"
 
@@ -27,6 +28,7 @@ struct BpeTokenizer::Impl {
   std::unordered_map<std::string, int32_t> added_by_content;
   AddedTokenMatcher raw_matcher;         // normalized == false: matched on the raw text
   AddedTokenMatcher normalized_matcher;  // normalized == true: matched in what is left
+  bool nfc = false;                      // the normalizer: Unicode NFC (Qwen2) or none
 };
 
 namespace {
@@ -200,11 +202,17 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::parse(const std::string& json_text, 
   }
 
   if (root.contains("normalizer") && !root["normalizer"].is_null()) {
+    // Supported: none, NFC, or a Sequence of those.
     const json& n = root["normalizer"];
-    const bool empty_sequence = n.value("type", "") == "Sequence" && n.contains("normalizers") &&
-                                n["normalizers"].is_array() && n["normalizers"].empty();
-    ZT_CHECK(empty_sequence, where, ": normalizer ", n.dump().substr(0, 200),
-             " is not supported (byte-level BPE tokenizers normally have none)");
+    const auto is_nfc = [](const json& x) { return x.is_object() && x.value("type", "") == "NFC"; };
+    bool supported = is_nfc(n);
+    if (n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
+      supported = true;
+      for (const json& inner : n["normalizers"]) supported = supported && is_nfc(inner);
+    }
+    ZT_CHECK(supported, where, ": normalizer ", n.dump().substr(0, 200),
+             " is not supported (byte-level BPE tokenizers take none or NFC)");
+    impl.nfc = is_nfc(n) || (n.contains("normalizers") && !n["normalizers"].empty());
   }
 
   bool byte_level = false;
@@ -262,8 +270,9 @@ void BpeTokenizer::encode_into(std::string_view text, std::vector<int32_t>& ids)
   // Scratch buffers live per thread so that encoding many small documents does not allocate.
   thread_local std::vector<TextSpan> spans, inner;
   thread_local std::vector<Piece> pieces;
-  thread_local std::deque<std::string> scratch;
+  thread_local std::deque<std::string> scratch, scratch_normalized;
   spans.clear();
+  scratch_normalized.clear();
   impl.raw_matcher.split(text, spans);
   for (const TextSpan& span : spans) {
     if (span.id >= 0) {
@@ -271,7 +280,12 @@ void BpeTokenizer::encode_into(std::string_view text, std::vector<int32_t>& ids)
       continue;
     }
     inner.clear();
-    impl.normalized_matcher.split(span.text, inner);
+    std::string_view normalized_text = span.text;
+    if (impl.nfc) {
+      scratch_normalized.push_back(nfc_normalize(span.text));
+      normalized_text = scratch_normalized.back();
+    }
+    impl.normalized_matcher.split(normalized_text, inner);
     for (const TextSpan& s : inner) {
       if (s.id >= 0) {
         ids.push_back(s.id);

@@ -91,6 +91,24 @@ json fixture_json() { return json::parse(read_bytes(kBpe + "/tokenizer.json")); 
 
 std::unique_ptr<BpeTokenizer> from(const json& j) { return BpeTokenizer::from_json(j.dump(), "variant.json"); }
 
+// Qwen2's tokenizer.json normalizes to NFC: a decomposed "e" + combining acute encodes as the
+// precomposed "é"; without the normalizer they differ. Other normalizers are refused by name.
+TEST(BpeTokenizer, NfcNormalizerComposesCharacters) {
+  json j = fixture_json();
+  const std::string decomposed = "cafe\u0301 nai\u0308ve", composed = "caf\u00e9 na\u00efve";
+  const auto plain = from(j);
+  EXPECT_NE(plain->encode(decomposed), plain->encode(composed));
+  j["normalizer"] = {{"type", "NFC"}};
+  const auto nfc = from(j);
+  EXPECT_EQ(nfc->encode(decomposed), nfc->encode(composed));
+  EXPECT_EQ(nfc->encode(composed), plain->encode(composed));
+  EXPECT_EQ(nfc->encode("<|endoftext|>e\u0301"), nfc->encode("<|endoftext|>\u00e9"));
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}}}};
+  EXPECT_EQ(from(j)->encode(decomposed), nfc->encode(composed));
+  j["normalizer"] = {{"type", "NFKD"}};
+  expect_error([&] { from(j); }, "variant.json", "NFKD");
+}
+
 // The forms Llama-3 and Qwen write: a Split with the regex (Isolated), then ByteLevel without
 // its own regex; and merges as "a b" strings. The same tokenizer in those forms gives the same ids.
 TEST(BpeTokenizer, SplitSequenceAndStringMergesGiveTheSameIds) {
