@@ -156,7 +156,10 @@ void ParamCoordinator::refresh() {
     finish_gather(int(s));
     live_elements_ -= layout_.slots()[s].numel;  // start_gather counted it again
     gathered_bytes_ = gathered_bytes_ >= slots_[s].gathered.nbytes() ? gathered_bytes_ - slots_[s].gathered.nbytes() : 0;
-    if (compute_dtype_ == options_.storage_dtype || slots_[s].users > 0) set_data(int(s));
+    // A compute-dtype copy that is still held (in use, or made at construction and not yet
+    // released) must see the new values too.
+    if (compute_dtype_ == options_.storage_dtype || slots_[s].users > 0 || layout_.slots()[s].param->data.defined())
+      set_data(int(s));
   }
 }
 
