@@ -1,6 +1,7 @@
 // Causal multi-head attention with grouped key/value heads, on BLAS per (batch, head).
 // The probabilities are kept (B, NH, T, T) for the backward: simple and fast at the sizes a CPU
 // trains; the GPU backend recomputes them instead (flash attention).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -12,10 +13,15 @@ namespace zt::cpu {
 
 namespace {
 
-// Row i of s (T, T) becomes the causal softmax of its first i+1 entries; the rest are zero.
+// Query rows are processed in blocks: a block of rows [i0, i1) attends to keys [0, i1) only,
+// so the products skip the masked upper triangle (half the work at long sequences).
+constexpr int64_t kQueryBlock = 64;
+
+// Rows [i0, i1) of s (T, T): row i becomes the causal softmax of its first i+1 entries; the
+// rest of the row is zero.
 template <class T>
-void causal_softmax_rows(T* s, int64_t t) {
-  for (int64_t i = 0; i < t; ++i) {
+void causal_softmax_rows(T* s, int64_t t, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) {
     T* row = s + i * t;
     T max = -std::numeric_limits<T>::infinity();
     for (int64_t j = 0; j <= i; ++j) max = row[j] > max ? row[j] : max;
@@ -46,9 +52,14 @@ void attention_forward(T* out, T* att, const T* qkv, int64_t b, int64_t t, int64
     const T* k = qkv + bi * t * stride + (nh + kh) * hd;
     const T* v = qkv + bi * t * stride + (nh + nkv + kh) * hd;
     T* p = att + task * t * t;
-    gemm<T>(false, true, t, t, hd, scale, q, stride, k, stride, T(0), p, t);
-    causal_softmax_rows(p, t);
-    gemm<T>(false, false, t, hd, t, T(1), p, t, v, stride, T(0), out + bi * t * out_stride + h * hd, out_stride);
+    T* o = out + bi * t * out_stride + h * hd;
+    for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
+      const int64_t i1 = std::min(t, i0 + kQueryBlock), rows = i1 - i0;
+      // S[i0:i1, 0:i1] = scale * Q[i0:i1] K[0:i1]^T, softmax, then O[i0:i1] = P[i0:i1, 0:i1] V[0:i1]
+      gemm<T>(false, true, rows, i1, hd, scale, q + i0 * stride, stride, k, stride, T(0), p + i0 * t, t);
+      causal_softmax_rows(p, t, i0, i1);
+      gemm<T>(false, false, rows, hd, i1, T(1), p + i0 * t, t, v, stride, T(0), o + i0 * out_stride, out_stride);
+    }
   }
 }
 
@@ -63,7 +74,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int6
   // and value gradients accumulate without races.
 #pragma omp parallel
   {
-    std::vector<T> ds(size_t(t * t));
+    std::vector<T> ds(size_t(kQueryBlock * t));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < b * nkv; ++task) {
       const int64_t bi = task / nkv, kh = task % nkv;
@@ -71,28 +82,36 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int6
       const T* v = qkv + bi * t * stride + (nh + nkv + kh) * hd;
       T* dk = dqkv + bi * t * stride + (nh + kh) * hd;
       T* dv = dqkv + bi * t * stride + (nh + nkv + kh) * hd;
+      for (int64_t row = 0; row < t; ++row) {
+        std::fill(dk + row * stride, dk + row * stride + hd, T(0));
+        std::fill(dv + row * stride, dv + row * stride + hd, T(0));
+      }
       for (int64_t g = 0; g < group; ++g) {
         const int64_t h = kh * group + g;
         const T* q = qkv + bi * t * stride + h * hd;
         const T* p = att + (bi * nh + h) * t * t;
         const T* dy = dout + bi * t * out_stride + h * hd;
         T* dq = dqkv + bi * t * stride + h * hd;
-        const T beta = g == 0 ? T(0) : T(1);
-        // dV (+)= P^T dY
-        gemm<T>(true, false, t, hd, t, T(1), p, t, dy, out_stride, beta, dv, stride);
-        // dP = dY V^T, then dS = P * (dP - rowsum(P * dP))
-        gemm<T>(false, true, t, t, hd, T(1), dy, out_stride, v, stride, T(0), ds.data(), t);
-        for (int64_t i = 0; i < t; ++i) {
-          T* row = ds.data() + i * t;
-          const T* prow = p + i * t;
-          double dot = 0;
-          for (int64_t j = 0; j <= i; ++j) dot += double(prow[j]) * double(row[j]);
-          for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - T(dot));
-          for (int64_t j = i + 1; j < t; ++j) row[j] = T(0);
+        for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
+          const int64_t i1 = std::min(t, i0 + kQueryBlock), rows = i1 - i0;
+          const T* pb = p + i0 * t;
+          // dV[0:i1] += P[i0:i1, 0:i1]^T dY[i0:i1]
+          gemm<T>(true, false, i1, hd, rows, T(1), pb, t, dy + i0 * out_stride, out_stride, T(1), dv, stride);
+          // dP = dY[i0:i1] V[0:i1]^T, then dS = P * (dP - rowsum(P * dP))
+          gemm<T>(false, true, rows, i1, hd, T(1), dy + i0 * out_stride, out_stride, v, stride, T(0), ds.data(), i1);
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t i = i0 + r;
+            T* row = ds.data() + r * i1;
+            const T* prow = pb + r * t;
+            double dot = 0;
+            for (int64_t j = 0; j <= i; ++j) dot += double(prow[j]) * double(row[j]);
+            for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - T(dot));
+            for (int64_t j = i + 1; j < i1; ++j) row[j] = T(0);
+          }
+          // dQ[i0:i1] = scale * dS K[0:i1] ; dK[0:i1] += scale * dS^T Q[i0:i1]
+          gemm<T>(false, false, rows, hd, i1, scale, ds.data(), i1, k, stride, T(0), dq + i0 * stride, stride);
+          gemm<T>(true, false, i1, hd, rows, scale, ds.data(), i1, q + i0 * stride, stride, T(1), dk, stride);
         }
-        // dQ = scale * dS K ; dK (+)= scale * dS^T Q
-        gemm<T>(false, false, t, hd, t, scale, ds.data(), t, k, stride, T(0), dq, stride);
-        gemm<T>(true, false, t, hd, t, scale, ds.data(), t, q, stride, beta, dk, stride);
       }
     }
   }
