@@ -73,30 +73,75 @@ int64_t padded_width(int64_t n, int64_t oc) {
   return (oc + per16 - 1) / per16 * per16;
 }
 
-// dst (N, ld_dst) = src (N, width) rows ld_src apart, zeros in columns [width, ld_dst) when
-// zero_pad (else those are left alone). A kernel rather than cudaMemcpy2D, which crawls when a
-// pitch is not a multiple of 4 bytes. With accumulate, dst += src over the first width columns.
 template <class T>
-__global__ void copy_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width,
-                                 bool zero_pad, bool accumulate) {
-  const int64_t end = zero_pad ? ld_dst : width;
+union Chunk {  // 16 bytes of T
+  static constexpr int n = 16 / int(sizeof(T));
+  uint4 raw;
+  T v[n];
+};
+
+// dst (N, ld_dst) = src (N, width) rows ld_src apart, with zeros in columns [width, ld_dst):
+// dst's rows are 16-byte aligned and written 16 bytes at a time; src's may be anywhere.
+template <class T>
+__global__ void pack_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
+  constexpr int kVec = Chunk<T>::n;
+  const int64_t chunks = ld_dst / kVec;
   for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
-    T* d = dst + row * ld_dst;
     const T* s = src + row * ld_src;
-    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < end; j += int64_t(gridDim.x) * blockDim.x) {
-      if (j >= width) d[j] = from_float<T>(0.0f);
-      else d[j] = accumulate ? from_float<T>(to_float(d[j]) + to_float(s[j])) : s[j];
+    uint4* d = reinterpret_cast<uint4*>(dst + row * ld_dst);
+    for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
+      Chunk<T> c;
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) c.v[i] = k * kVec + i < width ? s[k * kVec + i] : from_float<T>(0.0f);
+      d[k] = c.raw;
     }
   }
 }
 
+// dst (N, width) rows ld_dst apart = (or +=, with accumulate) src's first width columns: src's
+// rows are 16-byte aligned and read 16 bytes at a time; dst's may be anywhere.
 template <class T>
-void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width, bool zero_pad,
-               bool accumulate = false) {
+__global__ void unpack_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width,
+                                   bool accumulate) {
+  constexpr int kVec = Chunk<T>::n;
+  const int64_t chunks = (width + kVec - 1) / kVec;
+  for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    const uint4* s = reinterpret_cast<const uint4*>(src + row * ld_src);
+    T* d = dst + row * ld_dst;
+    for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
+      Chunk<T> c;
+      c.raw = s[k];
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) {
+        const int64_t j = k * kVec + i;
+        if (j < width) d[j] = accumulate ? from_float<T>(to_float(d[j]) + to_float(c.v[i])) : c.v[i];
+      }
+    }
+  }
+}
+
+dim3 rows_grid(int64_t n, int64_t chunks) {
+  const int64_t x = std::max<int64_t>(1, std::min<int64_t>((chunks + 255) / 256, 1024));
+  const int64_t y = std::max<int64_t>(1, std::min<int64_t>({n, 65535, (int64_t(1) << 18) / x}));
+  return dim3(unsigned(x), unsigned(y));
+}
+
+// Into a buffer with 16-byte aligned rows of ld_dst (zeros past width).
+template <class T>
+void pack_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
   if (n == 0) return;
-  const dim3 grid(unsigned(std::min<int64_t>((ld_dst + 1023) / 1024, 64)), unsigned(std::min<int64_t>(n, 4096)));
-  copy_rows_kernel<<<grid, 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n, width, zero_pad, accumulate);
-  ZT_CUDA_CHECK_LAUNCH("copy_rows_kernel");
+  pack_rows_kernel<<<rows_grid(n, ld_dst / Chunk<T>::n), 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n,
+                                                                                     width);
+  ZT_CUDA_CHECK_LAUNCH("pack_rows_kernel");
+}
+
+// Out of a buffer with 16-byte aligned rows of ld_src.
+template <class T>
+void unpack_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width, bool accumulate) {
+  if (n == 0) return;
+  unpack_rows_kernel<<<rows_grid(n, (width + Chunk<T>::n - 1) / Chunk<T>::n), 256, 0, compute_stream()>>>(
+      dst, ld_dst, src, ld_src, n, width, accumulate);
+  ZT_CUDA_CHECK_LAUNCH("unpack_rows_kernel");
 }
 
 // The weight with OC padded to ocp by zeros: (ocp, C) for out_in, (C, ocp) for in_out.
@@ -107,7 +152,7 @@ void pad_weight(T* padded, const T* weight, int64_t c, int64_t oc, int64_t ocp, 
                                   compute_stream()));
     ZT_CUDA_CHECK(cudaMemsetAsync(padded + oc * c, 0, size_t((ocp - oc) * c) * sizeof(T), compute_stream()));
   } else {
-    copy_rows(padded, ocp, weight, oc, c, oc, true);
+    pack_rows(padded, ocp, weight, oc, c, oc);
   }
 }
 
@@ -126,7 +171,7 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
     pad_weight(weight_buffer.as<T>(), weight, c, oc, ocp, layout);
     weight = weight_buffer.as<T>();
     if (bias) {
-      copy_rows(bias_buffer.as<T>(), ocp, bias, oc, 1, oc, true);
+      pack_rows(bias_buffer.as<T>(), ocp, bias, oc, 1, oc);
       bias = bias_buffer.as<T>();
     }
   }
@@ -148,7 +193,7 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
   Scratch out_buffer(ocp != oc ? size_t(n * ocp) * sizeof(T) : 0);
   p.d = ocp != oc ? out_buffer.as<T>() : target, p.ldd = ocp;
   gemm<T>(p);
-  if (ocp != oc) copy_rows(target, oc, out_buffer.as<T>(), ocp, n, oc, false);
+  if (ocp != oc) unpack_rows(target, oc, out_buffer.as<T>(), ocp, n, oc, false);
   if (gelu) gelu_forward(out, pre_act, n * oc);
 }
 
@@ -167,7 +212,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
     if (!gelu && buffered && !dbias) {
-      copy_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc, true);
+      pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
     } else {
       const dim3 grid(unsigned((ocp + kBiasColumns - 1) / kBiasColumns), row_blocks);
       bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ocp, partial.as<float>(),
@@ -197,7 +242,8 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   }
   if (dweight) {
     // Padded: into a zeroed (padded) buffer, then the valid part added into dweight.
-    Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0);
+    // (16 bytes of slack: the out_in sum reads its OC*C elements 16 bytes at a time.)
+    Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) + 16 : 0);
     T* target = ocp != oc ? dweight_buffer.as<T>() : dweight;
     GemmProblem p;
     p.beta = ocp != oc ? 0.0f : 1.0f;
@@ -216,8 +262,8 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     }
     gemm<T>(p);
     if (ocp != oc) {
-      if (layout == WeightLayout::out_in) copy_rows(dweight, oc * c, target, oc * c, 1, oc * c, false, true);
-      else copy_rows(dweight, oc, target, ocp, c, oc, false, true);
+      if (layout == WeightLayout::out_in) unpack_rows(dweight, oc * c, target, oc * c, 1, oc * c, true);
+      else unpack_rows(dweight, oc, target, ocp, c, oc, true);
     }
   }
 }
