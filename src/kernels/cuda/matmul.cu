@@ -62,6 +62,45 @@ __global__ void add_partial_sums_kernel(T* dst, const float* partial, int blocks
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+template <class T>
+union Chunk {  // 16 bytes of T
+  static constexpr int n = 16 / int(sizeof(T));
+  uint4 raw;
+  T v[n];
+};
+
+// partial (row blocks, OC) = column sums of dout (N, OC) over blocks of 128 rows, reading 16
+// bytes a thread: threadIdx.x picks 16 bytes of a row's columns (a warp reads 512 contiguous
+// bytes), threadIdx.y one of 8 row phases. OC a multiple of 16 bytes, dout 16-byte aligned.
+template <class T>
+__global__ void column_sums_kernel(float* partial, const T* dout, int64_t n, int64_t oc) {
+  constexpr int kVec = Chunk<T>::n;
+  __shared__ float sums[8][32 * kVec];
+  const int64_t col0 = (int64_t(blockIdx.x) * 32 + threadIdx.x) * kVec;
+  const int64_t row0 = int64_t(blockIdx.y) * kBiasRows;
+  const int64_t rows = row0 + kBiasRows < n ? kBiasRows : n - row0;
+  float acc[kVec] = {};
+  if (col0 < oc) {
+#pragma unroll 4
+    for (int64_t r = threadIdx.y; r < rows; r += 8) {
+      Chunk<T> c;
+      c.raw = *reinterpret_cast<const uint4*>(dout + (row0 + r) * oc + col0);
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) acc[i] += to_float(c.v[i]);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) sums[threadIdx.y][threadIdx.x * kVec + i] = acc[i];
+  __syncthreads();
+  for (int t = threadIdx.y * 32 + threadIdx.x; t < 32 * kVec; t += 256) {
+    float total = 0;
+#pragma unroll
+    for (int y = 0; y < 8; ++y) total += sums[y][t];
+    const int64_t col = int64_t(blockIdx.x) * 32 * kVec + t;
+    if (col < oc) partial[int64_t(blockIdx.y) * oc + col] = total;
+  }
+}
+
 // cuBLASLt's fast kernels want the contiguous extent of each matrix (and its leading dimension)
 // a multiple of 16 bytes. A large product with an OC that is not (a vocabulary of 50257) is
 // computed as one with OC padded by zeros (weight rows or columns, bias, gradient columns),
@@ -72,13 +111,6 @@ int64_t padded_width(int64_t n, int64_t oc) {
   if (oc % per16 == 0 || n * oc < (int64_t(1) << 20)) return oc;
   return (oc + per16 - 1) / per16 * per16;
 }
-
-template <class T>
-union Chunk {  // 16 bytes of T
-  static constexpr int n = 16 / int(sizeof(T));
-  uint4 raw;
-  T v[n];
-};
 
 // dst (N, ld_dst) = src (N, width) rows ld_src apart, with zeros in columns [width, ld_dst):
 // dst's rows are 16-byte aligned and written 16 bytes at a time; src's may be anywhere.
@@ -213,6 +245,10 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
     if (!gelu && buffered && !dbias) {
       pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
+    } else if (!buffered && oc % Chunk<T>::n == 0 && aligned(dout, 16)) {
+      const dim3 grid(unsigned((oc + 32 * Chunk<T>::n - 1) / (32 * Chunk<T>::n)), row_blocks);
+      column_sums_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(partial.as<float>(), dout, n, oc);
+      ZT_CUDA_CHECK_LAUNCH("column_sums_kernel");
     } else {
       const dim3 grid(unsigned((ocp + kBiasColumns - 1) / kBiasColumns), row_blocks);
       bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ocp, partial.as<float>(),
