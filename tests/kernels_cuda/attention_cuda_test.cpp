@@ -7,8 +7,10 @@
 #include <cmath>
 #include <tuple>
 
-#include "kernels/cuda/cuda_ops.hpp"
 #include "cuda_compare.hpp"
+#if ZT_HAS_CUDA
+#include "kernels/cuda/cuda_ops.hpp"
+#endif
 #include "zt/kernels/ops.hpp"
 
 namespace zt {
@@ -42,6 +44,15 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
   return Tensor::from_floats({b, nh, t}, lse);
 }
 
+// Which attention kernels run: the tensor-core ones where they apply, or the simple ones everywhere.
+enum class Kernels { automatic, simple };
+void use_kernels(Kernels kernels) {
+#if ZT_HAS_CUDA
+  cuda::set_attention_kernels(kernels == Kernels::simple ? cuda::AttentionKernels::simple
+                                                         : cuda::AttentionKernels::automatic);
+#endif
+}
+
 struct Case {
   int64_t b, t, nh, nkv, hd;
 };
@@ -53,9 +64,9 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
   Rng rng(301);
   for (const Case& k : kCases)
     for (DType dtype : {DType::f32, DType::bf16})
-      for (cuda::AttentionKernels kernels : {cuda::AttentionKernels::automatic, cuda::AttentionKernels::simple}) {
-        if (dtype == DType::f32 && kernels == cuda::AttentionKernels::simple) continue;  // f32 always runs these
-        const bool flash = dtype == DType::bf16 && kernels == cuda::AttentionKernels::automatic &&
+      for (Kernels kernels : {Kernels::automatic, Kernels::simple}) {
+        if (dtype == DType::f32 && kernels == Kernels::simple) continue;  // f32 always runs these
+        const bool flash = dtype == DType::bf16 && kernels == Kernels::automatic &&
                            (k.hd == 64 || k.hd == 128);
         SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " B=" << k.b << " T=" << k.t << " NH=" << k.nh
                                         << " NKV=" << k.nkv << " HD=" << k.hd << (flash ? " tensor-core" : " simple"));
@@ -66,7 +77,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
         const Tensor att = Tensor::empty({k.b, k.nh, k.t, k.t}, DType::f32);
         ops::attention_forward(out, att, qkv, k.nh, k.nkv);
 
-        cuda::set_attention_kernels(kernels);
+        use_kernels(kernels);
         const Tensor d_qkv = on_device(qkv, dtype);
         const Tensor d_out = poisoned({k.b, k.t, k.nh * k.hd}, dtype);
         const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
@@ -80,7 +91,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
         ops::attention_backward(dqkv, dout, qkv, att, k.nh, k.nkv);
         const Tensor d_dqkv = poisoned(qkv.shape(), dtype);
         ops::attention_backward(d_dqkv, on_device(dout, dtype), d_qkv, d_lse, k.nh, k.nkv);
-        cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+        use_kernels(Kernels::automatic);
         // Query, key and value gradients separately: each must be right on its own.
         const int64_t n = k.b * k.t;
         const Tensor rows = dqkv.reshape({n, width}), d_rows = d_dqkv.to(Device::cpu()).reshape({n, width});
