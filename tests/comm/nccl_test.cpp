@@ -98,7 +98,7 @@ TEST(CommNccl, AsyncWorkAndLogger) {
   comms_logger().reset();
 }
 
-TEST(CommNccl, TensorOnAnotherDeviceRefused) {
+TEST(CommNccl, MpiOnlyGroupRefusesCudaTensors) {
   if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
   auto pg = std::make_shared<ProcessGroup>("mpi-only", std::vector<int>{0}, 0, make_local_backend(), "none", 60.0);
   Tensor t = Tensor::zeros({4}, DType::f32, Device::cuda(0));
