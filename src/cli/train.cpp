@@ -28,6 +28,14 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   j["world_size"] = r.world_size;
   j["entropy_floor"] = r.entropy_floor;
   j["tokens_per_s"] = r.tokens_per_s;
+  j["median_step_ms"] = r.median_step_ms;
+  j["parameters"] = r.parameters;
+  j["device"] = r.device;
+  j["precision"] = r.precision;
+  j["vocab_multiple"] = o.vocab_multiple;
+  j["device_peak_bytes"] = r.device_peak_bytes;
+  j["grad_norm"] = nlohmann::json::array();
+  for (const auto& s : r.steps) j["grad_norm"].push_back(s.grad_norm);
   j["memory_per_rank"] = {{"parameters", r.memory.parameters},     {"gradients", r.memory.gradients},
                           {"master_weights", r.memory.master_weights}, {"optimizer_states", r.memory.optimizer_states},
                           {"model_states", r.memory.model_states()}, {"bucket_peak", r.memory.bucket_peak},
@@ -104,6 +112,13 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--save", options->save_dir, "save checkpoints to this folder (at the end, and every --save-every steps)");
   cmd->add_option("--save-every", options->save_every, "steps between checkpoints (0: only at the end)")->capture_default_str();
   cmd->add_option("--resume", options->resume_dir, "continue from the latest checkpoint in this folder");
+  cmd->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--precision", options->precision, "fp32, bf16, or auto (bf16 on CUDA) without a DeepSpeed config")
+      ->capture_default_str();
+  cmd->add_option("--zero-stage", options->zero_stage, "ZeRO stage without a DeepSpeed config")->capture_default_str();
+  cmd->add_option("--vocab-multiple", options->vocab_multiple,
+                  "round a built-in model's vocabulary up to a multiple of this (64 for the tensor cores)")
+      ->capture_default_str();
   cmd->add_option("--loss-curve", *curve_path, "write every step's loss as JSON to this file");
   cmd->callback([options, curve_path, nproc] {
     ZT_CHECK(*nproc >= 1, "--nproc must be at least 1, got ", *nproc);

@@ -10,7 +10,8 @@ void* cuda_allocate(size_t nbytes, int device);
 void cuda_release(void* ptr, int device);
 void* pinned_allocate(size_t nbytes);
 void pinned_release(void* ptr);
-// Copies nbytes between any two of host and device memory and waits for the copy.
+// Copies nbytes between any two of host and device memory; waits for the copy when either side
+// is host memory (device-to-device copies are ordered on the compute stream).
 void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes);
 void cuda_memset_zero(void* ptr, size_t nbytes);
 

@@ -11,17 +11,25 @@ namespace zt {
 namespace {
 std::atomic<size_t> g_host_bytes{0};
 std::atomic<size_t> g_host_peak{0};
+std::atomic<size_t> g_device_bytes{0};
+std::atomic<size_t> g_device_peak{0};
+
+void raise_peak(std::atomic<size_t>& peak_counter, size_t now) {
+  size_t peak = peak_counter.load();
+  while (now > peak && !peak_counter.compare_exchange_weak(peak, now)) {
+  }
+}
 
 void count_host_allocation(size_t nbytes) {
-  const size_t now = g_host_bytes.fetch_add(nbytes) + nbytes;
-  size_t peak = g_host_peak.load();
-  while (now > peak && !g_host_peak.compare_exchange_weak(peak, now)) {
-  }
+  raise_peak(g_host_peak, g_host_bytes.fetch_add(nbytes) + nbytes);
 }
 }  // namespace
 
 size_t host_bytes_allocated() { return g_host_bytes.load(); }
 size_t host_bytes_peak() { return g_host_peak.load(); }
+size_t device_bytes_allocated() { return g_device_bytes.load(); }
+size_t device_bytes_peak() { return g_device_peak.load(); }
+void reset_device_bytes_peak() { g_device_peak.store(g_device_bytes.load()); }
 
 Storage::Storage(void* data, size_t nbytes, Device device, Deleter deleter)
     : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)) {}
@@ -34,8 +42,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
   const size_t rounded = (nbytes + 63) / 64 * 64;
   if (device.is_cuda()) {
     void* ptr = rounded ? detail::cuda_allocate(rounded, device.index) : nullptr;
+    raise_peak(g_device_peak, g_device_bytes.fetch_add(rounded) + rounded);
     const int index = device.index;
-    return std::make_shared<Storage>(ptr, nbytes, device, [index](void* p) {
+    return std::make_shared<Storage>(ptr, nbytes, device, [index, rounded](void* p) {
+      g_device_bytes.fetch_sub(rounded);
       if (p) detail::cuda_release(p, index);
     });
   }

@@ -2,12 +2,15 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "zt/comm/process_group.hpp"
+#include "zt/core/device.hpp"
 #include "zt/core/memory_stats.hpp"
+#include "zt/core/storage.hpp"
 #include "zt/core/timer.hpp"
 #include "zt/data/markov_corpus.hpp"
 #include "zt/data/token_dataset.hpp"
@@ -32,6 +35,18 @@ void validate(const TrainOptions& o) {
   ZT_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
   ZT_CHECK(o.save_every >= 0, "--save-every must be >= 0, got ", o.save_every);
   ZT_CHECK(o.save_every == 0 || !o.save_dir.empty(), "--save-every needs --save DIR");
+  const Device device = device_from_name(o.device);
+  ZT_CHECK(!device.is_cuda() || cuda_is_available(), "--device ", o.device, ": ",
+           cuda_is_built() ? "no CUDA device is visible here" : "this build of zt has no CUDA");
+  ZT_CHECK(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16", "--precision must be auto, fp32 or bf16, got \"",
+           o.precision, "\"");
+  ZT_CHECK(o.zero_stage >= 0 && o.zero_stage <= 3, "--zero-stage must be 0, 1, 2 or 3, got ", o.zero_stage);
+  ZT_CHECK(o.vocab_multiple >= 1, "--vocab-multiple must be >= 1, got ", o.vocab_multiple);
+}
+
+std::string resolved_precision(const TrainOptions& o) {
+  if (o.precision != "auto") return o.precision;
+  return device_from_name(o.device).is_cuda() ? "bf16" : "fp32";
 }
 
 Config engine_config(const TrainOptions& o, int world_size) {
@@ -51,19 +66,27 @@ Config engine_config(const TrainOptions& o, int world_size) {
           {"warmup_min_ratio", 0.0},
           {"cos_min_ratio", o.min_lr_ratio},
           {"warmup_type", "linear"}}}}},
-      {"zero_optimization", {{"stage", 0}}},
+      {"zero_optimization", {{"stage", o.zero_stage}}},
+      {"bf16", {{"enabled", resolved_precision(o) == "bf16"}}},
   };
   return Config::from_json(j, world_size, "zt train options");
 }
 
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& o) {
   if (models::is_builtin(o.model)) {
-    auto model = models::build_causal_lm(models::builtin_config(o.model));
+    models::TransformerConfig config = models::builtin_config(o.model);
+    config.vocab_size = (config.vocab_size + o.vocab_multiple - 1) / o.vocab_multiple * o.vocab_multiple;
+    auto model = models::build_causal_lm(config);
     model->init_weights(o.seed);
     return model;
   }
   if (std::filesystem::is_directory(o.model)) return models::load_pretrained(o.model);
   return models::build_causal_lm(models::builtin_config(o.model));  // names the known models
+}
+
+int64_t data_vocab_size(const TrainOptions& o, const models::CausalLM& model) {
+  if (models::is_builtin(o.model)) return models::builtin_config(o.model).vocab_size;
+  return model.config().vocab_size;
 }
 
 std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab_size, int rank, int world_size) {
@@ -92,9 +115,10 @@ std::string progress_line(const TrainOptions& o, const StepRecord& r, const Trai
   char line[640];
   std::snprintf(line, sizeof line,
                 "step %5lld/%lld | loss %.4f%s | norm %.3f | lr %.2e | %.0f tok/s | %.1f ms/step | stage %d x %d | "
-                "states %s/rank | rss %s%s",
+                "states %s/rank | %s %s%s",
                 (long long)r.step, (long long)o.steps, r.loss, floor.c_str(), r.grad_norm, r.lr, tokens_per_s, r.ms,
-                result.stage, result.world_size, mib(memory.model_states()).c_str(), mib(process_resident_bytes()).c_str(),
+                result.stage, result.world_size, mib(memory.model_states()).c_str(), result.device == "cpu" ? "rss" : "gpu peak",
+                mib(result.device == "cpu" ? process_resident_bytes() : device_bytes_peak()).c_str(),
                 r.applied ? "" : " | skipped (fp16 overflow)");
   return line;
 }
@@ -118,7 +142,13 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   const auto& model_config = model->config();
   ZT_CHECK(o.seq_len <= model_config.max_position_embeddings, "--seq-len ", o.seq_len, " exceeds the model's ",
            model_config.max_position_embeddings, " positions");
-  std::shared_ptr<data::Dataset> dataset = make_dataset(o, model_config.vocab_size, rank, world);
+  const Device device = device_from_name(o.device);
+  if (device.is_cuda()) {
+    for (const auto& [name, p] : model->named_parameters()) p->data = p->data.to(device);
+  }
+  result.device = device.name();
+  result.precision = config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "fp32");
+  std::shared_ptr<data::Dataset> dataset = make_dataset(o, data_vocab_size(o, *model), rank, world);
   ZT_CHECK(dataset->vocab_size() <= model_config.vocab_size, "the data's vocabulary (", dataset->vocab_size(),
            " tokens) is larger than the model's (", model_config.vocab_size, ")");
   if (auto* corpus = dynamic_cast<data::MarkovCorpus*>(dataset.get())) result.entropy_floor = corpus->entropy_rate();
@@ -130,7 +160,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   say(str("model: ", result.model_description));
   say(str("data: ", result.data_description));
   const int64_t tokens_per_step = config.train_batch_size * o.seq_len;
-  say(str("ZeRO stage ", config.zero.stage, " on ", world, " rank(s) (", group->backend_name(), "), ",
+  say(str("ZeRO stage ", config.zero.stage, " on ", world, " rank(s) (", group->backend_name(), ") on ", result.device, ", ",
           config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "f32"), ", batch ", config.train_batch_size, " = ",
           config.train_micro_batch_size_per_gpu, " x ", config.gradient_accumulation_steps, " x ", world, " of ", o.seq_len,
           " tokens, ", o.steps, " steps, ", omp_get_max_threads(), " threads per rank"));
@@ -150,6 +180,8 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
 
   double timed_seconds = 0;
   int64_t timed_steps = 0;
+  std::vector<double> timed_ms;
+  if (device.is_cuda()) reset_device_bytes_peak();
   for (int64_t step = first_step; step < o.steps; ++step) {
     Timer timer;
     const double lr = engine->lr();
@@ -161,6 +193,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
     if (step > first_step) {
       timed_seconds += ms / 1e3;
       ++timed_steps;
+      timed_ms.push_back(ms);
     }
     result.steps.push_back({step + 1, loss, engine->last_grad_norm(), lr, ms, engine->skipped_steps() == skipped_before});
     if ((step + 1) % o.log_every == 0 || step == 0 || step + 1 == o.steps) {
@@ -170,6 +203,11 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
     if (!o.save_dir.empty() && ((o.save_every > 0 && (step + 1) % o.save_every == 0) || step + 1 == o.steps)) save(step + 1);
   }
   result.memory = engine->memory_report();
+  if (device.is_cuda()) result.device_peak_bytes = device_bytes_peak();
+  if (!timed_ms.empty()) {
+    std::nth_element(timed_ms.begin(), timed_ms.begin() + long(timed_ms.size() / 2), timed_ms.end());
+    result.median_step_ms = timed_ms[timed_ms.size() / 2];
+  }
   result.tokens_per_s = timed_steps ? double(tokens_per_step) * double(timed_steps) / timed_seconds : 0;
   const size_t tail = std::min<size_t>(10, result.steps.size());
   for (size_t i = result.steps.size() - tail; i < result.steps.size(); ++i) result.final_loss += result.steps[i].loss;

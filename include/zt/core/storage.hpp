@@ -39,5 +39,10 @@ class Storage {
 // Bytes of host memory currently held by Storage::allocate (for the memory reports).
 size_t host_bytes_allocated();
 size_t host_bytes_peak();
+// Bytes of CUDA memory currently held by Storage::allocate on all devices, and the most held at
+// once since the start or the last reset (what torch.cuda.max_memory_allocated reports).
+size_t device_bytes_allocated();
+size_t device_bytes_peak();
+void reset_device_bytes_peak();
 
 }  // namespace zt

@@ -35,6 +35,11 @@ struct TrainOptions {
   std::string save_dir;             // checkpoints go here (every save_every steps and at the end)
   int64_t save_every = 0;           // 0: only at the end
   std::string resume_dir;           // continue from this folder's latest checkpoint
+  std::string device = "cpu";       // "cpu", "cuda" or "cuda:N": where parameters, states and compute live
+  std::string precision = "auto";   // "fp32", "bf16", or "auto": bf16 on CUDA, fp32 on the CPU
+  int zero_stage = 0;               // without a DeepSpeed config
+  int64_t vocab_multiple = 1;       // a built-in model's vocabulary rounded up to a multiple of this
+                                    // (64: tensor-core-friendly lm_head); the data keeps its own
 };
 
 struct StepRecord {
@@ -54,6 +59,9 @@ struct TrainResult {
   int64_t parameters = 0;
   int stage = 0, world_size = 1;
   zero::MemoryReport memory;        // what rank 0 holds at the end
+  std::string device = "cpu", precision = "fp32";
+  size_t device_peak_bytes = 0;     // most CUDA memory held at once by this process (0 on the CPU)
+  double median_step_ms = 0;        // over the steps after the first
   std::string model_description, data_description;
 };
 
@@ -67,6 +75,8 @@ TrainResult train(const TrainOptions& options, const ProgressFn& progress);
 
 // Builds the model that options.model names (initialized with the seed, or loaded).
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& options);
+// The vocabulary the data draws from: the model's, before any rounding by vocab_multiple.
+int64_t data_vocab_size(const TrainOptions& options, const models::CausalLM& model);
 std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& options, int64_t vocab_size, int rank, int world_size);
 
 }  // namespace zt::engine

@@ -3,6 +3,8 @@
 // driver, in the order of the kernels that use them.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "../memory_backend.hpp"
 #include "zt/core/cuda_check.hpp"
 #include "zt/core/cuda_stream.hpp"
@@ -23,8 +25,25 @@ bool cuda_is_available() {
 
 namespace detail {
 
+namespace {
+
+// The default pool's release threshold is 0: every stream synchronization would hand freed
+// blocks back to the driver, and the next step would pay cudaMalloc's cost again. Keep them.
+void keep_pool_memory(int device) {
+  static bool kept[64] = {};
+  if (device < 0 || device >= 64 || kept[device]) return;
+  cudaMemPool_t pool;
+  ZT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t threshold = UINT64_MAX;
+  ZT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  kept[device] = true;
+}
+
+}  // namespace
+
 void* cuda_allocate(size_t nbytes, int device) {
   cuda::set_device(device);
+  keep_pool_memory(device);
   void* ptr = nullptr;
   ZT_CUDA_CHECK(cudaMallocAsync(&ptr, nbytes, cuda::compute_stream()));
   return ptr;
@@ -43,9 +62,10 @@ void* pinned_allocate(size_t nbytes) {
 
 void pinned_release(void* ptr) { cudaFreeHost(ptr); }
 
-void cuda_copy(void* dst, bool, const void* src, bool, size_t nbytes) {
+void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes) {
   ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cuda::compute_stream()));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream()));
+  // A copy between two device buffers is ordered with the kernels on the stream: no wait.
+  if (!(dst_on_device && src_on_device)) ZT_CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream()));
 }
 
 void cuda_memset_zero(void* ptr, size_t nbytes) {
