@@ -22,6 +22,10 @@ logs="$build/bench-train"
 mkdir -p "$logs"
 peer="${ZT_TORCH_PEER:-$root/shared/peers/torch_peer.py}"
 [ -f "$peer" ] || peer="$root/../shared/peers/torch_peer.py"
+if [ -z "${ZT_FIXTURES_DIR:-}" ]; then
+  if [ -d "$root/../shared/fixtures/hf" ]; then export ZT_FIXTURES_DIR="$root/../shared/fixtures"
+  else export ZT_FIXTURES_DIR="$root/shared/fixtures"; fi
+fi
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 if [ -n "${ZT_GPU_DEPS:-}" ]; then
