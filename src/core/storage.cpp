@@ -1,5 +1,7 @@
 #include "zt/core/storage.hpp"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -23,6 +25,16 @@ void raise_peak(std::atomic<size_t>& peak_counter, size_t now) {
 void count_host_allocation(size_t nbytes) {
   raise_peak(g_host_peak, g_host_bytes.fetch_add(nbytes) + nbytes);
 }
+
+// Training allocates and frees the same activation sizes every step. Left to its defaults,
+// glibc serves blocks past its mmap threshold with fresh mappings, so every step pays page
+// faults and zero-filling for memory it just released; keeping freed memory in the heap lets
+// the next step reuse it.
+[[maybe_unused]] const bool g_heap_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
 }  // namespace
 
 size_t host_bytes_allocated() { return g_host_bytes.load(); }

@@ -14,6 +14,10 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
+// y (N) = alpha * A^T x + beta * y for row-major A (M, N) with leading dimension lda, x (M).
+template <class T>
+void gemv_transposed(int64_t m, int64_t n, T alpha, const T* a, int64_t lda, const T* x, T beta, T* y);
+
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
                     int64_t oc, ops::WeightLayout layout, ops::Activation act);

@@ -1,6 +1,7 @@
 // Matmul with a bias and activation epilogue, and its backward, on OpenBLAS.
 #include <omp.h>
 
+#include <memory>
 #include <vector>
 
 #include "activation_math.hpp"
@@ -13,25 +14,12 @@ using ops::WeightLayout;
 
 namespace {
 
-// sums[o] += sum over rows of x (N, OC), each thread over its own rows, then combined.
+// sums (OC) += the column sums of x (N, OC), as ones (N)^T @ x through BLAS.
 template <class T>
 void add_column_sums(T* sums, const T* x, int64_t n, int64_t oc) {
-  const int threads = omp_get_max_threads();
-  std::vector<double> partial(size_t(threads) * size_t(oc), 0.0);
-#pragma omp parallel
-  {
-    double* mine = partial.data() + size_t(omp_get_thread_num()) * size_t(oc);
-#pragma omp for schedule(static)
-    for (int64_t row = 0; row < n; ++row) {
-      const T* r = x + row * oc;
-      for (int64_t o = 0; o < oc; ++o) mine[o] += double(r[o]);
-    }
-  }
-  for (int64_t o = 0; o < oc; ++o) {
-    double s = 0;
-    for (int t = 0; t < threads; ++t) s += partial[size_t(t) * size_t(oc) + size_t(o)];
-    sums[o] += T(s);
-  }
+  thread_local std::vector<T> ones;
+  if (int64_t(ones.size()) < n) ones.assign(size_t(n), T(1));
+  gemv_transposed<T>(n, oc, T(1), x, oc, ones.data(), T(1), sums);
 }
 
 }  // namespace
@@ -62,12 +50,13 @@ template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                      const T* pre_act, int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act) {
   const T* dpre = dout;
-  std::vector<T> dpre_buffer;
+  std::unique_ptr<T[]> dpre_buffer;  // uninitialized: every element is written below
   if (act != Activation::none) {
-    dpre_buffer.resize(size_t(n * oc));
+    dpre_buffer.reset(new T[size_t(n * oc)]);
+    T* d = dpre_buffer.get();
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n * oc; ++i) dpre_buffer[size_t(i)] = gelu_derivative(pre_act[i]) * dout[i];
-    dpre = dpre_buffer.data();
+    for (int64_t i = 0; i < n * oc; ++i) d[i] = gelu_derivative(pre_act[i]) * dout[i];
+    dpre = d;
   }
   if (dbias) add_column_sums(dbias, dpre, n, oc);
   if (layout == WeightLayout::out_in) {
