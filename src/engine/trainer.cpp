@@ -89,16 +89,6 @@ int64_t data_vocab_size(const TrainOptions& o, const models::CausalLM& model) {
   return model.config().vocab_size;
 }
 
-std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab_size, int rank, int world_size) {
-  if (o.data == "synthetic") {
-    data::MarkovCorpusOptions corpus;
-    corpus.vocab_size = vocab_size;
-    corpus.stream_seed = o.seed * 1000003ull + uint64_t(rank);
-    return std::make_unique<data::MarkovCorpus>(corpus);
-  }
-  return std::make_unique<data::TokenDataset>(o.data, vocab_size, o.seed, rank, world_size);
-}
-
 namespace {
 
 std::string mib(size_t bytes) {

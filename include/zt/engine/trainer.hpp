@@ -77,6 +77,12 @@ TrainResult train(const TrainOptions& options, const ProgressFn& progress);
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& options);
 // The vocabulary the data draws from: the model's, before any rounding by vocab_multiple.
 int64_t data_vocab_size(const TrainOptions& options, const models::CausalLM& model);
+// The run's data: the synthetic corpus, token shards, or text (.txt, .md, .json, .jsonl files or a
+// folder of them) that the model folder's tokenizer turns into shards first, cached in
+// "<data>.zt-shards" beside it (rank 0 tokenizes; the others wait at the barrier).
 std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& options, int64_t vocab_size, int rank, int world_size);
+// Where make_dataset reads token shards from for options.data, tokenizing text when needed.
+// Collective over the world group when text is tokenized.
+std::string prepare_token_data(const TrainOptions& options);
 
 }  // namespace zt::engine
