@@ -66,7 +66,11 @@ template <class T>
 int64_t cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
                       double dloss);
 
+// The vectorized step (AVX-512 or AVX2, OpenMP); param_bf16 (n), when given, receives the updated
+// parameters rounded to bf16 in the same pass. adamw_step_reference is the plain loop it follows.
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
-                const ops::AdamWParams& p, double grad_scale);
+                const ops::AdamWParams& p, double grad_scale, uint16_t* param_bf16 = nullptr);
+void adamw_step_reference(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                          const ops::AdamWParams& p, double grad_scale);
 
 }  // namespace zt::cpu
