@@ -4,6 +4,7 @@
 
 #include "engine_parts.hpp"
 #include "zt/core/log.hpp"
+#include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
 #include "zt/optim/clip.hpp"
 #include "zt/optim/lamb.hpp"
@@ -45,6 +46,13 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const auto params = model_->named_parameters();
   ZT_CHECK(!params.empty(), "initialize: the model has no parameters");
   const Device device = params.front().second->data.device();
+  // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole.
+  ZT_CHECK(config_.zero.offload_param.device == "none", "zero_optimization.offload_param.device = \"",
+           config_.zero.offload_param.device, "\": parameter offload is not implemented in this version of zt "
+           "(offload_optimizer {\"device\": \"cpu\"} is); remove offload_param or set its device to \"none\"");
+  ZT_CHECK(config_.zero.offload_optimizer.device == "none" || config_.zero.offload_optimizer.ratio == 1.0,
+           "zero_optimization.offload_optimizer.ratio = ", config_.zero.offload_optimizer.ratio,
+           ": a partial optimizer offload is not implemented in this version of zt; use ratio 1 (all of it)");
   options_ = zero_options(config_, device);
   compute_dtype_ = device.is_cpu() ? DType::f32 : options_.storage_dtype;
   const int world = group_->size(), rank = group_->rank();
@@ -63,7 +71,13 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const bool shard_params = options_.stage == 3;
   param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
   ops::cast(param_storage_, shard_params ? my_initial : initial);
-  if (options_.storage_dtype == DType::f32) {
+  offload_optimizer_ = options_.stage >= 1 && config_.zero.offload_optimizer.device == "cpu";
+  if (offload_optimizer_) {
+    master_ = host_buffer(mine.size(), DType::f32);
+    master_.copy_from(my_initial);
+    host_grads_ = host_buffer(mine.size(), DType::f32);
+    if (!device.is_cpu()) host_staging_ = host_buffer(mine.size(), options_.storage_dtype);
+  } else if (options_.storage_dtype == DType::f32) {
     master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
   } else {
     master_ = my_initial.clone();
@@ -163,6 +177,37 @@ Tensor Engine::master_gradients_f32() {
   return f;
 }
 
+Tensor Engine::host_buffer(int64_t n, DType dtype) const {
+  const bool pinned = config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
+  return Tensor(Storage::allocate(size_t(n) * dtype_size(dtype), Device::cpu(), pinned), 0, {n}, dtype);
+}
+
+// The reduced gradients of this rank's partition, in f32 host memory next to the master weights.
+// On a device they come down in the storage dtype (half the bytes for bf16/fp16) and are widened
+// on the host.
+Tensor Engine::host_gradients_f32() {
+  const Tensor g = reducer_->gradients();
+  if (g.device().is_cpu()) {
+    if (g.dtype() == DType::f32) return g;
+    ops::cast(host_grads_, g);
+  } else if (g.dtype() == DType::f32) {
+    host_grads_.copy_from(g);
+  } else {
+    const Tensor staging = host_staging_.dtype() == g.dtype() ? host_staging_ : host_buffer(g.numel(), g.dtype());
+    staging.copy_from(g);
+    ops::cast(host_grads_, staging);
+  }
+  return host_grads_;
+}
+
+std::string Engine::placement() const {
+  const std::string device = options_.device.is_cpu() ? "cpu" : options_.device.name();
+  const std::string host = options_.device.is_cpu() ? "cpu (host)" : "host";
+  const bool pinned = offload_optimizer_ && config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
+  return str("parameters: ", device, ", gradients: ", device, ", master weights and optimizer states: ",
+             offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device);
+}
+
 bool Engine::step() {
   if (micro_steps_ == 0 || micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
   ZT_CHECK(!forward_pending_, "Engine::step between a forward and its backward");
@@ -188,7 +233,7 @@ bool Engine::step() {
   last_grad_norm_ = std::sqrt(stats.data<double>()[1]) / denominator;
   const double coefficient = optim::clip_coefficient(last_grad_norm_, config_.gradient_clipping);
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
-  optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
+  optimizer_->step({{0, master_, offload_optimizer_ ? host_gradients_f32() : master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
   write_back_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
@@ -199,7 +244,19 @@ void Engine::write_back_parameters() {
   const int rank = group_->rank();
   const zero::Range mine = layout_->partition(rank);
   const bool aliased = options_.storage_dtype == DType::f32;
-  if (options_.stage == 0 || options_.stage == 3) {
+  if (offload_optimizer_) {
+    // The host master weights up into this rank's part of the parameter storage.
+    const Tensor my_part = options_.stage == 3 ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
+    if (my_part.device().is_cpu()) {
+      ops::cast(my_part, master_);
+    } else if (aliased) {
+      my_part.copy_from(master_);
+    } else {
+      ops::cast(host_staging_, master_);
+      my_part.copy_from(host_staging_);
+    }
+    if (options_.stage != 3 && group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
+  } else if (options_.stage == 0 || options_.stage == 3) {
     if (!aliased) ops::cast(param_storage_, master_);
   } else {
     const Tensor my_part = param_storage_.view(size_t(mine.begin), {mine.size()});
@@ -228,7 +285,7 @@ zero::MemoryReport Engine::memory_report() const {
   zero::MemoryReport r;
   r.parameters = param_storage_.nbytes();
   r.gradients = reducer_->gradient_bytes();
-  r.master_weights = options_.storage_dtype == DType::f32 ? 0 : master_.nbytes();
+  r.master_weights = options_.storage_dtype == DType::f32 && !offload_optimizer_ ? 0 : master_.nbytes();
   r.optimizer_states = optimizer_->state_bytes();
   r.persistent_gathered = coordinator_->persistent_bytes();
   r.bucket_peak = reducer_->bucket_peak_bytes();
@@ -242,7 +299,7 @@ std::vector<std::pair<std::string, Tensor>> Engine::full_parameters() {
     full = master_.to(Device::cpu());
   } else {
     full = Tensor::empty({layout_->total()}, DType::f32, options_.device);
-    group_->all_gather(full, master_).wait();
+    group_->all_gather(full, master_.device() == options_.device ? master_ : master_.to(options_.device)).wait();
     full = full.to(Device::cpu());
   }
   std::vector<std::pair<std::string, Tensor>> out;

@@ -154,6 +154,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
           config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "f32"), ", batch ", config.train_batch_size, " = ",
           config.train_micro_batch_size_per_gpu, " x ", config.gradient_accumulation_steps, " x ", world, " of ", o.seq_len,
           " tokens, ", o.steps, " steps, ", omp_get_max_threads(), " threads per rank"));
+  say(engine->placement());
 
   int64_t first_step = 0;
   if (!o.resume_dir.empty()) {

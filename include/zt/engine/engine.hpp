@@ -59,6 +59,12 @@ class Engine {
   comm::ProcessGroup& group() { return *group_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   const zero::FlatLayout& layout() const { return *layout_; }
+  // offload_optimizer {device: cpu}: this rank's f32 master weights and optimizer states live in
+  // host memory (pinned with CUDA and pin_memory), the optimizer steps there.
+  bool offloads_optimizer() const { return offload_optimizer_; }
+  // Where the model states live, one line: "parameters: cuda:0, gradients: cuda:0, master weights
+  // and optimizer states: host (pinned)".
+  std::string placement() const;
 
   // What this rank holds, measured from its buffers.
   zero::MemoryReport memory_report() const;
@@ -82,6 +88,8 @@ class Engine {
   void install_hooks();
   void install_segments();
   Tensor master_gradients_f32();
+  Tensor host_gradients_f32();
+  Tensor host_buffer(int64_t n, DType dtype) const;
   void write_back_parameters();
 
   std::shared_ptr<nn::Module> model_;
@@ -93,6 +101,9 @@ class Engine {
   std::unique_ptr<zero::FlatLayout> layout_;
   Tensor param_storage_;   // full flat (stages 0-2) or this rank's partition (stage 3), storage dtype
   Tensor master_;          // f32: this rank's shard (all of it at stage 0); may alias param_storage_
+  bool offload_optimizer_ = false;
+  Tensor host_grads_;      // offload: (partition) f32, the reduced gradients copied down
+  Tensor host_staging_;    // offload on a device: (partition) storage dtype, gradients down and parameters up
   std::unique_ptr<zero::GradReducer> reducer_;
   std::unique_ptr<zero::ParamCoordinator> coordinator_;
   std::unique_ptr<optim::Optimizer> optimizer_;
