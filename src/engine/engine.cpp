@@ -48,11 +48,11 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const Device device = params.front().second->data.device();
   // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole.
   ZT_CHECK(config_.zero.offload_param.device == "none", "zero_optimization.offload_param.device = \"",
-           config_.zero.offload_param.device, "\": parameter offload is not implemented in this version of zt "
+           config_.zero.offload_param.device, "\": parameter offload is not supported by this version of zt "
            "(offload_optimizer {\"device\": \"cpu\"} is); remove offload_param or set its device to \"none\"");
   ZT_CHECK(config_.zero.offload_optimizer.device == "none" || config_.zero.offload_optimizer.ratio == 1.0,
            "zero_optimization.offload_optimizer.ratio = ", config_.zero.offload_optimizer.ratio,
-           ": a partial optimizer offload is not implemented in this version of zt; use ratio 1 (all of it)");
+           ": a partial optimizer offload is not supported by this version of zt; use ratio 1 (all of it)");
   options_ = zero_options(config_, device);
   compute_dtype_ = device.is_cpu() ? DType::f32 : options_.storage_dtype;
   const int world = group_->size(), rank = group_->rank();

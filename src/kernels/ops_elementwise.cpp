@@ -125,6 +125,20 @@ void add_(const Tensor& acc, const Tensor& x) {
 #endif
   require_cpu(acc, "add_");
   require_cpu(x, "add_");
+  if (x.dtype() == DType::f32 && (acc.dtype() == DType::bf16 || acc.dtype() == DType::f16)) {
+    // The hot case (an f32 gradient folded into its 16-bit buffer), in one pass with the same
+    // rounding as the general path: the sum in double, then to float, then to 16 bits.
+    auto* a = static_cast<uint16_t*>(acc.raw());
+    const float* v = x.data<float>();
+    const int64_t n = acc.numel();
+    const bool bf16 = acc.dtype() == DType::bf16;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const double sum = double(bf16 ? bf16_to_float(a[i]) : f16_to_float(a[i])) + double(v[i]);
+      a[i] = bf16 ? float_to_bf16(float(sum)) : float_to_f16(float(sum));
+    }
+    return;
+  }
   Tensor sum = Tensor::empty(acc.shape(), DType::f64, acc.device());
   double* s = sum.data<double>();
   for_each_float(acc, "add_", [&](int64_t i, double v) { s[i] = v; });

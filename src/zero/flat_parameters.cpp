@@ -1,32 +1,24 @@
 #include "zt/zero/flat_parameters.hpp"
 
+#include <limits>
+
 namespace zt::zero {
 
-FlatParameters::FlatParameters(const nn::Module& module, DType dtype, Device device, int64_t alignment) {
-  ZT_CHECK(alignment > 0, "FlatParameters: alignment must be positive, got ", alignment);
-  for (const auto& [name, p] : module.named_parameters()) {
-    entries_.push_back({name, p, total_, p->numel()});
-    total_ += (p->numel() + alignment - 1) / alignment * alignment;
-  }
-  data_ = Tensor::zeros({total_}, dtype, device);
-  grad_ = Tensor::zeros({total_}, dtype, device);
-  for (const FlatEntry& e : entries_) {
-    Tensor view = data_.view(size_t(e.offset), e.param->shape);
-    if (e.param->data.defined()) {
-      ZT_CHECK(e.param->data.dtype() == dtype, "FlatParameters: parameter ", e.name, " is ",
-               dtype_name(e.param->data.dtype()), ", the flat buffer ", dtype_name(dtype));
-      view.copy_from(e.param->data.to(device));
+FlatParameters::FlatParameters(const nn::Module& module, DType dtype, Device device, int64_t alignment)
+    : layout_(module, 1, alignment, std::numeric_limits<int64_t>::max()) {
+  data_ = Tensor::zeros({layout_.total()}, dtype, device);
+  grad_ = Tensor::zeros({layout_.total()}, dtype, device);
+  for (const ParamSlot& s : layout_.slots()) {
+    Tensor view = data_.view(size_t(s.offset), s.param->shape);
+    if (s.param->data.defined()) {
+      ZT_CHECK(s.param->data.dtype() == dtype, "FlatParameters: parameter ", s.name, " is ",
+               dtype_name(s.param->data.dtype()), ", the flat buffer ", dtype_name(dtype));
+      view.copy_from(s.param->data.to(device));
     }
-    e.param->data = view;
-    e.param->dtype = dtype;
-    e.param->grad = grad_.view(size_t(e.offset), e.param->shape);
+    s.param->data = view;
+    s.param->dtype = dtype;
+    s.param->grad = grad_.view(size_t(s.offset), s.param->shape);
   }
-}
-
-int64_t FlatParameters::parameter_count() const {
-  int64_t n = 0;
-  for (const FlatEntry& e : entries_) n += e.numel;
-  return n;
 }
 
 }  // namespace zt::zero

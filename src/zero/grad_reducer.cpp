@@ -25,6 +25,13 @@ Tensor GradReducer::bucket_storage(int bucket) {
   return state.staging;
 }
 
+Tensor GradReducer::slot_storage(int slot) {
+  const ParamSlot& s = layout_.slots()[size_t(slot)];
+  if (!partitioned_grads()) return flat_.view(size_t(s.offset), s.param->shape);
+  const Range range = layout_.buckets()[size_t(s.bucket)].range;
+  return bucket_storage(s.bucket).view(size_t(s.offset - range.begin), s.param->shape);
+}
+
 void GradReducer::begin_backward(bool boundary) {
   boundary_ = boundary;
   for (size_t b = 0; b < buckets_.size(); ++b) {
@@ -41,9 +48,7 @@ Tensor GradReducer::grad_destination(int slot, DType compute_dtype) {
     workspace = Tensor::zeros(s.param->shape, compute_dtype, options_.device);
     return workspace;
   }
-  if (!partitioned_grads()) return flat_.view(size_t(s.offset), s.param->shape);
-  const Range range = layout_.buckets()[size_t(s.bucket)].range;
-  return bucket_storage(s.bucket).view(size_t(s.offset - range.begin), s.param->shape);
+  return slot_storage(slot);
 }
 
 void GradReducer::grad_ready(int slot) {
@@ -51,14 +56,7 @@ void GradReducer::grad_ready(int slot) {
   Tensor& workspace = workspaces_[size_t(slot)];
   if (workspace.defined()) {
     // Fold the compute-dtype gradient into its place in the comm-dtype buffer.
-    Tensor target;
-    if (partitioned_grads()) {
-      const Range range = layout_.buckets()[size_t(s.bucket)].range;
-      target = bucket_storage(s.bucket).view(size_t(s.offset - range.begin), s.param->shape);
-    } else {
-      target = flat_.view(size_t(s.offset), s.param->shape);
-    }
-    ops::add_(target, workspace);
+    ops::add_(slot_storage(slot), workspace);
     workspace = Tensor();
   }
   if (!boundary_ && !partitioned_grads()) return;  // stages 0, 1 reduce once per step

@@ -52,6 +52,7 @@ class GradReducer {
   void launch(int bucket);
   void complete(int bucket);
   Tensor bucket_storage(int bucket);
+  Tensor slot_storage(int slot);  // where a parameter's gradient lives in the comm-dtype buffers
   bool partitioned_grads() const { return options_.stage >= 2; }
 
   const FlatLayout& layout_;
