@@ -45,7 +45,7 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
 
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                      const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
-                     Activation act) {
+                     Activation act, Activation inp_act, const Tensor& inp_pre_act) {
   const char* op = "matmul_backward";
   ZT_CHECK(inp.dim() == 2 && dout.dim() == 2, op, ": inp and dout must be 2-d, got ", inp.describe(), " and ",
            dout.describe());
@@ -56,13 +56,16 @@ void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& db
   check_optional(dweight, inp, weight_shape(layout, c, oc), op, "dweight");
   check_optional(dbias, inp, {oc}, op, "dbias");
   if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+  const bool through_act = inp_act != Activation::none && dinp.defined();
+  if (through_act) check_matches(inp_pre_act, inp, {n, c}, op, "inp_pre_act");
 #if ZT_HAS_CUDA
   if (inp.device().is_cuda()) {
     cuda::dispatch_float(inp, op, [&](auto zero) {
       using T = decltype(zero);
       cuda::matmul_backward<T>(cuda::ptr<T>(dinp), cuda::ptr<T>(dweight), cuda::ptr<T>(dbias), cuda::ptr<T>(dout),
                                cuda::ptr<T>(inp), cuda::ptr<T>(weight),
-                               act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr, n, c, oc, layout, act);
+                               act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr, n, c, oc, layout, act,
+                               through_act ? cuda::ptr<T>(inp_pre_act) : nullptr);
     });
     return;
   }
@@ -71,6 +74,7 @@ void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& db
     using T = decltype(zero);
     cpu::matmul_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),
                             inp.data<T>(), weight.data<T>(), ptr_or_null<T>(pre_act), n, c, oc, layout, act);
+    if (through_act) cpu::gelu_backward<T>(dinp.data<T>(), dinp.data<T>(), inp_pre_act.data<T>(), n * c);
   });
 }
 

@@ -43,16 +43,32 @@ Tensor Linear::forward_impl(const Tensor& x) {
   return out.reshape(out_shape_);
 }
 
+void Linear::backward_through_activation_of(Linear& producer) {
+  ZT_CHECK(producer.options_.activation != ops::Activation::none && producer.options_.out_features == options_.in_features,
+           "Linear: backward_through_activation_of needs a producer with an activation and ", options_.in_features,
+           " outputs");
+  activation_producer_ = &producer;
+  producer.dy_is_pre_activation_ = true;
+}
+
 Tensor Linear::backward_impl(const Tensor& dy) {
   ZT_CHECK(input_.defined(), "Linear: backward before forward");
   Tensor dx = Tensor::empty(input_.shape(), input_.dtype(), input_.device());
+  // dy is already the gradient of the pre-activation when the consumer took the activation's backward.
+  const ops::Activation act = dy_is_pre_activation_ ? ops::Activation::none : options_.activation;
+  const ops::Activation inp_act = activation_producer_ ? activation_producer_->options_.activation : ops::Activation::none;
+  if (activation_producer_)
+    ZT_CHECK(activation_producer_->pre_act_.defined(), "Linear: the producer's pre-activation is gone before this backward");
   ops::matmul_backward(dx, weight->requires_grad ? weight->grad_for_accumulate() : Tensor(),
                        bias && bias->requires_grad ? bias->grad_for_accumulate() : Tensor(), as_rows(dy), input_,
-                       weight->data, pre_act_, options_.layout, options_.activation);
+                       weight->data, act == ops::Activation::none ? Tensor() : pre_act_, options_.layout, act, inp_act,
+                       activation_producer_ ? activation_producer_->pre_act_ : Tensor());
   Shape in_shape = out_shape_;
   in_shape.back() = options_.in_features;
   input_ = Tensor();
   pre_act_ = Tensor();
+  activation_producer_ = nullptr;
+  dy_is_pre_activation_ = false;
   return dx.reshape(in_shape);
 }
 

@@ -27,7 +27,11 @@ Tensor MLP::forward_impl(const Tensor& x) {
 }
 
 Tensor MLP::backward_impl(const Tensor& dy) {
-  if (c_fc_) return c_fc_->backward(c_proj_->backward(dy));
+  if (c_fc_) {
+    // GELU's backward rides on c_proj's input-gradient product (one pass over (N, H) fewer).
+    c_proj_->backward_through_activation_of(*c_fc_);
+    return c_fc_->backward(c_proj_->backward(dy));
+  }
   ZT_CHECK(gate_.defined(), "MLP: backward before forward");
   Tensor dh = down_proj_->backward(dy);
   Tensor dgate = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());

@@ -97,6 +97,40 @@ TEST(CudaMatmul, BackwardMatchesCpu) {
           }
 }
 
+// The input gradient through the GELU that produced inp (the MLP's c_proj for c_fc): cuBLASLt's
+// DGELU epilogue where C allows it (C % 8 == 0), a separate GELU-backward pass otherwise, and the
+// separate pass when the epilogue is switched off; against the CPU reference on the same inputs.
+TEST(CudaMatmul, BackwardThroughTheInputsGeluMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(104);
+  for (const auto& [n, c, oc] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
+        for (bool epilogue : {true, false}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " OC=" << oc
+                                          << " layout=" << int(layout) << " epilogue=" << epilogue);
+          const Shape ws = weight_shape(layout, c, oc);
+          const Tensor inp_pre = host_values({n, c}, dtype, rng, -3, 3);
+          Tensor inp = Tensor::empty({n, c}, DType::f32);
+          ops::gelu_forward(inp, inp_pre);
+          inp = inp.to(dtype).to(DType::f32);  // what the device holds
+          const Tensor weight = host_values(ws, dtype, rng, -0.2, 0.2), dout = host_values({n, oc}, dtype, rng);
+          const Tensor dweight0 = host_values(ws, dtype, rng);
+          const Tensor dinp = Tensor::empty({n, c}, DType::f32), dweight = dweight0.clone();
+          ops::matmul_backward(dinp, dweight, Tensor(), dout, inp, weight, Tensor(), layout, Activation::none,
+                               Activation::gelu_tanh, inp_pre);
+
+          const Tensor d_dinp = poisoned({n, c}, dtype), d_dweight = on_device(dweight0, dtype);
+          use_gelu_epilogue(epilogue);
+          ops::matmul_backward(d_dinp, d_dweight, Tensor(), on_device(dout, dtype), on_device(inp, dtype),
+                               on_device(weight, dtype), Tensor(), layout, Activation::none, Activation::gelu_tanh,
+                               on_device(inp_pre, dtype));
+          use_gelu_epilogue(true);
+          EXPECT_TRUE(expect_close("matmul_backward.dinp through gelu", d_dinp, dinp, dtype));
+          EXPECT_TRUE(expect_close("matmul_backward.dweight", d_dweight, dweight, dtype));
+        }
+}
+
 TEST(CudaMatmul, OptionalGradientsAndErrors) {
   ZT_REQUIRE_CUDA();
   Rng rng(103);

@@ -36,9 +36,12 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
                     const Tensor& bias, WeightLayout layout, Activation act);
 // dout (N, OC) is dLoss/dout; pre_act as saved by the forward (when act != none).
 // dinp (N, C) is overwritten; dweight (W's shape) and dbias (OC) are accumulated.
+// When inp was itself made by an activation, inp = inp_act(inp_pre_act (N, C)), dinp can receive
+// the gradient of inp_pre_act instead, the activation's backward fused into the product (the
+// MLP's c_proj does this for c_fc's GELU, which then takes its gradient as is).
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                      const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
-                     Activation act);
+                     Activation act, Activation inp_act = Activation::none, const Tensor& inp_pre_act = Tensor());
 
 // ---- normalization --------------------------------------------------------------------------
 // out (N, C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved for backward.

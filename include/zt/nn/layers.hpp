@@ -25,6 +25,11 @@ class Linear : public Module {
   std::string type_name() const override { return "Linear"; }
   const LinearOptions& options() const { return options_; }
   ParameterPtr weight, bias;
+  // For the next backward only: this layer's input is `producer`'s output (after producer's fused
+  // activation). This backward then returns the gradient of producer's pre-activation (the
+  // activation's backward fused into the input-gradient product), and producer's backward takes
+  // that gradient as is. The MLP pairs c_proj with c_fc this way.
+  void backward_through_activation_of(Linear& producer);
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -37,6 +42,8 @@ class Linear : public Module {
   Tensor input_;    // (N, C)
   Tensor pre_act_;  // (N, OC) when an activation is fused
   Shape out_shape_;
+  Linear* activation_producer_ = nullptr;  // see backward_through_activation_of
+  bool dy_is_pre_activation_ = false;      // set on the producer by its consumer
 };
 
 // y (..., C) = weight (V, C)[ids (...)], ids int32. Parameter "weight".

@@ -39,7 +39,8 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
                     int64_t oc, ops::WeightLayout layout, ops::Activation act);
 template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
-                     int64_t n, int64_t c, int64_t oc, ops::WeightLayout layout, ops::Activation act);
+                     int64_t n, int64_t c, int64_t oc, ops::WeightLayout layout, ops::Activation act,
+                     const T* inp_pre_gelu = nullptr);
 // Whether the forward fuses GELU into cuBLASLt's epilogue (when the shapes allow); off runs a
 // separate GELU kernel. For tests of both paths.
 void set_matmul_gelu_epilogue(bool enabled);

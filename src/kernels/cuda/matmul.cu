@@ -223,7 +223,7 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
 
 template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
-                     int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act) {
+                     int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act, const T* inp_pre_gelu) {
   if (n == 0 || oc == 0 || c == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
   // dpre (N, ocp): dout itself, or a buffer when GELU's derivative applies or OC is padded (the
@@ -266,7 +266,12 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     p.a = weight, p.lda = layout == WeightLayout::out_in ? c : ocp;
     p.b = dpre, p.ldb = ocp;
     p.d = dinp, p.ldd = c;
+    // Through the GELU that made inp: cuBLASLt's DGELU epilogue multiplies by its derivative at
+    // the saved pre-activation (aux leading dimension a multiple of 8, aligned pointers).
+    const bool fused = inp_pre_gelu && g_gelu_epilogue && c % 8 == 0 && aligned(inp_pre_gelu, 16) && aligned(dinp, 16);
+    if (fused) p.dgelu = true, p.aux = const_cast<T*>(inp_pre_gelu), p.ld_aux = c;
     gemm<T>(p);
+    if (inp_pre_gelu && !fused) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
   }
   if (dweight) {
     // Padded: into a zeroed (padded) buffer, then the valid part added into dweight.
@@ -299,7 +304,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   template void matmul_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,          \
                                   WeightLayout, Activation);                                                \
   template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t,    \
-                                   int64_t, WeightLayout, Activation);
+                                   int64_t, WeightLayout, Activation, const T*);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(bf16)
 #undef ZT_INSTANTIATE

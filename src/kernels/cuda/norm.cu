@@ -1,10 +1,13 @@
-// LayerNorm and RMSNorm over the last dimension: a warp per row, statistics in f32. The
+// LayerNorm and RMSNorm over the last dimension: a warp per row, statistics in f32. Rows that
+// norm_rows.cu covers (whole 16-byte chunks, aligned, not too wide) run there; these kernels take
+// the rest. The
 // backward's parameter gradients are summed per block in shared memory, then across blocks by
 // a second kernel that adds them into dweight/dbias (no global atomics; for rows up to 1024
 // wide (LayerNorm) or 2048 (RMSNorm), no atomics at all: the order of the sums is fixed).
 #include <algorithm>
 
 #include "common.cuh"
+#include "norm_rows.hpp"
 
 namespace zt::cuda {
 
@@ -182,7 +185,7 @@ void allow_shared(Kernel kernel, size_t bytes) {
 template <class T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t n,
                        int64_t c, double eps) {
-  if (n == 0) return;
+  if (n == 0 || layernorm_forward_rows(out, mean, rstd, inp, weight, bias, n, c, eps)) return;
   layernorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, mean, rstd, inp, weight,
                                                                                        bias, n, c, float(eps));
   ZT_CUDA_CHECK_LAUNCH("layernorm_forward_kernel");
@@ -191,7 +194,7 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
 template <class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                         const float* mean, const float* rstd, int64_t n, int64_t c) {
-  if (n == 0) return;
+  if (n == 0 || layernorm_backward_rows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c)) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * 2 * size_t(c) * sizeof(float));
   const bool warp_private = warp_private_sums(c, 2);
@@ -208,7 +211,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 
 template <class T>
 void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps) {
-  if (n == 0) return;
+  if (n == 0 || rmsnorm_forward_rows(out, rstd, inp, weight, n, c, eps)) return;
   rmsnorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, rstd, inp, weight, n, c,
                                                                                      float(eps));
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
@@ -217,7 +220,7 @@ void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t
 template <class T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
                       int64_t n, int64_t c) {
-  if (n == 0) return;
+  if (n == 0 || rmsnorm_backward_rows(dinp, dweight, dout, inp, weight, rstd, n, c)) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * size_t(c) * sizeof(float));
   const bool warp_private = warp_private_sums(c, 1);

@@ -1,0 +1,24 @@
+// LayerNorm and RMSNorm with each row held by one warp in 16-byte chunks (lane l holds chunks l,
+// l + 32, ...), for rows that are a whole number of chunks and at most kMaxRowChunks chunks per
+// lane. Each returns false, launching nothing, for a shape it does not cover; norm.cu then runs
+// its general kernels. Same arguments and arithmetic as the general kernels (statistics in f32).
+// Letters: N rows, C channels.
+#pragma once
+
+#include <cstdint>
+
+namespace zt::cuda {
+
+template <class T>
+bool layernorm_forward_rows(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias,
+                            int64_t n, int64_t c, double eps);
+template <class T>
+bool layernorm_backward_rows(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                             const float* mean, const float* rstd, int64_t n, int64_t c);
+template <class T>
+bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps);
+template <class T>
+bool rmsnorm_backward_rows(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
+                           int64_t n, int64_t c);
+
+}  // namespace zt::cuda
