@@ -156,6 +156,13 @@ void bench_matmuls() {
     const Tensor db = l.bias ? Tensor::zeros({l.oc}, DType::bf16, Device::cuda()) : Tensor();
     report(std::string("matmul_backward.") + l.name, shape,
            time_ms([&] { ops::matmul_backward(dinp, dw, db, dout, inp, w, pre, l.layout, l.act); }), 2 * flops, 0);
+    if (std::string(l.name) == "fc_proj") {  // with c_fc's GELU backward fused into the dinp product (the MLP's way)
+      const Tensor fc_pre = random_device({kN, l.c}, DType::bf16, -3, 3, 13);
+      report("matmul_backward.fc_proj through gelu", shape, time_ms([&] {
+               ops::matmul_backward(dinp, dw, db, dout, inp, w, pre, l.layout, l.act, Activation::gelu_tanh, fc_pre);
+             }),
+             2 * flops, 0);
+    }
     if (l.bias && l.act == Activation::none)  // the products alone, without the bias gradient's pass
       report(std::string("matmul_backward.") + l.name + " (no dbias)", shape,
              time_ms([&] { ops::matmul_backward(dinp, dw, Tensor(), dout, inp, w, pre, l.layout, l.act); }), 2 * flops,
@@ -190,6 +197,17 @@ void bench_memory_bound() {
   report("layernorm_backward", shape,
          time_ms([&] { ops::layernorm_backward(dx, dw, db, dy, x, w, mean, rstd); }), 0, 3 * act);
   report("rmsnorm_forward", shape, time_ms([&] { ops::rmsnorm_forward(y, rstd, x, w, 1e-5); }), 0, 2 * act);
+  report("rmsnorm_backward", shape, time_ms([&] { ops::rmsnorm_backward(dx, dw, dy, x, w, rstd); }), 0, 3 * act);
+  {  // Llama 1.1B's rows: N = 4 * 2048, C = 2048
+    const int64_t n = 8192, c = 2048;
+    const double bytes = double(n) * double(c) * 2;
+    const Tensor lx = random_device({n, c}, DType::bf16, -2, 2, 18), lw = random_device({c}, DType::bf16, 0.5, 1.5, 19);
+    const Tensor ly = Tensor::empty({n, c}, DType::bf16, Device::cuda()), ldy = random_device({n, c}, DType::bf16, -1, 1, 20);
+    const Tensor lr = Tensor::empty({n}, DType::f32, Device::cuda()), ldw = Tensor::zeros({c}, DType::bf16, Device::cuda());
+    report("rmsnorm_forward", "N=8192 C=2048", time_ms([&] { ops::rmsnorm_forward(ly, lr, lx, lw, 1e-5); }), 0, 2 * bytes);
+    report("rmsnorm_backward", "N=8192 C=2048", time_ms([&] { ops::rmsnorm_backward(ly, ldw, ldy, lx, lw, lr); }), 0,
+           3 * bytes);
+  }
   {
     const Tensor h = random_device({kN, 4 * kC}, DType::bf16, -3, 3, 17);
     const Tensor g = Tensor::empty({kN, 4 * kC}, DType::bf16, Device::cuda());
