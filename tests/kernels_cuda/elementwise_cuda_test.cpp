@@ -43,6 +43,32 @@ TEST(CudaActivations, GeluAndSwigluMatchCpu) {
     }
 }
 
+// Views that start one element into their storage are not 16-byte aligned: the maps then run
+// element by element, and must give the same results.
+TEST(CudaActivations, UnalignedViewsMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(12);
+  const int64_t n = 4099;
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor x = host_values({n}, dtype, rng, -4, 4), up = host_values({n}, dtype, rng, -2, 2);
+    auto unaligned = [&](const Tensor& host) {
+      const Tensor storage = poisoned({n + 1}, dtype);
+      const Tensor view = storage.view(1, {n});
+      if (host.defined()) view.copy_from(host.to(dtype).to(Device::cuda()));
+      return view;
+    };
+    const Tensor d_x = unaligned(x), d_up = unaligned(up), d_y = unaligned(Tensor()), d_sum = unaligned(Tensor());
+    const Tensor y = Tensor::empty({n}, DType::f32), sum = Tensor::empty({n}, DType::f32);
+    ops::swiglu_forward(y, x, up);
+    ops::swiglu_forward(d_y, d_x, d_up);
+    EXPECT_TRUE(expect_close("swiglu_forward (unaligned)", d_y, y, dtype));
+    ops::add(sum, x, up);
+    ops::add(d_sum, d_x, d_up);
+    EXPECT_TRUE(expect_close("add (unaligned)", d_sum, sum, dtype));
+  }
+}
+
 TEST(CudaEmbedding, GatherAndScatterAddMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(402);

@@ -1,5 +1,7 @@
-// GELU (tanh form), SwiGLU and the rotary embedding: elementwise, in f32 arithmetic.
+// GELU (tanh form), SwiGLU and the rotary embedding: elementwise, in f32 arithmetic (the first
+// two through elementwise_map, 16 bytes a thread).
 #include "common.cuh"
+#include "elementwise_map.cuh"
 
 namespace zt::cuda {
 
@@ -8,33 +10,23 @@ namespace {
 #define ZT_GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
-template <class T>
-__global__ void gelu_forward_kernel(T* out, const T* inp, int64_t n) {
-  ZT_GRID_STRIDE(i, n) out[i] = from_float<T>(gelu_value(to_float(inp[i])));
-}
-
-template <class T>
-__global__ void gelu_backward_kernel(T* dinp, const T* dout, const T* inp, int64_t n) {
-  ZT_GRID_STRIDE(i, n) dinp[i] = from_float<T>(gelu_derivative(to_float(inp[i])) * to_float(dout[i]));
-}
-
-template <class T>
-__global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, int64_t n) {
-  ZT_GRID_STRIDE(i, n) {
-    const float g = to_float(gate[i]);
-    out[i] = from_float<T>(g / (1.0f + expf(-g)) * to_float(up[i]));
-  }
-}
-
-template <class T>
-__global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  ZT_GRID_STRIDE(i, n) {
-    const float g = to_float(gate[i]), dy = to_float(dout[i]);
+struct GeluForward {
+  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = gelu_value(x[0]); }
+};
+struct GeluBackward {  // x: dout, inp
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = gelu_derivative(x[1]) * x[0]; }
+};
+struct SwigluForward {  // x: gate, up
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] / (1.0f + expf(-x[0])) * x[1]; }
+};
+struct SwigluBackward {  // x: dout, gate, up; y: dgate, dup
+  __device__ void operator()(const float (&x)[3], float (&y)[2]) const {
+    const float dy = x[0], g = x[1];
     const float sig = 1.0f / (1.0f + expf(-g));
-    dup[i] = from_float<T>(dy * g * sig);
-    dgate[i] = from_float<T>(dy * to_float(up[i]) * sig * (1.0f + g * (1.0f - sig)));
+    y[0] = dy * x[2] * sig * (1.0f + g * (1.0f - sig));
+    y[1] = dy * g * sig;
   }
-}
+};
 
 // x (B*T, heads, HD): one thread per (token, rotated head, i < HD/2) pair of elements.
 template <class T>
@@ -58,30 +50,22 @@ __global__ void rope_kernel(T* x, const float* inv_freq, int64_t rows, int64_t t
 
 template <class T>
 void gelu_forward(T* out, const T* inp, int64_t n) {
-  if (n == 0) return;
-  gelu_forward_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(out, inp, n);
-  ZT_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
+  elementwise_map<T, 1, 1>("gelu_forward", {{out}}, {{inp}}, n, GeluForward());
 }
 
 template <class T>
 void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n) {
-  if (n == 0) return;
-  gelu_backward_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(dinp, dout, inp, n);
-  ZT_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
+  elementwise_map<T, 2, 1>("gelu_backward", {{dinp}}, {{dout, inp}}, n, GeluBackward());
 }
 
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
-  if (n == 0) return;
-  swiglu_forward_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(out, gate, up, n);
-  ZT_CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
+  elementwise_map<T, 2, 1>("swiglu_forward", {{out}}, {{gate, up}}, n, SwigluForward());
 }
 
 template <class T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  if (n == 0) return;
-  swiglu_backward_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(dgate, dup, dout, gate, up, n);
-  ZT_CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
+  elementwise_map<T, 3, 2>("swiglu_backward", {{dgate, dup}}, {{dout, gate, up}}, n, SwigluBackward());
 }
 
 template <class T>

@@ -31,6 +31,14 @@ __device__ __forceinline__ float from_float<float>(float x) { return x; }
 template <>
 __device__ __forceinline__ bf16 from_float<bf16>(float x) { return __float2bfloat16_rn(x); }
 
+// 16 bytes of T, for vector loads and stores.
+template <class T>
+union Chunk16 {
+  static constexpr int n = 16 / int(sizeof(T));
+  uint4 raw;
+  T v[n];
+};
+
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);

@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include "common.cuh"
+#include "elementwise_map.cuh"
 
 namespace zt::cuda {
 
@@ -55,11 +56,9 @@ void cast_from(void* out, DType out_dtype, const void* inp, int64_t n) {
   }
 }
 
-template <class T>
-__global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
-}
+struct AddOp {
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] + x[1]; }
+};
 
 template <class T>
 __global__ void scale_kernel(T* x, float factor, int64_t n) {
@@ -148,9 +147,7 @@ void cast(void* out, DType out_dtype, const void* inp, DType inp_dtype, int64_t 
 
 template <class T>
 void add(T* out, const T* a, const T* b, int64_t n) {
-  if (n == 0) return;
-  add_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(out, a, b, n);
-  ZT_CUDA_CHECK_LAUNCH("add_kernel");
+  elementwise_map<T, 2, 1>("add", {{out}}, {{a, b}}, n, AddOp());
 }
 
 template <class T>

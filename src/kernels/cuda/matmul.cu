@@ -62,19 +62,12 @@ __global__ void add_partial_sums_kernel(T* dst, const float* partial, int blocks
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-template <class T>
-union Chunk {  // 16 bytes of T
-  static constexpr int n = 16 / int(sizeof(T));
-  uint4 raw;
-  T v[n];
-};
-
 // partial (row blocks, OC) = column sums of dout (N, OC) over blocks of 128 rows, reading 16
 // bytes a thread: threadIdx.x picks 16 bytes of a row's columns (a warp reads 512 contiguous
 // bytes), threadIdx.y one of 8 row phases. OC a multiple of 16 bytes, dout 16-byte aligned.
 template <class T>
 __global__ void column_sums_kernel(float* partial, const T* dout, int64_t n, int64_t oc) {
-  constexpr int kVec = Chunk<T>::n;
+  constexpr int kVec = Chunk16<T>::n;
   __shared__ float sums[8][32 * kVec];
   const int64_t col0 = (int64_t(blockIdx.x) * 32 + threadIdx.x) * kVec;
   const int64_t row0 = int64_t(blockIdx.y) * kBiasRows;
@@ -83,7 +76,7 @@ __global__ void column_sums_kernel(float* partial, const T* dout, int64_t n, int
   if (col0 < oc) {
 #pragma unroll 4
     for (int64_t r = threadIdx.y; r < rows; r += 8) {
-      Chunk<T> c;
+      Chunk16<T> c;
       c.raw = *reinterpret_cast<const uint4*>(dout + (row0 + r) * oc + col0);
 #pragma unroll
       for (int i = 0; i < kVec; ++i) acc[i] += to_float(c.v[i]);
@@ -116,13 +109,13 @@ int64_t padded_width(int64_t n, int64_t oc) {
 // dst's rows are 16-byte aligned and written 16 bytes at a time; src's may be anywhere.
 template <class T>
 __global__ void pack_rows_kernel(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
-  constexpr int kVec = Chunk<T>::n;
+  constexpr int kVec = Chunk16<T>::n;
   const int64_t chunks = ld_dst / kVec;
   for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
     const T* s = src + row * ld_src;
     uint4* d = reinterpret_cast<uint4*>(dst + row * ld_dst);
     for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
-      Chunk<T> c;
+      Chunk16<T> c;
 #pragma unroll
       for (int i = 0; i < kVec; ++i) c.v[i] = k * kVec + i < width ? s[k * kVec + i] : from_float<T>(0.0f);
       d[k] = c.raw;
@@ -154,7 +147,7 @@ dim3 rows_grid(int64_t n, int64_t chunks) {
 template <class T>
 void pack_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t n, int64_t width) {
   if (n == 0) return;
-  pack_rows_kernel<<<rows_grid(n, ld_dst / Chunk<T>::n), 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n,
+  pack_rows_kernel<<<rows_grid(n, ld_dst / Chunk16<T>::n), 256, 0, compute_stream()>>>(dst, ld_dst, src, ld_src, n,
                                                                                      width);
   ZT_CUDA_CHECK_LAUNCH("pack_rows_kernel");
 }
@@ -237,8 +230,8 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
     if (!gelu && buffered && !dbias) {
       pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
-    } else if (!buffered && oc % Chunk<T>::n == 0 && aligned(dout, 16)) {
-      const dim3 grid(unsigned((oc + 32 * Chunk<T>::n - 1) / (32 * Chunk<T>::n)), row_blocks);
+    } else if (!buffered && oc % Chunk16<T>::n == 0 && aligned(dout, 16)) {
+      const dim3 grid(unsigned((oc + 32 * Chunk16<T>::n - 1) / (32 * Chunk16<T>::n)), row_blocks);
       column_sums_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(partial.as<float>(), dout, n, oc);
       ZT_CUDA_CHECK_LAUNCH("column_sums_kernel");
     } else {

@@ -20,13 +20,6 @@ constexpr int kWarps = 8;            // warps per block, a row each at a time
 constexpr int kMaxAccumulators = 64; // register sums per lane for the parameter gradients
 
 template <class T>
-union Chunk16 {
-  static constexpr int n = 16 / int(sizeof(T));
-  uint4 raw;
-  T v[n];
-};
-
-template <class T>
 __device__ __forceinline__ Chunk16<T> load_chunk(const T* row, int k) {
   Chunk16<T> c;
   c.raw = reinterpret_cast<const uint4*>(row)[k];
