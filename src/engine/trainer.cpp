@@ -10,6 +10,7 @@
 #include "zt/comm/process_group.hpp"
 #include "zt/core/device.hpp"
 #include "zt/core/memory_stats.hpp"
+#include "zt/core/op_profile.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/core/timer.hpp"
 #include "zt/data/markov_corpus.hpp"
@@ -181,6 +182,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
     ZT_CHECK(std::isfinite(loss), "the loss became ", loss, " at step ", step + 1,
              " (try a lower learning rate or gradient clipping)");
     const double ms = timer.elapsed_ms();
+    if (step == first_step) op_profile_reset();  // the first step's warm-up stays out of the op profile
     if (step > first_step) {
       timed_seconds += ms / 1e3;
       ++timed_steps;
@@ -193,6 +195,8 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
     }
     if (!o.save_dir.empty() && ((o.save_every > 0 && (step + 1) % o.save_every == 0) || step + 1 == o.steps)) save(step + 1);
   }
+  if (op_profiling()) say(str(op_profile_table(), "  (", timed_steps, " timed steps, ",
+                             timed_seconds * 1e3 / double(std::max<int64_t>(1, timed_steps)), " ms a step)"));
   result.memory = engine->memory_report();
   if (device.is_cuda()) result.device_peak_bytes = device_bytes_peak();
   if (!timed_ms.empty()) {

@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -9,6 +10,7 @@ namespace zt::ops {
 using kernels::check_matches;
 
 void gelu_forward(const Tensor& out, const Tensor& inp) {
+  ZT_OP_SCOPE("gelu_forward", inp);
   check_matches(out, inp, inp.shape(), "gelu_forward", "out");
 #if ZT_HAS_CUDA
   if (inp.device().is_cuda()) {
@@ -26,6 +28,7 @@ void gelu_forward(const Tensor& out, const Tensor& inp) {
 }
 
 void gelu_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) {
+  ZT_OP_SCOPE("gelu_backward", inp);
   check_matches(dinp, inp, inp.shape(), "gelu_backward", "dinp");
   check_matches(dout, inp, inp.shape(), "gelu_backward", "dout");
 #if ZT_HAS_CUDA
@@ -44,6 +47,7 @@ void gelu_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) {
 }
 
 void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  ZT_OP_SCOPE("swiglu_forward", gate);
   check_matches(up, gate, gate.shape(), "swiglu_forward", "up");
   check_matches(out, gate, gate.shape(), "swiglu_forward", "out");
 #if ZT_HAS_CUDA
@@ -62,6 +66,7 @@ void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
 }
 
 void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up) {
+  ZT_OP_SCOPE("swiglu_backward", gate);
   for (const auto& [t, name] : {std::pair{&dgate, "dgate"}, {&dup, "dup"}, {&dout, "dout"}, {&up, "up"}})
     check_matches(*t, gate, gate.shape(), "swiglu_backward", name);
 #if ZT_HAS_CUDA

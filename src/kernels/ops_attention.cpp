@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -78,6 +79,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
 namespace {
 void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset, bool inverse,
           const char* op, const char* arg) {
+  ZT_OP_SCOPE("rope", x);
   ZT_CHECK(x.dim() == 4, op, ": ", arg, " must be (B, T, heads, HD), got ", x.describe());
   const int64_t hd = x.size(3);
   ZT_CHECK(hd % 2 == 0, op, ": head size ", hd, " must be even");

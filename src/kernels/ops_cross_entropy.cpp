@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -22,6 +23,7 @@ void check_targets(const Tensor& targets, int64_t n, int64_t v, const char* op) 
 
 int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets, double dloss,
             const char* op) {
+  ZT_OP_SCOPE("cross_entropy", logits);
   ZT_CHECK(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.describe());
   const int64_t n = logits.size(0), v = logits.size(1);
   kernels::check_stats(losses, logits, {n}, op, "losses");

@@ -1,5 +1,6 @@
 // Casts, sums and reductions. On the CPU these are memory-bound loops; the dtype switch sits
 // outside them.
+#include "zt/core/op_profile.hpp"
 #include <cmath>
 #include <cstring>
 
@@ -34,6 +35,7 @@ void require_cpu(const Tensor& t, const char* op) {
 }  // namespace
 
 void cast(const Tensor& out, const Tensor& inp) {
+  ZT_OP_SCOPE("cast", inp);
   const char* op = "cast";
   ZT_CHECK(out.numel() == inp.numel(), op, ": ", inp.describe(), " into ", out.describe(), " differ in size");
 #if ZT_HAS_CUDA
@@ -80,6 +82,7 @@ void cast(const Tensor& out, const Tensor& inp) {
 }
 
 void add(const Tensor& out, const Tensor& a, const Tensor& b) {
+  ZT_OP_SCOPE("add", a);
   check_matches(b, a, a.shape(), "add", "b");
   ZT_CHECK(out.numel() == a.numel(), "add: out ", out.describe(), " does not match ", a.describe());
   check_dtype(out, a.dtype(), "add", "out");
@@ -105,6 +108,7 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
 }
 
 void add_(const Tensor& acc, const Tensor& x) {
+  ZT_OP_SCOPE("add_", acc);
   if (acc.dtype() == x.dtype() && (acc.dtype() == DType::f32 || acc.dtype() == DType::f64)) {
     add(acc, acc, x);
     return;
@@ -147,6 +151,7 @@ void add_(const Tensor& acc, const Tensor& x) {
 }
 
 void scale_(const Tensor& x, double factor) {
+  ZT_OP_SCOPE("scale_", x);
 #if ZT_HAS_CUDA
   if (x.device().is_cuda()) {
     cuda::dispatch_float(x, "scale_", [&](auto zero) {
@@ -167,6 +172,7 @@ void scale_(const Tensor& x, double factor) {
 }
 
 double sum_squares(const Tensor& x) {
+  ZT_OP_SCOPE("sum_squares", x);
 #if ZT_HAS_CUDA
   if (x.device().is_cuda()) {
     cuda::set_device(x.device().index);
@@ -188,6 +194,7 @@ double sum_squares(const Tensor& x) {
 }
 
 bool all_finite(const Tensor& x) {
+  ZT_OP_SCOPE("all_finite", x);
 #if ZT_HAS_CUDA
   if (x.device().is_cuda()) {
     cuda::set_device(x.device().index);
@@ -202,6 +209,7 @@ bool all_finite(const Tensor& x) {
 
 namespace {
 void copy_columns(const Tensor& packed, const std::vector<Tensor>& parts, bool to_packed, const char* op) {
+  ZT_OP_SCOPE("copy_columns", packed);
   ZT_CHECK(packed.dim() == 2, op, ": packed must be (N, W), got ", packed.describe());
   const int64_t n = packed.size(0), width = packed.size(1);
   int64_t total = 0;

@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -23,6 +24,7 @@ void check_ids(const Tensor& ids, int64_t vocab, const char* op) {
 }  // namespace
 
 void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& weight, bool accumulate) {
+  ZT_OP_SCOPE("embedding_forward", weight);
   const char* op = "embedding_forward";
   ZT_CHECK(weight.dim() == 2, op, ": weight must be (V, C), got ", weight.describe());
   const int64_t v = weight.size(0), c = weight.size(1);
@@ -46,6 +48,7 @@ void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& weigh
 }
 
 void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor& ids) {
+  ZT_OP_SCOPE("embedding_backward", dweight);
   const char* op = "embedding_backward";
   ZT_CHECK(dweight.dim() == 2, op, ": dweight must be (V, C), got ", dweight.describe());
   const int64_t v = dweight.size(0), c = dweight.size(1);

@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -18,6 +19,7 @@ Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
 
 void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
                     const Tensor& bias, WeightLayout layout, Activation act) {
+  ZT_OP_SCOPE("matmul_forward", inp);
   const char* op = "matmul_forward";
   ZT_CHECK(inp.dim() == 2 && out.dim() == 2, op, ": inp and out must be 2-d (N, C), got ", inp.describe(), " and ",
            out.describe());
@@ -46,6 +48,7 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                      const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
                      Activation act, Activation inp_act, const Tensor& inp_pre_act) {
+  ZT_OP_SCOPE("matmul_backward", inp);
   const char* op = "matmul_backward";
   ZT_CHECK(inp.dim() == 2 && dout.dim() == 2, op, ": inp and dout must be 2-d, got ", inp.describe(), " and ",
            dout.describe());

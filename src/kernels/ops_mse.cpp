@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "dispatch.hpp"
 #include "zt/kernels/ops.hpp"
 #if ZT_HAS_CUDA
@@ -7,6 +8,7 @@
 namespace zt::ops {
 
 double mse_loss(const Tensor& dpred, const Tensor& pred, const Tensor& target, double dloss) {
+  ZT_OP_SCOPE("mse_loss", pred);
   const char* op = "mse_loss";
   kernels::check_matches(target, pred, pred.shape(), op, "target");
   kernels::check_optional(dpred, pred, pred.shape(), op, "dpred");

@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -13,6 +14,7 @@ using kernels::ptr_or_null;
 
 void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
                        const Tensor& weight, const Tensor& bias, double eps) {
+  ZT_OP_SCOPE("layernorm_forward", inp);
   const char* op = "layernorm_forward";
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
@@ -40,6 +42,7 @@ void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd
 
 void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                         const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+  ZT_OP_SCOPE("layernorm_backward", inp);
   const char* op = "layernorm_backward";
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
@@ -69,6 +72,7 @@ void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor&
 }
 
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, const Tensor& weight, double eps) {
+  ZT_OP_SCOPE("rmsnorm_forward", inp);
   const char* op = "rmsnorm_forward";
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);
@@ -93,6 +97,7 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, c
 
 void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dout, const Tensor& inp,
                       const Tensor& weight, const Tensor& rstd) {
+  ZT_OP_SCOPE("rmsnorm_backward", inp);
   const char* op = "rmsnorm_backward";
   ZT_CHECK(inp.dim() == 2, op, ": inp must be (N, C), got ", inp.describe());
   const int64_t n = inp.size(0), c = inp.size(1);

@@ -1,3 +1,4 @@
+#include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
 #if ZT_HAS_CUDA
@@ -8,6 +9,7 @@ namespace zt::ops {
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const AdamWParams& p, double grad_scale) {
+  ZT_OP_SCOPE("adamw_step", param);
   const char* op = "adamw_step";
   check_dtype(param, DType::f32, op, "param");
   for (const auto& [t, name] : {std::pair{&grad, "grad"}, {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}})
@@ -27,6 +29,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 }
 
 void adamw_step_many(const std::vector<AdamWBuffers>& buffers, const AdamWParams& p, double grad_scale) {
+  ZT_OP_SCOPE_ON("adamw_step_many", !buffers.empty() && buffers.front().param.device().is_cuda());
   const char* op = "adamw_step_many";
   if (buffers.empty()) return;
   const Device device = buffers.front().param.device();
