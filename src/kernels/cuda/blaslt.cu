@@ -1,11 +1,13 @@
 #include "blaslt.hpp"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
 
 #include "common.cuh"
+#include "zt/core/env.hpp"
 
 namespace zt::cuda {
 
@@ -41,6 +43,51 @@ struct Descriptors {
 
 using AlgoKey = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, uint32_t,
                            uint32_t, uint32_t, uint32_t, bool>;
+
+// Candidates timed when a problem is met first (ZT_GEMM_AUTOTUNE, on by default): cuBLASLt's
+// heuristic ranks algorithms by a model, and its first choice is not always the fastest at
+// training shapes. Each runs once to warm up, then three times timed; the median decides.
+constexpr int kCandidates = 8;
+
+bool gemm_autotune() {
+  static const bool on = env_bool("ZT_GEMM_AUTOTUNE", true);
+  return on;
+}
+
+cublasLtMatmulAlgo_t fastest(BlasLtContext& ctx, const Descriptors& desc, const GemmProblem& p,
+                             const cublasLtMatmulHeuristicResult_t* results, int count) {
+  // A product that accumulates (beta != 0) must not run into its real output: a scratch copy
+  // takes the trial runs. Otherwise the real output (and GELU's aux) are overwritten by the run
+  // that follows the choice anyway.
+  const size_t d_bytes = size_t(p.ldd) * size_t(p.n) * (p.beta != 0.0f ? 1 : 0);
+  Scratch scratch(d_bytes * 4);  // element size at most 4 bytes
+  void* d = p.beta != 0.0f ? scratch.as<void>() : p.d;
+  cudaEvent_t start, stop;
+  ZT_CUDA_CHECK(cudaEventCreate(&start));
+  ZT_CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f, beta = p.beta;
+  float best_ms = 0;
+  int best = -1;
+  for (int i = 0; i < count; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS || results[i].workspaceSize > ctx.workspace_bytes) continue;
+    float ms[3];
+    bool ok = true;
+    for (int r = -1; r < 3 && ok; ++r) {
+      ZT_CUDA_CHECK(cudaEventRecord(start, compute_stream()));
+      ok = cublasLtMatmul(ctx.handle, desc.op, &alpha, p.a, desc.a, p.b, desc.b, &beta, d, desc.d, d, desc.d,
+                          &results[i].algo, ctx.workspace, ctx.workspace_bytes, compute_stream()) == CUBLAS_STATUS_SUCCESS;
+      ZT_CUDA_CHECK(cudaEventRecord(stop, compute_stream()));
+      ZT_CUDA_CHECK(cudaEventSynchronize(stop));
+      if (r >= 0) ZT_CUDA_CHECK(cudaEventElapsedTime(&ms[r], start, stop));
+    }
+    if (!ok) continue;
+    std::sort(ms, ms + 3);
+    if (best < 0 || ms[1] < best_ms) best = i, best_ms = ms[1];
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return results[best < 0 ? 0 : best].algo;
+}
 
 }  // namespace
 
@@ -118,13 +165,14 @@ void gemm(const GemmProblem& p) {
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d);
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int returned = 0;
+    const int wanted = gemm_autotune() ? kCandidates : 1;
     ZT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.op, desc.a, desc.b, desc.d, desc.d,
-                                                   desc.preference, 1, &result, &returned));
+                                                   desc.preference, wanted, results, &returned));
     ZT_CHECK(returned > 0, "cuBLASLt has no algorithm for a ", p.m, "x", p.n, "x", p.k,
              " GEMM (epilogue ", int(epilogue), ", alignments ", align_a, "/", align_b, "/", align_d, ")");
-    algo = result.algo;
+    algo = returned == 1 ? results[0].algo : fastest(ctx, desc, p, results, returned);
     std::lock_guard<std::mutex> lock(mutex);
     algos[key] = algo;
   }
