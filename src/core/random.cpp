@@ -1,5 +1,6 @@
 #include "zt/core/random.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace zt {
@@ -13,16 +14,40 @@ uint64_t splitmix64(uint64_t& x) {
 }
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+// Elements [begin, end) of t from draw().
 template <class Draw>
-void fill(const Tensor& t, Draw&& draw) {
+void fill_range(const Tensor& t, int64_t begin, int64_t end, Draw&& draw) {
+  switch (t.dtype()) {
+    case DType::f32: { float* p = t.data<float>(); for (int64_t i = begin; i < end; ++i) p[i] = float(draw()); break; }
+    case DType::f64: { double* p = t.data<double>(); for (int64_t i = begin; i < end; ++i) p[i] = draw(); break; }
+    case DType::bf16: { auto* p = static_cast<uint16_t*>(t.raw()); for (int64_t i = begin; i < end; ++i) p[i] = float_to_bf16(float(draw())); break; }
+    case DType::f16: { auto* p = static_cast<uint16_t*>(t.raw()); for (int64_t i = begin; i < end; ++i) p[i] = float_to_f16(float(draw())); break; }
+    default: ZT_THROW("random fill of a non-float tensor ", t.describe());
+  }
+}
+
+// Tensors past this many elements are filled in parallel blocks (a 7B model's initialization
+// would otherwise take minutes on one thread).
+constexpr int64_t kParallelFillElements = int64_t(1) << 24;
+constexpr int64_t kFillBlock = int64_t(1) << 20;
+
+// Fills t from draw(generator). Small tensors take their draws from rng in order. A large one
+// takes one draw of rng as a base seed, and block i of kFillBlock elements draws from a generator
+// of its own seeded by base + i: the same values whatever the number of threads.
+template <class Draw>
+void fill(const Tensor& t, Rng& rng, Draw&& draw) {
   ZT_CHECK(t.device().is_cpu(), "random fill of a ", t.device().name(), " tensor: fill on the host and copy");
   const int64_t n = t.numel();
-  switch (t.dtype()) {
-    case DType::f32: { float* p = t.data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = float(draw()); break; }
-    case DType::f64: { double* p = t.data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = draw(); break; }
-    case DType::bf16: { auto* p = static_cast<uint16_t*>(t.raw()); for (int64_t i = 0; i < n; ++i) p[i] = float_to_bf16(float(draw())); break; }
-    case DType::f16: { auto* p = static_cast<uint16_t*>(t.raw()); for (int64_t i = 0; i < n; ++i) p[i] = float_to_f16(float(draw())); break; }
-    default: ZT_THROW("random fill of a non-float tensor ", t.describe());
+  if (n <= kParallelFillElements) {
+    fill_range(t, 0, n, [&] { return draw(rng); });
+    return;
+  }
+  const uint64_t base = rng.next_u64();
+  const int64_t blocks = (n + kFillBlock - 1) / kFillBlock;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t b = 0; b < blocks; ++b) {
+    Rng block_rng(base + uint64_t(b));
+    fill_range(t, b * kFillBlock, std::min(n, (b + 1) * kFillBlock), [&] { return draw(block_rng); });
   }
 }
 }  // namespace
@@ -66,11 +91,11 @@ uint64_t Rng::below(uint64_t bound) {
 }
 
 void fill_normal(const Tensor& t, double mean, double std, Rng& rng) {
-  fill(t, [&] { return mean + std * rng.normal(); });
+  fill(t, rng, [&](Rng& g) { return mean + std * g.normal(); });
 }
 
 void fill_uniform(const Tensor& t, double low, double high, Rng& rng) {
-  fill(t, [&] { return low + (high - low) * rng.uniform(); });
+  fill(t, rng, [&](Rng& g) { return low + (high - low) * g.uniform(); });
 }
 
 }  // namespace zt

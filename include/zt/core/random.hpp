@@ -22,7 +22,10 @@ class Rng {
   bool has_spare_ = false;
 };
 
-// Fills a host tensor of any float dtype with N(mean, std^2) draws.
+// Fills a host tensor of any float dtype with N(mean, std^2) (or uniform) draws. Tensors of up to
+// 2^24 elements take their draws from rng in order; larger ones are filled in parallel blocks of
+// 2^20, each from a generator seeded by one draw of rng plus the block's index (the same values
+// at any thread count).
 void fill_normal(const Tensor& t, double mean, double std, Rng& rng);
 void fill_uniform(const Tensor& t, double low, double high, Rng& rng);
 

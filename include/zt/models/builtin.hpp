@@ -9,7 +9,7 @@
 namespace zt::models {
 
 // Names: gpt2-tiny (the default run), gpt2-cpu-bench, gpt2 (124M), gpt2-medium (350M),
-// gpt2-large (774M), llama-tiny, tinyllama-1.1b. An unknown name is an error listing them.
+// gpt2-large (774M), llama-tiny, tinyllama-1.1b, llama-7b, llama-13b (Llama 2's shapes). An unknown name is an error listing them.
 TransformerConfig builtin_config(const std::string& name);
 std::vector<std::string> builtin_names();
 bool is_builtin(const std::string& name);

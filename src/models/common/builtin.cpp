@@ -48,6 +48,9 @@ const std::map<std::string, TransformerConfig>& registry() {
       {"gpt2-large", gpt2(50257, 1280, 36, 20, 1024)},
       {"llama-tiny", llama(256, 64, 2, 4, 2, 176, 128)},
       {"tinyllama-1.1b", llama(32000, 2048, 22, 32, 4, 5632, 2048)},
+      // Llama 2's 7B and 13B shapes, for training past what a GPU holds (offload).
+      {"llama-7b", llama(32000, 4096, 32, 32, 32, 11008, 4096)},
+      {"llama-13b", llama(32000, 5120, 40, 40, 40, 13824, 4096)},
   };
   return r;
 }
