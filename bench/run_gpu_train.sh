@@ -5,18 +5,20 @@
 # stage 0), then the PyTorch peer on the same GPU, and writes one JSON with both sides:
 # tokens/s (from the median step), MFU against the bf16 dense peak, peak GPU memory.
 #
-#   bench/run_gpu_train.sh [RESULT.json]     default bench/results/train_gpu_h100.json
+#   bench/run_gpu_train.sh [RESULT.json]     default bench/results/train_gpu_<gpu>.json (h100, h200)
 #
 # Environment: ZT_GPU_DEPS (scripts/gpu-deps' folder, for an image without the build's
 # libraries), ZT_BUILD_DIR (default build-gpu), ZT_TORCH_PEER (the peer script; default
 # shared/peers/torch_peer.py, else ../shared/peers/torch_peer.py), ZT_PEERS (the peer's
 # configs, default "gpt2 gpt2c llama1b llama1bc"; empty skips it), ZT_COMMIT (recorded),
-# PEAK_TFLOPS (default 989.5: H100 SXM bf16 dense). Logs go to <build>/bench-train, and with
-# the result into $OUT (logs.tgz) when it is set.
+# PEAK_TFLOPS (default 989.5: H100/H200 SXM bf16 dense), ZT_PROFILE=1 adds a short run of each
+# model under ZT_PROFILE_OPS (where the step goes, op by op) after the timed runs. Logs go to
+# <build>/bench-train, and with the result into $OUT (logs.tgz) when it is set.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$PATH:/usr/local/cuda/bin"
-result="${1:-$root/bench/results/train_gpu_h100.json}"
+gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|a100' | tr A-Z a-z)"
+result="${1:-$root/bench/results/train_gpu_${gpu:-unknown}.json}"
 build="${ZT_BUILD_DIR:-$root/build-gpu}"
 logs="$build/bench-train"
 mkdir -p "$logs"
@@ -68,6 +70,17 @@ for r in "${runs[@]}"; do
     --loss-curve "$logs/zt_$1.json" > "$logs/zt_$1.log" 2>&1 || status=1
   tail -3 "$logs/zt_$1.log"
 done
+
+if [ "${ZT_PROFILE:-0}" = 1 ]; then
+  for r in "${runs[@]}"; do
+    set -- $r
+    [[ $1 == *v50257 ]] && continue
+    echo "== op profile $1"
+    ZT_PROFILE_OPS=1 "$build/zt" train --model "$2" --device cuda --precision bf16 --batch-size "$3" --seq-len "$4" \
+      --steps 4 --vocab-multiple "$6" --lr 3e-4 --warmup 2 --grad-clip 1.0 --log-every 100 > "$logs/profile_$1.log" 2>&1
+    sed -n '/op profile/,/timed steps/p' "$logs/profile_$1.log" | head -24
+  done
+fi
 
 peers="${ZT_PEERS-gpt2 gpt2c llama1b llama1bc}"
 if [ -n "$peers" ] && [ -f "$peer" ]; then
