@@ -215,19 +215,21 @@ void bench_memory_bound() {
   }
   report("add (residual)", shape, time_ms([&] { ops::add(y, x, dy); }), 0, 3 * act);
 
-  {
-    const Tensor logits = random_device({kN, kV}, DType::bf16, -4, 4, 13);
-    std::vector<int32_t> t(static_cast<size_t>(kN));
+  // GPT-2's vocabulary as is and padded (rows in registers), and Llama's (N = 4 * 2048).
+  for (const auto& [n, v] : {std::pair<int64_t, int64_t>{kN, kV}, {kN, 50304}, {8192, 32000}}) {
+    const Tensor logits = random_device({n, v}, DType::bf16, -4, 4, 13);
+    std::vector<int32_t> t(static_cast<size_t>(n));
     std::mt19937 gen(14);
-    for (auto& id : t) id = int32_t(gen() % kV);
-    const Tensor targets = Tensor::from_ints({kN}, t).to(Device::cuda());
-    const Tensor losses = Tensor::empty({kN}, DType::f32, Device::cuda());
-    const Tensor dlogits = Tensor::empty({kN, kV}, DType::bf16, Device::cuda());
-    const double bytes = double(kN) * double(kV) * 2;
-    report("cross_entropy_fused", "N=16384 V=50257",
-           time_ms([&] { ops::cross_entropy_fused(losses, dlogits, logits, targets, 1.0 / kN); }), 0, 2 * bytes);
-    report("cross_entropy_forward", "N=16384 V=50257",
-           time_ms([&] { ops::cross_entropy_forward(losses, logits, targets); }), 0, bytes);
+    for (auto& id : t) id = int32_t(gen() % uint32_t(kV < v ? kV : v));
+    const Tensor targets = Tensor::from_ints({n}, t).to(Device::cuda());
+    const Tensor losses = Tensor::empty({n}, DType::f32, Device::cuda());
+    const Tensor dlogits = Tensor::empty({n, v}, DType::bf16, Device::cuda());
+    const double bytes = double(n) * double(v) * 2;
+    const std::string shape = "N=" + std::to_string(n) + " V=" + std::to_string(v);
+    report("cross_entropy_fused", shape,
+           time_ms([&] { ops::cross_entropy_fused(losses, dlogits, logits, targets, 1.0 / double(n)); }), 0, 2 * bytes);
+    report("cross_entropy_forward", shape, time_ms([&] { ops::cross_entropy_forward(losses, logits, targets); }), 0,
+           bytes);
   }
   {
     const int64_t n = 124439808;  // GPT-2 124M's parameter count

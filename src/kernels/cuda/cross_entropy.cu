@@ -1,6 +1,8 @@
 // Softmax cross-entropy over the vocabulary fused with its backward: a block per row reads the
 // row's logits in their storage type (never an f32 copy), keeps a running max and sum per thread
-// (one exp per element), and writes dlogits in a second pass, which the L2 mostly serves.
+// (one exp per element), and writes dlogits in a second pass, which the L2 mostly serves. Rows of
+// whole aligned 16-byte chunks (GPT-2's padded 50304, Llama's 32000) are held in registers instead
+// and read once.
 #include <cuda_bf16.h>
 
 #include "common.cuh"
@@ -101,6 +103,96 @@ __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits,
   }
 }
 
+// The same for rows that are whole 16-byte chunks (aligned), at most K chunks a thread of
+// Threads: the row is read once into registers, so the gradient pass reads no memory (the general
+// kernel reads each row twice, the second time mostly from the L2).
+template <class T, int K, int Threads>
+__global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* losses, T* dlogits, const T* logits,
+                                                                   const int32_t* targets, int* counted, int64_t v,
+                                                                   float dloss) {
+  constexpr int kVec = Vec<T>::n;
+  __shared__ float shared[32];
+  const int64_t row = blockIdx.x;
+  const int chunks = int(v / kVec);  // rows are far below 2^31 elements
+  const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
+  uint4* dx = dlogits ? reinterpret_cast<uint4*>(dlogits + row * v) : nullptr;
+  const int32_t target = targets[row];
+  if (target == ops::kIgnoreIndex) {
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (dx)
+      for (int64_t k = threadIdx.x; k < chunks; k += blockDim.x) dx[k] = make_uint4(0, 0, 0, 0);
+    return;
+  }
+  const bool valid = target >= 0 && target < v;
+  const float x_target = valid ? to_float(logits[row * v + target]) : NAN;
+  Vec<T> r[K];
+  float m = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < K; ++i) {
+    const int k = int(threadIdx.x) + i * Threads;
+    if (k >= chunks) continue;
+    r[i].raw = __ldcs(x + k);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) m = fmaxf(m, to_float(r[i].v[e]));
+  }
+  const float row_max = block_max(m, shared);
+  float s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < K; ++i) {
+    if (int(threadIdx.x) + i * Threads >= chunks) continue;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) s += __expf(to_float(r[i].v[e]) - row_max);
+  }
+  const float sum = block_sum(s, shared);
+  if (threadIdx.x == 0) {
+    losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
+    atomicAdd(counted, 1);
+  }
+  if (!dx) return;
+  const float scale = valid ? dloss / sum : NAN;
+#pragma unroll
+  for (int i = 0; i < K; ++i) {
+    const int k = int(threadIdx.x) + i * Threads;
+    if (k >= chunks) continue;
+    Vec<T> out;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const int j = k * kVec + e;
+      out.v[e] = from_float<T>(__expf(to_float(r[i].v[e]) - row_max) * scale - (j == target ? dloss : 0.0f));
+    }
+    __stcs(dx + k, out.raw);
+  }
+}
+
+template <class T, int K, int Threads>
+void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targets, int* counted, int64_t n,
+                 int64_t v, float dloss) {
+  cross_entropy_rows_kernel<T, K, Threads><<<unsigned(n), Threads, 0, compute_stream()>>>(
+      losses, dlogits, logits, targets, counted, v, dloss);
+}
+
+// The register kernel for these rows, or nullptr when they do not suit it: up to 4 chunks a thread
+// of 1024, then fewer threads with more registers each (a 1024-thread block has 64 a thread, too
+// few past 4 chunks; the counts below are the largest that compile without spills).
+template <class T>
+auto rows_launch(const T* logits, const T* dlogits, int64_t v)
+    -> void (*)(float*, T*, const T*, const int32_t*, int*, int64_t, int64_t, float) {
+  constexpr int kVec = Vec<T>::n;
+  const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
+  if (v % kVec != 0 || v < 8192 || misaligned(logits) || (dlogits && misaligned(dlogits))) return nullptr;
+  const int64_t chunks = v / kVec;
+  switch ((chunks + 1023) / 1024) {
+    case 1: return launch_rows<T, 1, 1024>;
+    case 2: return launch_rows<T, 2, 1024>;
+    case 3: return launch_rows<T, 3, 1024>;
+    case 4: return launch_rows<T, 4, 1024>;
+    default: break;
+  }
+  if (chunks <= 10 * 640) return launch_rows<T, 10, 640>;  // GPT-2's 50304 in bf16: 6288 chunks
+  if (chunks <= 12 * 512) return launch_rows<T, 12, 512>;
+  return nullptr;
+}
+
 }  // namespace
 
 template <class T>
@@ -112,9 +204,14 @@ int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t*
   // Large blocks: fewer rows in flight, so that a row read by the first pass is still in the L2
   // for the second (at 2 blocks of 1024 per SM, 264 rows of 100 KB for GPT-2's vocabulary).
   const int threads = v >= 8192 ? 1024 : (v >= 1024 ? 256 : 64);
-  cross_entropy_kernel<<<unsigned(n), threads, 0, compute_stream()>>>(losses, dlogits, logits, targets,
-                                                                      counted.as<int>(), v, float(dloss));
-  ZT_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+  if (const auto launch = rows_launch(logits, dlogits, v)) {
+    launch(losses, dlogits, logits, targets, counted.as<int>(), n, v, float(dloss));
+    ZT_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
+  } else {
+    cross_entropy_kernel<<<unsigned(n), threads, 0, compute_stream()>>>(losses, dlogits, logits, targets,
+                                                                        counted.as<int>(), v, float(dloss));
+    ZT_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+  }
   int host = 0;
   ZT_CUDA_CHECK(cudaMemcpyAsync(&host, counted.as<int>(), sizeof(int), cudaMemcpyDeviceToHost, compute_stream()));
   ZT_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
