@@ -153,7 +153,8 @@ double Engine::forward(const Tensor& inputs, const Tensor& targets) {
   ZT_CHECK(!forward_pending_, "Engine::forward called twice without a backward in between");
   const Tensor out = model_->forward(inputs.to(options_.device));
   const double grad_scale = loss_scale_->scale() / double(config_.gradient_accumulation_steps);
-  const double loss = loss_->forward(out, targets.to(options_.device), grad_scale);
+  // Targets stay where they are: a loss moves them itself (the cross-entropy counts them on the host first).
+  const double loss = loss_->forward(out, targets, grad_scale);
   forward_pending_ = true;
   return loss;
 }

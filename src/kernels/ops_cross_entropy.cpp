@@ -22,7 +22,7 @@ void check_targets(const Tensor& targets, int64_t n, int64_t v, const char* op) 
 }
 
 int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets, double dloss,
-            const char* op) {
+            const char* op, bool count_rows) {
   ZT_OP_SCOPE("cross_entropy", logits);
   ZT_CHECK(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.describe());
   const int64_t n = logits.size(0), v = logits.size(1);
@@ -36,7 +36,7 @@ int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, c
     cuda::dispatch_float(logits, op, [&](auto zero) {
       using T = decltype(zero);
       counted = cuda::cross_entropy<T>(losses.data<float>(), cuda::ptr<T>(dlogits), cuda::ptr<T>(logits),
-                                       targets.data<int32_t>(), n, v, dloss);
+                                       targets.data<int32_t>(), n, v, dloss, count_rows);
     });
     return counted;
   }
@@ -51,12 +51,13 @@ int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, c
 }  // namespace
 
 int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const Tensor& targets) {
-  return run(losses, Tensor(), logits, targets, 0.0, "cross_entropy_forward");
+  return run(losses, Tensor(), logits, targets, 0.0, "cross_entropy_forward", true);
 }
 
 int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets,
-                            double dloss) {
-  return run(losses, dlogits, logits, targets, dloss, "cross_entropy_fused");
+                            double dloss, bool count_rows) {
+  const int64_t counted = run(losses, dlogits, logits, targets, dloss, "cross_entropy_fused", count_rows);
+  return count_rows ? counted : -1;
 }
 
 }  // namespace zt::ops

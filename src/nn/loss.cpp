@@ -11,7 +11,8 @@ double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, do
   ZT_CHECK(flat_targets.numel() == rows.size(0), "CrossEntropyLoss: ", rows.size(0), " rows of logits but ",
            flat_targets.numel(), " targets");
   Tensor losses = Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device());
-  // The count of valid targets scales the gradient; count them first so that one pass suffices.
+  // The count of valid targets scales the gradient; count them first so that one pass suffices,
+  // on the host copy (targets given on the host, as the engine does, cost no wait for the GPU).
   int64_t count = 0;
   {
     const Tensor host = flat_targets.to(Device::cpu());
@@ -21,7 +22,7 @@ double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, do
   count_ = count;
   dlogits_ = in_place_grad_ ? rows : Tensor::empty(rows.shape(), rows.dtype(), rows.device());
   const double dloss = count ? grad_scale / double(count) : 0.0;
-  ops::cross_entropy_fused(losses, dlogits_, rows, flat_targets, dloss);
+  ops::cross_entropy_fused(losses, dlogits_, rows, flat_targets.to(rows.device()), dloss, /*count_rows=*/false);
   dlogits_ = dlogits_.reshape(logits.shape());
   if (count == 0) return 0.0;
   double sum = 0;
@@ -38,7 +39,7 @@ Tensor CrossEntropyLoss::backward() {
 
 double MSELoss::forward(const Tensor& pred, const Tensor& target, double grad_scale) {
   dpred_ = Tensor::empty(pred.shape(), pred.dtype(), pred.device());
-  return ops::mse_loss(dpred_, pred, target, grad_scale);
+  return ops::mse_loss(dpred_, pred, target.to(pred.device()), grad_scale);
 }
 
 Tensor MSELoss::backward() {

@@ -94,8 +94,10 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const Tensor& targets);
 // Fused forward and backward: losses as above and dlogits (N, V) = (softmax - onehot) * dloss,
 // zero rows where ignored. dlogits may be the logits tensor itself (overwritten in place).
+// count_rows false: returns -1 instead of the count, so that a GPU op does not wait for it (the
+// caller counted the targets on the host).
 int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
-                            const Tensor& targets, double dloss);
+                            const Tensor& targets, double dloss, bool count_rows = true);
 constexpr int32_t kIgnoreIndex = -100;
 
 // Mean squared error over all elements of pred and target (same shape); when dpred is defined

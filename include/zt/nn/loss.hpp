@@ -10,7 +10,9 @@ class Loss {
  public:
   virtual ~Loss() = default;
   // Computes the mean loss; the gradient for backward is computed in the same pass, for an
-  // upstream factor grad_scale (1/accumulation steps, the fp16 loss scale...).
+  // upstream factor grad_scale (1/accumulation steps, the fp16 loss scale...). target is where
+  // the caller has it (the engine passes the batch's host tensor): a loss moves it to pred's
+  // device itself, after any host-side work on it.
   virtual double forward(const Tensor& pred, const Tensor& target, double grad_scale = 1.0) = 0;
   virtual Tensor backward() = 0;
 };

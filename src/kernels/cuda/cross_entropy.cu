@@ -69,7 +69,7 @@ __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits,
   const float sum = block_sum(m == -INFINITY ? 0.0f : s * __expf(m - row_max), shared);
   if (threadIdx.x == 0) {
     losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
-    atomicAdd(counted, 1);
+    if (counted) atomicAdd(counted, 1);
   }
   if (!dx) return;
   const float scale = valid ? dloss / sum : NAN;
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   const float sum = block_sum(s, shared);
   if (threadIdx.x == 0) {
     losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
-    atomicAdd(counted, 1);
+    if (counted) atomicAdd(counted, 1);
   }
   if (!dx) return;
   const float scale = valid ? dloss / sum : NAN;
@@ -197,10 +197,10 @@ auto rows_launch(const T* logits, const T* dlogits, int64_t v)
 
 template <class T>
 int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                      double dloss) {
-  if (n == 0) return 0;
-  Scratch counted(sizeof(int));
-  ZT_CUDA_CHECK(cudaMemsetAsync(counted.as<int>(), 0, sizeof(int), compute_stream()));
+                      double dloss, bool count) {
+  if (n == 0) return count ? 0 : -1;
+  Scratch counted(count ? sizeof(int) : 0);
+  if (count) ZT_CUDA_CHECK(cudaMemsetAsync(counted.as<int>(), 0, sizeof(int), compute_stream()));
   // Large blocks: fewer rows in flight, so that a row read by the first pass is still in the L2
   // for the second (at 2 blocks of 1024 per SM, 264 rows of 100 KB for GPT-2's vocabulary).
   const int threads = v >= 8192 ? 1024 : (v >= 1024 ? 256 : 64);
@@ -212,13 +212,14 @@ int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t*
                                                                         counted.as<int>(), v, float(dloss));
     ZT_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   }
+  if (!count) return -1;
   int host = 0;
   ZT_CUDA_CHECK(cudaMemcpyAsync(&host, counted.as<int>(), sizeof(int), cudaMemcpyDeviceToHost, compute_stream()));
   ZT_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
   return host;
 }
 
-template int64_t cross_entropy<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, double);
-template int64_t cross_entropy<bf16>(float*, bf16*, const bf16*, const int32_t*, int64_t, int64_t, double);
+template int64_t cross_entropy<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, double, bool);
+template int64_t cross_entropy<bf16>(float*, bf16*, const bf16*, const int32_t*, int64_t, int64_t, double, bool);
 
 }  // namespace zt::cuda

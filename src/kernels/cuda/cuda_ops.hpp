@@ -94,10 +94,11 @@ void embedding_backward(T* dweight, const T* dout, const int32_t* ids, int64_t n
 
 // ---- cross-entropy ---------------------------------------------------------------------------
 // losses (N) f32; dlogits (N, V) may be null or alias logits. A target outside [0, V) that is not
-// the ignore index gives a NaN loss. Returns the count of rows not ignored: waits for the stream.
+// the ignore index gives a NaN loss. Returns the count of rows not ignored, which waits for the
+// stream; with count false it returns -1 and does not wait.
 template <class T>
 int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                      double dloss);
+                      double dloss, bool count = true);
 // Mean of (pred - target)^2; dpred, when not null, gets dloss * 2 (pred - target) / numel. Waits.
 template <class T>
 double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dloss);
