@@ -51,9 +51,10 @@ Tensor Linear::backward_impl(const Tensor& dy) {
                        weight->data, pre_act_, options_.layout, options_.activation);
   Shape in_shape = out_shape_;
   in_shape.back() = options_.in_features;
-  input_ = Tensor();
-  pre_act_ = Tensor();
+  drop_saved();
   return dx.reshape(in_shape);
 }
+
+void Linear::drop_saved() { input_ = pre_act_ = Tensor(); }
 
 }  // namespace zt::nn
