@@ -119,6 +119,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--vocab-multiple", options->vocab_multiple,
                   "round a built-in model's vocabulary up to a multiple of this (64 for the tensor cores)")
       ->capture_default_str();
+  cmd->add_flag("--activation-checkpointing", options->activation_checkpointing,
+               "recompute each decoder block's forward in its backward instead of keeping its activations "
+               "(as a DeepSpeed activation_checkpointing section)");
+  cmd->add_flag("--cpu-checkpointing", options->cpu_checkpointing,
+                "with activation checkpointing, keep the blocks' saved inputs in host memory (implies "
+                "--activation-checkpointing)");
   cmd->add_option("--loss-curve", *curve_path, "write every step's loss as JSON to this file");
   cmd->callback([options, curve_path, nproc] {
     ZT_CHECK(*nproc >= 1, "--nproc must be at least 1, got ", *nproc);

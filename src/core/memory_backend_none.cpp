@@ -25,6 +25,9 @@ void pinned_release(void* ptr) { std::free(ptr); }
 void cuda_copy(void*, bool, const void*, bool, size_t) {
   ZT_THROW("cannot copy to or from a CUDA tensor: this build of zt has no CUDA");
 }
+void cuda_copy_async(void*, const void*, size_t) {
+  ZT_THROW("cannot copy to or from a CUDA tensor: this build of zt has no CUDA");
+}
 void cuda_memset_zero(void*, size_t) { ZT_THROW("cannot fill a CUDA tensor: this build of zt has no CUDA"); }
 
 }  // namespace detail

@@ -181,6 +181,18 @@ void Tensor::copy_from(const Tensor& src) const {
   }
 }
 
+void Tensor::copy_from_async(const Tensor& src) const {
+  ZT_CHECK(defined() && src.defined(), "copy between undefined tensors");
+  ZT_CHECK(dtype_ == src.dtype_ && numel() == src.numel(), "copy_from_async: cannot copy ", src.describe(), " into ",
+           describe());
+  if (nbytes() == 0) return;
+  if (device().is_cpu() && src.device().is_cpu()) {
+    std::memmove(raw(), src.raw(), nbytes());
+  } else {
+    detail::cuda_copy_async(raw(), src.raw(), nbytes());
+  }
+}
+
 void Tensor::zero_() const {
   if (nbytes() == 0) return;
   if (device().is_cpu()) std::memset(raw(), 0, nbytes());

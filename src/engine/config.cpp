@@ -1,5 +1,5 @@
 // Config::from_json: DeepSpeed's keys and defaults (deepspeed/runtime/config.py, constants.py,
-// zero/config.py, zero/offload_config.py, comm/config.py), read strictly: every key is known,
+// zero/config.py, zero/offload_config.py, comm/config.py, activation_checkpointing/config.py), read strictly: every key is known,
 // supported, of the right type and in range, or the config is rejected with a message that names it.
 #include "zt/engine/config.hpp"
 
@@ -26,7 +26,7 @@ constexpr int64_t kMaxInt64 = 9223372036854775807;
 // it asks for nothing (DeepSpeed's default, or "enabled": false).
 void read_unsupported_top_level(JsonReader& r) {
   for (const char* section :
-       {"activation_checkpointing", "aio", "flops_profiler", "tensorboard", "wandb", "csv_monitor", "comet", "amp",
+       {"aio", "flops_profiler", "tensorboard", "wandb", "csv_monitor", "comet", "amp",
         "sparse_attention", "pipeline", "elasticity", "compression_training", "data_efficiency", "curriculum_learning",
         "autotuning", "nebula", "checkpoint", "data_types", "progressive_layer_drop", "eigenvalue", "quantize_training",
         "hybrid_engine", "weight_quantization", "compile", "tensor_parallel", "torch_autocast"})
@@ -200,6 +200,22 @@ CommsLoggerSettings read_comms_logger(JsonReader r) {
   return c;
 }
 
+ActivationCheckpointingConfig read_activation_checkpointing(JsonReader& top) {
+  ActivationCheckpointingConfig c;
+  c.enabled = top.has("activation_checkpointing");
+  JsonReader r = top.child("activation_checkpointing");
+  c.partition_activations = r.get_bool("partition_activations", false);
+  c.cpu_checkpointing = r.get_bool("cpu_checkpointing", false);
+  c.number_checkpoints = r.get_optional_int("number_checkpoints", Bounds::at_least(1));
+  r.unsupported("contiguous_memory_optimization", false,
+                "it copies partitioned checkpoints into one preallocated buffer; zt keeps each checkpointed input "
+                "in its own tensor from the stream-ordered pool");
+  r.unsupported("synchronize_checkpoint_boundary", false);
+  r.unsupported("profile", false);
+  r.finish();
+  return c;
+}
+
 std::string read_communication_data_type(JsonReader& r) {
   const std::string v = r.get_choice("communication_data_type", "", {"fp32", "fp16", "bf16", "bfp16"});
   return v == "bfp16" ? "bf16" : v;  // DeepSpeed spells bf16 "bfp16" here
@@ -269,6 +285,7 @@ Config Config::from_json(const nlohmann::json& j, int world_size, const std::str
   c.gradient_predivide_factor = r.get_number("gradient_predivide_factor", 1.0, Bounds::above(0));
   c.prescale_gradients = r.get_bool("prescale_gradients", false);
   c.comms_logger = read_comms_logger(r.child("comms_logger"));
+  c.activation_checkpointing = read_activation_checkpointing(r);
   read_unsupported_top_level(r);
   r.finish();
   return c;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine_parts.hpp"
+#include "zt/engine/activation_checkpointing.hpp"
 #include "zt/core/log.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
@@ -43,6 +44,8 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
     : model_(std::move(model)), loss_(std::move(loss)), config_(config), group_(std::move(group)) {
   ZT_CHECK(model_ && loss_, "initialize: a model and a loss are required");
   ZT_CHECK(group_ != nullptr, "initialize: no process group");
+  // Before the hooks go in: a checkpointed block's wrapper is part of the tree they are installed on.
+  apply_activation_checkpointing(*model_, config_.activation_checkpointing);
   const auto params = model_->named_parameters();
   ZT_CHECK(!params.empty(), "initialize: the model has no parameters");
   const Device device = params.front().second->data.device();
@@ -206,7 +209,8 @@ std::string Engine::placement() const {
   const std::string host = options_.device.is_cpu() ? "cpu (host)" : "host";
   const bool pinned = offload_optimizer_ && config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
   return str("parameters: ", device, ", gradients: ", device, ", master weights and optimizer states: ",
-             offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device);
+             offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device,
+             ", activations: ", describe_activations(*model_, options_.device));
 }
 
 bool Engine::step() {

@@ -50,8 +50,19 @@ std::string resolved_precision(const TrainOptions& o) {
   return device_from_name(o.device).is_cuda() ? "bf16" : "fp32";
 }
 
+namespace {
+
+// --activation-checkpointing and --cpu-checkpointing on top of what the config says.
+Config with_checkpointing_flags(Config c, const TrainOptions& o) {
+  if (o.activation_checkpointing || o.cpu_checkpointing) c.activation_checkpointing.enabled = true;
+  if (o.cpu_checkpointing) c.activation_checkpointing.cpu_checkpointing = true;
+  return c;
+}
+
+}  // namespace
+
 Config engine_config(const TrainOptions& o, int world_size) {
-  if (!o.deepspeed_config.empty()) return Config::from_file(o.deepspeed_config, world_size);
+  if (!o.deepspeed_config.empty()) return with_checkpointing_flags(Config::from_file(o.deepspeed_config, world_size), o);
   nlohmann::json j = {
       {"train_micro_batch_size_per_gpu", o.batch_size},
       {"gradient_accumulation_steps", 1},
@@ -70,7 +81,7 @@ Config engine_config(const TrainOptions& o, int world_size) {
       {"zero_optimization", {{"stage", o.zero_stage}}},
       {"bf16", {{"enabled", resolved_precision(o) == "bf16"}}},
   };
-  return Config::from_json(j, world_size, "zt train options");
+  return with_checkpointing_flags(Config::from_json(j, world_size, "zt train options"), o);
 }
 
 std::shared_ptr<models::CausalLM> make_model(const TrainOptions& o) {

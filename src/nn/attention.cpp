@@ -91,12 +91,14 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   Tensor dattn = out_proj_->backward(dy);
   Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
   ops::attention_backward(dqkv, dattn, qkv_, att_, nh, nkv);
-  qkv_ = att_ = Tensor();
+  drop_saved();
   if (inv_freq_.defined()) {
     ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, dqkv), nh + nkv,
                        position_offset_);
   }
   return project_qkv_backward(dqkv);
 }
+
+void Attention::drop_saved() { qkv_ = att_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -54,6 +54,18 @@ Tensor ModuleDict::backward_impl(const Tensor&) {
   ZT_THROW("ModuleDict holds modules for its parent to run; it has no backward of its own");
 }
 
+std::shared_ptr<Module> ModuleList::at(size_t i) const {
+  ZT_CHECK(i < items_.size(), "ModuleList: item ", i, " of ", items_.size());
+  return children()[i].second;
+}
+
+void ModuleList::replace(size_t i, std::shared_ptr<Module> m) {
+  ZT_CHECK(i < items_.size(), "ModuleList: cannot replace item ", i, " of ", items_.size());
+  ZT_CHECK(m != nullptr, "ModuleList: replacement for item ", i, " is null");
+  items_[i] = m.get();
+  replace_child(std::to_string(i), std::move(m));
+}
+
 Tensor ModuleList::forward_impl(const Tensor&) {
   ZT_THROW("ModuleList holds modules for its parent to run; it has no forward of its own");
 }

@@ -22,8 +22,10 @@ Tensor Embedding::forward_impl(const Tensor& ids) {
 Tensor Embedding::backward_impl(const Tensor& dy) {
   ZT_CHECK(ids_.defined(), "Embedding: backward before forward");
   if (weight->requires_grad) ops::embedding_backward(weight->grad_for_accumulate(), as_rows(dy), ids_);
-  ids_ = Tensor();
+  drop_saved();
   return Tensor();
 }
+
+void Embedding::drop_saved() { ids_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -65,11 +65,12 @@ Tensor Linear::backward_impl(const Tensor& dy) {
                        activation_producer_ ? activation_producer_->pre_act_ : Tensor());
   Shape in_shape = out_shape_;
   in_shape.back() = options_.in_features;
-  input_ = Tensor();
-  pre_act_ = Tensor();
+  drop_saved();
   activation_producer_ = nullptr;
   dy_is_pre_activation_ = false;
   return dx.reshape(in_shape);
 }
+
+void Linear::drop_saved() { input_ = pre_act_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -37,10 +37,12 @@ Tensor MLP::backward_impl(const Tensor& dy) {
   Tensor dgate = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());
   Tensor dup = Tensor::empty(up_.shape(), up_.dtype(), up_.device());
   ops::swiglu_backward(dgate, dup, dh, gate_, up_);
-  gate_ = up_ = Tensor();
+  drop_saved();
   Tensor dx = up_proj_->backward(dup);
   ops::add_(dx, gate_proj_->backward(dgate));
   return dx;
 }
+
+void MLP::drop_saved() { gate_ = up_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -4,11 +4,22 @@
 
 namespace zt::nn {
 
+namespace {
+// Forwards nest on one thread (a Checkpoint's backward re-runs its body there), so a depth.
+thread_local int g_recompute_depth = 0;
+}  // namespace
+
+RecomputeScope::RecomputeScope() { ++g_recompute_depth; }
+RecomputeScope::~RecomputeScope() { --g_recompute_depth; }
+bool Module::recomputing() { return g_recompute_depth > 0; }
+
 Tensor Module::forward(const Tensor& x) {
   for (const auto& h : hooks_)
     if (h->before_forward) h->before_forward(*this);
-  for (const auto& [name, p] : params_)
-    if (p->requires_grad) ++p->pending_backward;
+  if (!recomputing()) {
+    for (const auto& [name, p] : params_)
+      if (p->requires_grad) ++p->pending_backward;
+  }
   Tensor y = forward_impl(x);
   for (const auto& h : hooks_)
     if (h->after_forward) h->after_forward(*this);
@@ -42,13 +53,29 @@ ParameterPtr Module::register_parameter(const std::string& name, ParameterPtr p)
 void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   ZT_CHECK(m != nullptr, type_name(), ": child '", name, "' is null");
   for (const auto& [existing, c] : children_)
-    ZT_CHECK(existing != name, type_name(), ": child module '", name, "' registered twice");
+    ZT_CHECK(existing != name, type_name(), name.empty() ? ": a second transparent child" : ": child module '" + name +
+             "' registered twice");
   children_.emplace_back(name, std::move(m));
+}
+
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+  ZT_CHECK(m != nullptr, type_name(), ": replacement for child '", name, "' is null");
+  for (auto& [existing, child] : children_) {
+    if (existing != name) continue;
+    child = std::move(m);
+    return;
+  }
+  ZT_THROW(type_name(), ": no child module '", name, "' to replace");
+}
+
+void Module::release_saved() {
+  drop_saved();
+  for (const auto& [name, child] : children_) child->release_saved();
 }
 
 void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, ParameterPtr>>& out) const {
   for (const auto& [name, p] : params_) out.emplace_back(prefix + name, p);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+  for (const auto& [name, child] : children_) child->collect(name.empty() ? prefix : prefix + name + ".", out);
 }
 
 std::vector<std::pair<std::string, ParameterPtr>> Module::named_parameters() const {
@@ -74,7 +101,8 @@ int64_t Module::parameter_count() const {
 
 void Module::visit(const std::function<void(const std::string&, Module&)>& fn, const std::string& prefix) {
   fn(prefix, *this);
-  for (const auto& [name, child] : children_) child->visit(fn, prefix.empty() ? name : prefix + "." + name);
+  for (const auto& [name, child] : children_)
+    child->visit(fn, prefix.empty() || name.empty() ? prefix + name : prefix + "." + name);
 }
 
 void Module::add_hooks(std::shared_ptr<ModuleHooks> hooks) { hooks_.push_back(std::move(hooks)); }

@@ -28,9 +28,11 @@ Tensor LayerNorm::backward_impl(const Tensor& dy) {
   ops::layernorm_backward(dx, weight->requires_grad ? weight->grad_for_accumulate() : Tensor(),
                           bias && bias->requires_grad ? bias->grad_for_accumulate() : Tensor(), as_rows(dy), input_,
                           weight->data, mean_, rstd_);
-  input_ = mean_ = rstd_ = Tensor();
+  drop_saved();
   return dx.reshape(dy.shape());
 }
+
+void LayerNorm::drop_saved() { input_ = mean_ = rstd_ = Tensor(); }
 
 RMSNorm::RMSNorm(int64_t dim, double eps) : eps_(eps) { weight = register_parameter("weight", make_parameter({dim})); }
 
@@ -49,8 +51,10 @@ Tensor RMSNorm::backward_impl(const Tensor& dy) {
   Tensor dx = Tensor::empty(input_.shape(), input_.dtype(), input_.device());
   ops::rmsnorm_backward(dx, weight->requires_grad ? weight->grad_for_accumulate() : Tensor(), as_rows(dy), input_,
                         weight->data, rstd_);
-  input_ = rstd_ = Tensor();
+  drop_saved();
   return dx.reshape(dy.shape());
 }
+
+void RMSNorm::drop_saved() { input_ = rstd_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -101,6 +101,7 @@ void ParamCoordinator::acquire(nn::Module& module) {
       ++trace_position_;
     } else {
       trace_valid_ = false;
+      ++trace_breaks_;
     }
   }
   for (int s : slots) {

@@ -230,7 +230,7 @@ TEST(ConfigErrors, UnknownKeysNameThePathAndTheNearestKey) {
              "unknown key 'scheduler.params.warmup_num_step' (did you mean 'warmup_num_steps'?)");
   // Nothing near (a short key is near too much): the supported keys at that level are listed.
   EXPECT_HAS(config_error({{"train_micro_batch_size_per_gpu", 1}, {"foo", 1}}),
-             "unknown key 'foo'; the keys at the top level are: bf16, bfloat16, comms_logger,");
+             "unknown key 'foo'; the keys at the top level are: activation_checkpointing, bf16, bfloat16, comms_logger,");
   EXPECT_HAS(config_error(with_micro({{"comms_logger", {{"xyzzy", true}}}})),
              "the keys of comms_logger are: enabled, prof_all, prof_ops, verbose");
   // DeepSpeed's optimizer-offload section has no buffer_size (only offload_param does).
@@ -239,8 +239,8 @@ TEST(ConfigErrors, UnknownKeysNameThePathAndTheNearestKey) {
 }
 
 TEST(ConfigErrors, UnsupportedDeepSpeedKeysSaySo) {
-  EXPECT_HAS(config_error(with_micro({{"activation_checkpointing", {{"partition_activations", true}}}})),
-             "ds.json: activation_checkpointing = {\"partition_activations\":true}: a DeepSpeed feature that this "
+  EXPECT_HAS(config_error(with_micro({{"flops_profiler", {{"enabled", true}}}})),
+             "ds.json: flops_profiler = {\"enabled\":true}: a DeepSpeed feature that this "
              "version of zt does not support");
   EXPECT_HAS(config_error(with_micro({{"wandb", {{"enabled", true}, {"project", "x"}}}})),
              "wandb = {\"enabled\":true,\"project\":\"x\"}: a DeepSpeed feature");

@@ -99,8 +99,10 @@ TEST_P(OffloadParity, BitEqualToTheSameStageWithoutOffload) {
     // The master copy is a separate host buffer even in f32, where it otherwise aliases the parameters.
     EXPECT_GT(offloaded.memory.master_weights, 0u);
     EXPECT_EQ(offloaded.memory.optimizer_states, plain.memory.optimizer_states);
-    EXPECT_EQ(offloaded.placement, "parameters: cpu, gradients: cpu, master weights and optimizer states: cpu (host)");
-    EXPECT_EQ(plain.placement, "parameters: cpu, gradients: cpu, master weights and optimizer states: cpu");
+    EXPECT_EQ(offloaded.placement, "parameters: cpu, gradients: cpu, master weights and optimizer states: cpu (host), "
+                                   "activations: kept for backward");
+    EXPECT_EQ(plain.placement, "parameters: cpu, gradients: cpu, master weights and optimizer states: cpu, "
+                               "activations: kept for backward");
   }
 }
 

@@ -62,6 +62,11 @@ class Tensor {
   Tensor to(DType dtype) const;  // host-side conversion between any dtypes (CUDA: via ops::cast)
   // These write the viewed bytes, not the handle, so they work through const references.
   void copy_from(const Tensor& src) const;  // same dtype and numel; any devices
+  // As copy_from, but a copy to or from a CUDA tensor is only queued on the compute stream: the
+  // host does not wait. The host side should be pinned memory (pageable memory makes the copy
+  // wait); it must stay alive, and unread and unwritten by the host, until the stream is past the
+  // copy. Work queued later on the stream (another copy, a kernel) sees the result.
+  void copy_from_async(const Tensor& src) const;
   void zero_() const;
   void fill_(double value) const;
 

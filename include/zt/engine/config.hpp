@@ -62,6 +62,18 @@ struct ZeroConfig {
   OffloadConfig offload_optimizer = OffloadConfig::optimizer_defaults(), offload_param;
 };
 
+// DeepSpeed's activation_checkpointing section. DeepSpeed configures its checkpoint() function
+// with it and leaves the model to call it; in zt the section's presence checkpoints a CausalLM's
+// decoder blocks (and configures the nn::Checkpoint modules of any other model).
+struct ActivationCheckpointingConfig {
+  bool enabled = false;                       // the section is present
+  // Accepted: DeepSpeed splits each checkpoint across the model-parallel ranks, and zt trains
+  // with data parallelism only (model-parallel size 1), where there is nothing to split.
+  bool partition_activations = false;
+  bool cpu_checkpointing = false;             // checkpointed inputs in (pinned) host memory
+  std::optional<int64_t> number_checkpoints;  // checkpoint the first N decoder blocks; all when absent
+};
+
 struct CommsLoggerSettings {
   bool enabled = false, verbose = false, prof_all = true;
   std::vector<std::string> prof_ops;
@@ -84,6 +96,7 @@ struct Config {
   double gradient_predivide_factor = 1.0;
   bool prescale_gradients = false;
   CommsLoggerSettings comms_logger;
+  ActivationCheckpointingConfig activation_checkpointing;
   nlohmann::json raw;               // the document as given
 
   // Parses and validates; `source` names the file (or "config string") in errors; world_size

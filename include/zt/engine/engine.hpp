@@ -57,13 +57,15 @@ class Engine {
   const Config& config() const { return config_; }
   nn::Module& module() { return *model_; }
   comm::ProcessGroup& group() { return *group_; }
+  const zero::ParamCoordinator& coordinator() const { return *coordinator_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   const zero::FlatLayout& layout() const { return *layout_; }
   // offload_optimizer {device: cpu}: this rank's f32 master weights and optimizer states live in
   // host memory (pinned with CUDA and pin_memory), the optimizer steps there.
   bool offloads_optimizer() const { return offload_optimizer_; }
-  // Where the model states live, one line: "parameters: cuda:0, gradients: cuda:0, master weights
-  // and optimizer states: host (pinned)".
+  // Where the model states live and how activations are kept, one line: "parameters: cuda:0,
+  // gradients: cuda:0, master weights and optimizer states: host (pinned), activations:
+  // checkpointed at 12 of 12 blocks, inputs in pinned host memory".
   std::string placement() const;
 
   // What this rank holds, measured from its buffers.

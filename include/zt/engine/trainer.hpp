@@ -40,6 +40,11 @@ struct TrainOptions {
   int zero_stage = 0;               // without a DeepSpeed config
   int64_t vocab_multiple = 1;       // a built-in model's vocabulary rounded up to a multiple of this
                                     // (64: tensor-core-friendly lm_head); the data keeps its own
+  // Activation checkpointing of every decoder block, as an activation_checkpointing section would
+  // (added to a DeepSpeed config's own); cpu_checkpointing implies it and keeps the blocks'
+  // inputs in host memory.
+  bool activation_checkpointing = false;
+  bool cpu_checkpointing = false;
 };
 
 struct StepRecord {

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "zt/models/config.hpp"
-#include "zt/nn/module.hpp"
+#include "zt/nn/checkpoint.hpp"
+#include "zt/nn/containers.hpp"
 
 namespace zt::models {
 
@@ -21,8 +22,28 @@ class CausalLM : public nn::Module {
   // scaled by 1/sqrt(2 L), norms at one, biases at zero).
   void init_weights(uint64_t seed);
 
+  // Activation checkpointing of the decoder blocks: the first `count` blocks (all of them when
+  // count is at least the number of blocks) each run inside an nn::Checkpoint, the others as
+  // before; 0 turns it off. The Checkpoint takes the block's place in the block list, so the
+  // parameter names stay Hugging Face's. Call it before an engine is built on the model.
+  void checkpoint_blocks(int64_t count, const nn::CheckpointOptions& options = {});
+  int64_t checkpointed_blocks() const { return checkpointed_; }
+  int64_t num_blocks() const { return int64_t(bodies_.size()); }
+  const nn::CheckpointOptions& checkpoint_options() const { return checkpoint_options_; }
+
+ protected:
+  // The subclass's decoder blocks, registered under its Hugging Face names ("transformer.h",
+  // "model.layers"), and the block loop both families run.
+  void set_blocks(std::shared_ptr<nn::ModuleList> blocks);
+  Tensor blocks_forward(Tensor x);    // x (B, T, C)
+  Tensor blocks_backward(Tensor dy);  // dy (B, T, C)
+
  private:
   TransformerConfig config_;
+  std::shared_ptr<nn::ModuleList> blocks_;
+  std::vector<std::shared_ptr<nn::Module>> bodies_;  // the blocks themselves, wrapped or not
+  int64_t checkpointed_ = 0;
+  nn::CheckpointOptions checkpoint_options_;
 };
 
 std::shared_ptr<CausalLM> build_causal_lm(const TransformerConfig& config);

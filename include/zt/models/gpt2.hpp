@@ -20,7 +20,6 @@ class GPT2LMHeadModel : public CausalLM {
 
  private:
   std::shared_ptr<nn::Embedding> wte_, wpe_;
-  std::vector<std::shared_ptr<DecoderBlock>> blocks_;
   std::shared_ptr<nn::LayerNorm> ln_f_;
   std::shared_ptr<nn::Linear> lm_head_;
 };

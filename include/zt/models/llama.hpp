@@ -20,7 +20,6 @@ class LlamaForCausalLM : public CausalLM {
 
  private:
   std::shared_ptr<nn::Embedding> embed_tokens_;
-  std::vector<std::shared_ptr<DecoderBlock>> layers_;
   std::shared_ptr<nn::RMSNorm> norm_;
   std::shared_ptr<nn::Linear> lm_head_;
 };

@@ -35,6 +35,7 @@ class Attention : public Module {
  protected:
   Tensor forward_impl(const Tensor& x) override;   // x (B, T, C) -> (B, T, C)
   Tensor backward_impl(const Tensor& dy) override;
+  void drop_saved() override;
 
  private:
   Tensor project_qkv(const Tensor& x);             // (B, T, (NH + 2*NKV) * HD)

@@ -64,6 +64,10 @@ class ModuleList : public Module {
   std::string type_name() const override { return "ModuleList"; }
   size_t size() const { return items_.size(); }
   Module& operator[](size_t i) const { return *items_.at(i); }
+  std::shared_ptr<Module> at(size_t i) const;
+  // Puts m in place of item i under the same name ("i"): a parent that wraps its blocks (in an
+  // nn::Checkpoint, say) keeps their names and order.
+  void replace(size_t i, std::shared_ptr<Module> m);
 
  protected:
   Tensor forward_impl(const Tensor&) override;   // a ModuleList is not run as a whole

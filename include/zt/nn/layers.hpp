@@ -35,6 +35,7 @@ class Linear : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& dy) override;
   void init_own_parameters(Rng& rng) override;
+  void drop_saved() override;
 
  private:
   LinearOptions options_;
@@ -57,6 +58,7 @@ class Embedding : public Module {
   Tensor forward_impl(const Tensor& ids) override;
   Tensor backward_impl(const Tensor& dy) override;  // returns undefined: ids take no gradient
   void init_own_parameters(Rng& rng) override;
+  void drop_saved() override;
 
  private:
   double init_std_;
@@ -74,6 +76,7 @@ class LayerNorm : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& dy) override;
   void init_own_parameters(Rng& rng) override;
+  void drop_saved() override;
 
  private:
   double eps_;
@@ -91,6 +94,7 @@ class RMSNorm : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& dy) override;
   void init_own_parameters(Rng& rng) override;
+  void drop_saved() override;
 
  private:
   double eps_;

@@ -26,6 +26,7 @@ class MLP : public Module {
  protected:
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& dy) override;
+  void drop_saved() override;
 
  private:
   MLPOptions options_;

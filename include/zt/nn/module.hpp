@@ -4,7 +4,8 @@
 // (before/after forward and backward, and grad_ready for each parameter whose gradient is
 // complete) around the module's own forward_impl/backward_impl. A module keeps what its
 // backward needs from its forward (inputs, statistics) in its members; one forward must be
-// followed by one backward before the next forward (activation checkpointing re-runs forward).
+// followed by one backward before the next forward. release_saved() drops that state between
+// the two (nn::Checkpoint does, and re-runs the forward inside its backward to rebuild it).
 //
 // Parameters are registered under Hugging Face's names, so that named_parameters() of a model
 // spells exactly what its model.safetensors holds.
@@ -41,6 +42,13 @@ class Module {
 
   Tensor forward(const Tensor& x);
   Tensor backward(const Tensor& dy);  // returns dLoss/dx (undefined when x takes no gradient, e.g. ids)
+  // Drops what the last forward of this module and of every module below it kept for the
+  // backward; a backward then needs the forward to run again first.
+  void release_saved();
+  // True while a forward re-runs inside a backward (RecomputeScope): the forward's parameter uses
+  // were counted when it first ran, so Module::forward does not count them again, and
+  // Parameter::pending_backward (and with it grad_ready) sees each use once.
+  static bool recomputing();
 
   virtual std::string type_name() const = 0;
 
@@ -67,6 +75,9 @@ class Module {
   virtual Tensor forward_impl(const Tensor& x) = 0;
   virtual Tensor backward_impl(const Tensor& dy) = 0;
   virtual void init_own_parameters(Rng& rng) {}
+  // Releases the tensors this module itself keeps between its forward and its backward. Every
+  // module that keeps any overrides it; release_saved() calls it on the whole tree.
+  virtual void drop_saved() {}
 
   ParameterPtr register_parameter(const std::string& name, ParameterPtr p);
   template <class M>
@@ -74,6 +85,15 @@ class Module {
     add_child(name, m);
     return m;
   }
+  // A child that adds no name level: its parameters are named as if they were this module's
+  // (a wrapper such as nn::Checkpoint keeps Hugging Face's names). At most one per module.
+  template <class M>
+  std::shared_ptr<M> register_transparent_module(std::shared_ptr<M> m) {
+    add_child("", m);
+    return m;
+  }
+  // Puts m in the place of the child registered as name (same name, same position).
+  void replace_child(const std::string& name, std::shared_ptr<Module> m);
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
@@ -82,6 +102,15 @@ class Module {
   std::vector<std::pair<std::string, ParameterPtr>> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::vector<std::shared_ptr<ModuleHooks>> hooks_;
+};
+
+// Marks the forwards run while it lives as recomputations (Module::recomputing()); nests.
+class RecomputeScope {
+ public:
+  RecomputeScope();
+  ~RecomputeScope();
+  RecomputeScope(const RecomputeScope&) = delete;
+  RecomputeScope& operator=(const RecomputeScope&) = delete;
 };
 
 }  // namespace zt::nn

@@ -39,6 +39,9 @@ class ParamCoordinator {
   size_t persistent_bytes() const;
   size_t gathered_peak_bytes() const { return gathered_peak_; }
   int64_t live_elements() const { return live_elements_; }
+  // Steps (micro-batches) whose modules left the order of the one before, which stops prefetching
+  // for the rest of that step: 0 after the first step when every step runs the same way.
+  int64_t trace_breaks() const { return trace_breaks_; }
 
  private:
   struct SlotState {
@@ -67,6 +70,7 @@ class ParamCoordinator {
   std::vector<const nn::Module*> trace_, recording_;
   size_t trace_position_ = 0;
   bool trace_valid_ = false;
+  int64_t trace_breaks_ = 0;
   int64_t live_elements_ = 0;
   size_t gathered_bytes_ = 0, gathered_peak_ = 0;
 };

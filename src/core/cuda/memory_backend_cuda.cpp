@@ -68,6 +68,10 @@ void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_devic
   if (!(dst_on_device && src_on_device)) ZT_CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream()));
 }
 
+void cuda_copy_async(void* dst, const void* src, size_t nbytes) {
+  ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cuda::compute_stream()));
+}
+
 void cuda_memset_zero(void* ptr, size_t nbytes) {
   ZT_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, cuda::compute_stream()));
 }

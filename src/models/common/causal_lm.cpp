@@ -1,5 +1,6 @@
 #include "zt/models/causal_lm.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <unordered_set>
 
@@ -15,6 +16,35 @@ namespace fs = std::filesystem;
 void CausalLM::init_weights(uint64_t seed) {
   Rng rng(seed);
   init_parameters(rng);
+}
+
+void CausalLM::set_blocks(std::shared_ptr<nn::ModuleList> blocks) {
+  blocks_ = std::move(blocks);
+  bodies_.clear();
+  for (size_t i = 0; i < blocks_->size(); ++i) bodies_.push_back(blocks_->at(i));
+}
+
+void CausalLM::checkpoint_blocks(int64_t count, const nn::CheckpointOptions& options) {
+  ZT_CHECK(count >= 0, type_name(), ": the number of checkpointed blocks must be >= 0, got ", count);
+  ZT_CHECK(blocks_ != nullptr, type_name(), " has no decoder blocks to checkpoint");
+  checkpointed_ = std::min(count, num_blocks());
+  checkpoint_options_ = options;
+  for (size_t i = 0; i < bodies_.size(); ++i) {
+    if (int64_t(i) < checkpointed_)
+      blocks_->replace(i, std::make_shared<nn::Checkpoint>(bodies_[i], options));
+    else
+      blocks_->replace(i, bodies_[i]);
+  }
+}
+
+Tensor CausalLM::blocks_forward(Tensor x) {
+  for (size_t i = 0; i < blocks_->size(); ++i) x = (*blocks_)[i].forward(x);
+  return x;
+}
+
+Tensor CausalLM::blocks_backward(Tensor dy) {
+  for (size_t i = blocks_->size(); i-- > 0;) dy = (*blocks_)[i].backward(dy);
+  return dy;
 }
 
 std::shared_ptr<CausalLM> build_causal_lm(const TransformerConfig& config) {

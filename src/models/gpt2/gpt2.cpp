@@ -26,11 +26,12 @@ GPT2LMHeadModel::GPT2LMHeadModel(const TransformerConfig& config) : CausalLM(con
     attn.out_init_std = residual_std;
     nn::MLPOptions mlp{c.hidden_size, c.intermediate_size, nn::MLPKind::gelu, true, ops::WeightLayout::in_out, std,
                        residual_std};
-    blocks_.push_back(h->append(std::make_shared<DecoderBlock>(
+    h->append(std::make_shared<DecoderBlock>(
         DecoderBlockNames{"ln_1", "attn", "ln_2", "mlp"}, std::make_shared<nn::LayerNorm>(c.hidden_size, c.norm_eps),
         std::make_shared<nn::Attention>(attn), std::make_shared<nn::LayerNorm>(c.hidden_size, c.norm_eps),
-        std::make_shared<nn::MLP>(mlp))));
+        std::make_shared<nn::MLP>(mlp)));
   }
+  set_blocks(h);
   ln_f_ = transformer->add("ln_f", std::make_shared<nn::LayerNorm>(c.hidden_size, c.norm_eps));
   // The head multiplies by wte (V, C) as (out, in); untied GPT-2 checkpoints carry their own.
   nn::LinearOptions head{c.hidden_size, c.vocab_size, false, ops::WeightLayout::out_in, ops::Activation::none, std};
@@ -48,13 +49,11 @@ Tensor GPT2LMHeadModel::forward_impl(const Tensor& ids) {
   Tensor x = wte_->forward(ids);
   const Tensor pos = wpe_->forward(Tensor::from_ints({b, t}, positions).to(ids.device()));
   ops::add(x, x, pos);
-  for (auto& block : blocks_) x = block->forward(x);
-  return lm_head_->forward(ln_f_->forward(x));
+  return lm_head_->forward(ln_f_->forward(blocks_forward(std::move(x))));
 }
 
 Tensor GPT2LMHeadModel::backward_impl(const Tensor& dlogits) {
-  Tensor dx = ln_f_->backward(lm_head_->backward(dlogits));
-  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) dx = (*it)->backward(dx);
+  const Tensor dx = blocks_backward(ln_f_->backward(lm_head_->backward(dlogits)));
   wpe_->backward(dx);
   wte_->backward(dx);
   return Tensor();

@@ -23,11 +23,12 @@ LlamaForCausalLM::LlamaForCausalLM(const TransformerConfig& config) : CausalLM(c
     attn.init_std = attn.out_init_std = std;
     nn::MLPOptions mlp{c.hidden_size, c.intermediate_size, nn::MLPKind::swiglu, c.mlp_bias, ops::WeightLayout::out_in,
                        std, std};
-    layers_.push_back(layers->append(std::make_shared<DecoderBlock>(
+    layers->append(std::make_shared<DecoderBlock>(
         DecoderBlockNames{"input_layernorm", "self_attn", "post_attention_layernorm", "mlp"},
         std::make_shared<nn::RMSNorm>(c.hidden_size, c.norm_eps), std::make_shared<nn::Attention>(attn),
-        std::make_shared<nn::RMSNorm>(c.hidden_size, c.norm_eps), std::make_shared<nn::MLP>(mlp))));
+        std::make_shared<nn::RMSNorm>(c.hidden_size, c.norm_eps), std::make_shared<nn::MLP>(mlp)));
   }
+  set_blocks(layers);
   norm_ = model->add("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.norm_eps));
   nn::LinearOptions head{c.hidden_size, c.vocab_size, false, ops::WeightLayout::out_in, ops::Activation::none, std};
   lm_head_ = register_module("lm_head", std::make_shared<nn::Linear>(
@@ -36,15 +37,11 @@ LlamaForCausalLM::LlamaForCausalLM(const TransformerConfig& config) : CausalLM(c
 
 Tensor LlamaForCausalLM::forward_impl(const Tensor& ids) {
   ZT_CHECK(ids.dim() == 2, "LlamaForCausalLM: ids must be (B, T), got ", ids.describe());
-  Tensor x = embed_tokens_->forward(ids);
-  for (auto& layer : layers_) x = layer->forward(x);
-  return lm_head_->forward(norm_->forward(x));
+  return lm_head_->forward(norm_->forward(blocks_forward(embed_tokens_->forward(ids))));
 }
 
 Tensor LlamaForCausalLM::backward_impl(const Tensor& dlogits) {
-  Tensor dx = norm_->backward(lm_head_->backward(dlogits));
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(dx);
-  embed_tokens_->backward(dx);
+  embed_tokens_->backward(blocks_backward(norm_->backward(lm_head_->backward(dlogits))));
   return Tensor();
 }
 
