@@ -16,6 +16,7 @@ import gc
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -69,12 +70,10 @@ def run(args, mode, rank, world):
         fully_shard(block, mp_policy=mp, reshard_after_forward=reshard)
     fully_shard(model, mp_policy=mp, reshard_after_forward=reshard)
     model.train()
-    try:
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
-        opt_kind = "fused"
-    except (RuntimeError, TypeError, NotImplementedError):
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, foreach=True)
-        opt_kind = "foreach"
+    def adamw(kind):
+        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, **{kind: True})
+
+    opt, opt_kind = adamw("fused"), "fused"
     torch.manual_seed(1000 + rank)  # each rank its own batch
     ids = torch.randint(0, vocab, (args.batch, args.seq), device="cuda")
 
@@ -87,7 +86,14 @@ def run(args, mode, rank, world):
         return loss.item()  # a host wait per step, as zt's loss read-back
 
     t0 = time.perf_counter()
-    losses = [step() for _ in range(args.warmup)]
+    try:
+        losses = [step()]
+    except (RuntimeError, NotImplementedError) as e:  # a torch whose fused AdamW takes no sharded parameters
+        print(f"fsdp2_peer: fused AdamW failed ({e}); foreach AdamW instead", file=sys.stderr, flush=True)
+        opt.zero_grad(set_to_none=True)
+        opt, opt_kind = adamw("foreach"), "foreach"
+        losses = [step()]
+    losses += [step() for _ in range(args.warmup - 1)]
     warm = time.perf_counter() - t0
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -114,9 +120,11 @@ def main():
     ap.add_argument("--batch", type=int, required=True, help="sequences per GPU")
     ap.add_argument("--seq", type=int, required=True, help="tokens per sequence")
     ap.add_argument("--steps", type=int, default=8, help="timed steps")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (at least 1)")
     ap.add_argument("--modes", default="full,grad_op", help="comma-separated: full, grad_op")
     args = ap.parse_args()
+    if args.warmup < 1 or args.steps < 1:
+        raise SystemExit("fsdp2_peer: --warmup and --steps must be at least 1")
     modes = args.modes.split(",")
     for m in modes:
         if m not in ("full", "grad_op"):

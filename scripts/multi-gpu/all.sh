@@ -15,7 +15,6 @@ source "$here/env.sh"
 zt_parse_args "$@" || exit 2
 [ -n "${OUT:-}" ] && mkdir -p "$OUT" && exec > >(tee "$OUT/all.log") 2>&1
 zt_setup all "$zt_dry" || exit 1
-zt_deadline_init
 n="$(zt_world_size)" || exit 1
 [ "$zt_dry" = 1 ] || { nvidia-smi -L; nvidia-smi topo -m 2>/dev/null | head -12; }
 zt_build zt_cli zt_test_comm zt_test_comm_collectives || exit 1

@@ -35,15 +35,15 @@ step() {  # name command...: runs it, prints the test summary lines or the tail 
 
 if [ "$zt_dry" = 1 ]; then
   out="$RESULTS/comm_mpi_${n}cpu.json"
-  step collectives_mpi "$ZT" launch --num_procs "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
-  step bench_comm "$ZT" launch --num_procs "$n" -- "$ZT" bench comm --backend mpi \
+  step collectives_mpi "$ZT" launch --fail_fast --num_procs "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
+  step bench_comm "$ZT" launch --fail_fast --num_procs "$n" -- "$ZT" bench comm --backend mpi \
     --ops all_reduce,reduce_scatter,all_gather -b 8 -e "${ZT_COMM_MAX_BYTES:-1M}" -n 5 -w 2 --json --out "$out"
 else
   out="$RESULTS/comm_nccl_${n}x$(zt_gpu_kind).json"
   nvidia-smi topo -m > "$LOGS/topology.txt" 2>&1 && zt_log "topology:" && cat "$LOGS/topology.txt"
   step nccl_world1 "$ZT_TESTS/zt_test_comm" --gtest_filter='CommNccl*'
-  ZT_TEST_COMM_DEVICE=cuda step collectives_nccl "$ZT" launch --num_gpus "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
-  step bench_comm "$ZT" launch --num_gpus "$n" -- "$ZT" bench comm --backend nccl \
+  ZT_TEST_COMM_DEVICE=cuda step collectives_nccl "$ZT" launch --fail_fast --num_gpus "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
+  step bench_comm "$ZT" launch --fail_fast --num_gpus "$n" -- "$ZT" bench comm --backend nccl \
     --ops all_reduce,reduce_scatter,all_gather -b 8 -e "${ZT_COMM_MAX_BYTES:-1G}" --out "$out"
   grep -E "^ +[0-9]+ " "$LOGS/bench_comm.log" | tail -3
 fi

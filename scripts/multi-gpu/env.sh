@@ -22,6 +22,9 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 # (initialization, data) can use.
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_hwloc_base_binding_policy="${OMPI_MCA_hwloc_base_binding_policy:-none}"
+# A rank that fails leaves the others waiting in a collective until this timeout, and zt launch
+# waits for them as long again plus a minute: 600 s (the default) would outlast a call.
+export ZT_COMM_TIMEOUT_S="${ZT_COMM_TIMEOUT_S:-120}"
 
 zt_log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -94,6 +97,7 @@ zt_setup() {
     RESULTS="${ZT_RESULTS:-$zt_root/bench/results}"
   fi
   mkdir -p "$LOGS" "$RESULTS"
+  zt_deadline_init
   ZT="$zt_build_dir/zt"
   ZT_TESTS="$zt_build_dir/tests"
   zt_use_gpu_deps || return 1
@@ -128,13 +132,22 @@ zt_build() {
 }
 
 # zt_run LOG CMD...: runs CMD with its output in LOG and its wall time, in seconds, in LOG's
-# .wall file beside it; returns CMD's status.
+# .wall file beside it, ended (with its ranks: timeout signals its process group) at the
+# deadline; returns CMD's status, 124 past the deadline.
 zt_run() {
   local log="$1"
   shift
+  local left
+  left="$(zt_seconds_left)"
+  if [ "$left" -le 5 ]; then
+    echo "not run: the deadline (ZT_BUDGET_S / ZT_DEADLINE) has passed" > "$log"
+    echo 0.0 > "${log%.log}.wall"
+    return 124
+  fi
   local t0="$EPOCHREALTIME"
-  "$@" > "$log" 2>&1
+  timeout --kill-after=15 "$left" "$@" > "$log" 2>&1
   local rc=$?
+  [ $rc = 124 ] && echo "ended at the deadline (ZT_BUDGET_S / ZT_DEADLINE)" >> "$log"
   awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }' > "${log%.log}.wall"
   return $rc
 }

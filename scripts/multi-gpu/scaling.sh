@@ -22,7 +22,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
 zt_parse_args "$@" || exit 2
 zt_setup scaling "$zt_dry" || exit 1
-zt_deadline_init
 n_max="$(zt_world_size)" || exit 1
 zt_build zt_cli || exit 1
 
@@ -82,7 +81,7 @@ for n in "${order[@]}"; do
                        "reduce_bucket_size": $bucket, "allgather_bucket_size": $bucket,
                        "stage3_prefetch_bucket_size": $bucket, "stage3_param_persistence_threshold": $persist}}
 JSON
-      zt_run "$runs/$name.log" timeout --kill-after=15 "$(zt_seconds_left)" "$ZT" train --nproc "$n" --model "$model" \
+      zt_run "$runs/$name.log" "$ZT" train --nproc "$n" --model "$model" \
         --device "$device" --seq-len "$seq" --steps "$steps" --threads "$threads" --vocab-multiple "$vocab_multiple" \
         --log-every "$steps" --deepspeed_config "$runs/$name.ds" --loss-curve "$runs/$name.json"
       record "zt-$model" "$name" $?
@@ -90,7 +89,7 @@ JSON
     if [ "$peer" = 1 ]; then
       name="fsdp2_${model}_n${n}"
       fits "fsdp2-$model" "$name" || continue
-      zt_run "$runs/$name.log" timeout --kill-after=15 "$(zt_seconds_left)" python3 -m torch.distributed.run --standalone \
+      zt_run "$runs/$name.log" python3 -m torch.distributed.run --standalone \
         --nproc_per_node "$n" "$zt_root/bench/fsdp2_peer.py" --model "$model" --batch "$batch" --seq "$seq" --steps "$((steps - 1))"
       rc=$?
       grep '^{' "$runs/$name.log" > "$runs/$name.json"
