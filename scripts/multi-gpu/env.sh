@@ -55,11 +55,20 @@ zt_use_gpu_deps() {
 
 # Whose mpirun: the image's, or the relocated Open MPI of ZT_GPU_DEPS (OPAL_PREFIX and the other
 # install-directory variables point it, its plugins, help files and wrapper compilers at the
-# unpacked folder; PMIX_INSTALL_PREFIX does the same for PMIx).
+# unpacked folder; PMIX_INSTALL_PREFIX does the same for PMIx). zt launch speaks Open MPI 4's
+# mpirun (ORTE's options), so auto takes the image's only when it is that, or when there is no
+# other.
 zt_use_mpi() {
   local want="${ZT_MPI:-auto}"
   case "$want" in auto|image|deps) ;; *) echo "ZT_MPI=$want: expected auto, image or deps" >&2; return 1 ;; esac
-  if [ "$want" != deps ] && command -v mpirun >/dev/null 2>&1 && mpirun --version >/dev/null 2>&1; then
+  local image=0
+  command -v mpirun >/dev/null 2>&1 && mpirun --version >/dev/null 2>&1 && image=1
+  if [ "$want" = auto ] && [ $image = 1 ] && ! mpirun --version 2>&1 | grep -q "Open MPI) 4\." &&
+     [ -n "$zt_deps" ] && [ -x "$zt_deps/usr/bin/orterun" ]; then
+    zt_log "the image's mpirun is not Open MPI 4 ($(mpirun --version 2>&1 | head -1)): ZT_GPU_DEPS' instead"
+    image=0
+  fi
+  if [ "$want" != deps ] && [ $image = 1 ]; then
     MPI_FROM="image: $(command -v mpirun) ($(mpirun --version 2>&1 | head -1))"
     # The gathered Open MPI libraries must not stand in for the image's own.
     [ -n "$zt_deps" ] && rm -f "$zt_deps"/usr/lib/x86_64-linux-gnu/{libmpi,libopen-,libmca_common_,libpmix}*

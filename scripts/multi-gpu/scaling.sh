@@ -10,10 +10,10 @@
 #
 #   scripts/multi-gpu/scaling.sh [N] [--dry-run]
 #
-# Runs go in the order 1 GPU, N GPUs, then the counts between, both models at each count, so that
-# a run cut short by the time budget still has the comparisons that matter; a run that would not
-# end by the deadline is skipped and listed as such (run the rest in another call with
-# ZT_SCALING_COUNTS). --dry-run: gpt2-tiny and llama-tiny on 1 and 2 CPU ranks, f32, no peer.
+# Runs go in the order stage 0 on 1 GPU, everything on N GPUs, the rest on 1 GPU, then the counts
+# between, both models each time, so that a run cut short by the time budget still has the
+# comparisons that matter; a run that would not end by the deadline is skipped and listed as such
+# (run the rest in another call with ZT_SCALING_COUNTS). --dry-run: gpt2-tiny and llama-tiny on 1 and 2 CPU ranks, f32, no peer.
 # Environment: env.sh's, and ZT_SCALING_COUNTS (default "1 2 4 8", those up to N),
 # ZT_SCALING_STEPS (default 8: the median of steps 2..8 is timed), ZT_SCALING_MODELS (names from
 # the table below), ZT_PEER=0 (no FSDP2), ZT_BUDGET_S (default 570) or ZT_DEADLINE, ZT_SKIP_BUILD=1.
@@ -42,12 +42,20 @@ fi
 for m in "${models[@]}"; do [ -n "${shape[$m]:-}" ] || { echo "ZT_SCALING_MODELS: unknown model $m" >&2; exit 2; }; done
 counts=()
 for c in ${ZT_SCALING_COUNTS:-1 2 4 8}; do [ "$c" -le "$n_max" ] && counts+=("$c"); done
-order=()  # 1, N, then the rest
-for c in 1 "$n_max"; do [[ " ${counts[*]} " == *" $c "* ]] && [[ " ${order[*]} " != *" $c "* ]] && order+=("$c"); done
-for c in "${counts[@]}"; do [[ " ${order[*]} " != *" $c "* ]] && order+=("$c"); done
+# The runs, most telling first (each for every model): stage 0 on 1 GPU (the baseline of every
+# efficiency), every stage and the peer on N GPUs, the other stages and the peer on 1 GPU, then
+# the counts between.
+jobs=()
+add_jobs() { local j; for j in "$@"; do [[ " ${jobs[*]} " == *" $j "* ]] || jobs+=("$j"); done; }
+has_count() { [[ " ${counts[*]} " == *" $1 "* ]]; }
+has_count 1 && add_jobs 1:0
+has_count "$n_max" && add_jobs "$n_max":{0,1,2,3,peer}
+has_count 1 && add_jobs 1:{1,2,3,peer}
+for c in "${counts[@]}"; do add_jobs "$c":{0,1,2,3,peer}; done
+[ "$peer" = 1 ] || { kept=(); for j in "${jobs[@]}"; do [[ "$j" == *:peer ]] || kept+=("$j"); done; jobs=("${kept[@]}"); }
 runs="$LOGS/runs"
 rm -rf "$runs" && mkdir -p "$runs"
-zt_log "scaling: ${models[*]} on ${order[*]} ${device}(s), stages 0-3$([ "$peer" = 1 ] && echo " and FSDP2"), $steps steps; $(zt_seconds_left) s left"
+zt_log "scaling: ${models[*]} on ${counts[*]} ${device}(s), stages 0-3$([ "$peer" = 1 ] && echo " and FSDP2"), $steps steps; $(zt_seconds_left) s left"
 
 declare -A took  # the last wall time of a kind of run (model and impl), to judge whether the next fits
 status=0
@@ -66,14 +74,25 @@ record() {  # key name status
   else zt_log "$2 FAILED:"; tail -15 "$runs/$2.log"; status=1; fi
 }
 
-for n in "${order[@]}"; do
+for job in "${jobs[@]}"; do
+  n="${job%%:*}" what="${job#*:}"
   threads="$(zt_threads_per_rank "$n")"
   for model in "${models[@]}"; do
     read -r batch seq bucket persist <<< "${shape[$model]}"
-    for stage in 0 1 2 3; do
-      name="zt_${model}_n${n}_stage${stage}"
-      fits "zt-$model" "$name" || continue
-      cat > "$runs/$name.ds" <<JSON
+    if [ "$what" = peer ]; then
+      name="fsdp2_${model}_n${n}"
+      fits "fsdp2-$model" "$name" || continue
+      zt_run "$runs/$name.log" python3 -m torch.distributed.run --standalone --nproc_per_node "$n" \
+        "$zt_root/bench/fsdp2_peer.py" --model "$model" --batch "$batch" --seq "$seq" --steps "$((steps - 1))"
+      rc=$?
+      grep '^{' "$runs/$name.log" > "$runs/$name.json"
+      record "fsdp2-$model" "$name" $rc
+      continue
+    fi
+    stage="$what"
+    name="zt_${model}_n${n}_stage${stage}"
+    fits "zt-$model" "$name" || continue
+    cat > "$runs/$name.ds" <<JSON
 {"train_micro_batch_size_per_gpu": $batch, "gradient_accumulation_steps": 1, "gradient_clipping": 1.0,
  "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1}},
  "bf16": {"enabled": $precision},
@@ -81,20 +100,10 @@ for n in "${order[@]}"; do
                        "reduce_bucket_size": $bucket, "allgather_bucket_size": $bucket,
                        "stage3_prefetch_bucket_size": $bucket, "stage3_param_persistence_threshold": $persist}}
 JSON
-      zt_run "$runs/$name.log" "$ZT" train --nproc "$n" --model "$model" \
-        --device "$device" --seq-len "$seq" --steps "$steps" --threads "$threads" --vocab-multiple "$vocab_multiple" \
-        --log-every "$steps" --deepspeed_config "$runs/$name.ds" --loss-curve "$runs/$name.json"
-      record "zt-$model" "$name" $?
-    done
-    if [ "$peer" = 1 ]; then
-      name="fsdp2_${model}_n${n}"
-      fits "fsdp2-$model" "$name" || continue
-      zt_run "$runs/$name.log" python3 -m torch.distributed.run --standalone \
-        --nproc_per_node "$n" "$zt_root/bench/fsdp2_peer.py" --model "$model" --batch "$batch" --seq "$seq" --steps "$((steps - 1))"
-      rc=$?
-      grep '^{' "$runs/$name.log" > "$runs/$name.json"
-      record "fsdp2-$model" "$name" $rc
-    fi
+    zt_run "$runs/$name.log" "$ZT" train --nproc "$n" --model "$model" --device "$device" --seq-len "$seq" \
+      --steps "$steps" --threads "$threads" --vocab-multiple "$vocab_multiple" --log-every "$steps" \
+      --deepspeed_config "$runs/$name.ds" --loss-curve "$runs/$name.json"
+    record "zt-$model" "$name" $?
   done
 done
 python3 "$here/report.py" scaling "$runs" "$out" || status=1

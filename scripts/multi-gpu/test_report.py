@@ -121,6 +121,16 @@ class Scaling(unittest.TestCase):
         self.assertIsNone(goals[1]["ahead_of_peer"])
         self.assertEqual(j["skipped"], [{"run": "zt_m_n4_stage0", "reason": "out of time: 20 s left"}])
 
+    def test_goal_falls_back_to_stage0_on_one_gpu(self):
+        runs = Runs(self)
+        runs.put("zt_m_n1_stage0.json", zt_curve(0, 1, [5.0, 4.0], model="m", ms=100.0))
+        runs.put("zt_m_n4_stage3.json", zt_curve(3, 4, [5.0, 4.0], model="m", ms=125.0))
+        self.assertEqual(quiet(report.scaling, runs.dir, runs.out()), 0)
+        (goal,) = report.load(runs.out())["goals_at_max_gpus"]
+        self.assertEqual(goal["baseline"], "stage0 on 1 GPU")
+        self.assertAlmostEqual(goal["efficiency"], 0.8)
+        self.assertFalse(goal["met"])
+
     def test_fp32_formula(self):
         self.assertEqual([report.formula_bytes_per_param("fp32", s, 4) for s in range(4)], [16, 10, 7, 4])
         self.assertEqual([report.formula_bytes_per_param("bf16", s, 2) for s in range(4)], [16, 10, 9, 8])
