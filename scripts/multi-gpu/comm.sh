@@ -41,6 +41,7 @@ if [ "$zt_dry" = 1 ]; then
 else
   out="$RESULTS/comm_nccl_${n}x$(zt_gpu_kind).json"
   nvidia-smi topo -m > "$LOGS/topology.txt" 2>&1 && zt_log "topology:" && cat "$LOGS/topology.txt"
+  df -h /dev/shm | tail -1  # NCCL and Open MPI put their shared-memory segments there
   step nccl_world1 "$ZT_TESTS/zt_test_comm" --gtest_filter='CommNccl*'
   ZT_TEST_COMM_DEVICE=cuda step collectives_nccl "$ZT" launch --fail_fast --num_gpus "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
   step bench_comm "$ZT" launch --fail_fast --num_gpus "$n" -- "$ZT" bench comm --backend nccl \

@@ -6,8 +6,8 @@
 # Environment:
 #   ZT_GPU_DEPS   a folder made by scripts/gpu-deps on a Debian machine: the build's libraries and
 #                 Open MPI, for an image that lacks them (it travels, carried, with the command)
-#   ZT_MPI        auto (default): the image's mpirun when there is one, else ZT_GPU_DEPS' Open MPI;
-#                 image or deps to choose
+#   ZT_MPI        auto (default): the image's mpirun when there is one (and it is Open MPI 4, or
+#                 ZT_GPU_DEPS has none), else ZT_GPU_DEPS' Open MPI; image or deps to choose
 #   ZT_BUILD_DIR  default build-gpu (a CUDA build), or build (the CPU build) in a dry run
 #   ZT_RESULTS    where results go: default bench/results, or $LOGS in a dry run
 #   ZT_CUDA_ARCH  default 90
@@ -25,6 +25,8 @@ export OMPI_MCA_hwloc_base_binding_policy="${OMPI_MCA_hwloc_base_binding_policy:
 # A rank that fails leaves the others waiting in a collective until this timeout, and zt launch
 # waits for them as long again plus a minute: 600 s (the default) would outlast a call.
 export ZT_COMM_TIMEOUT_S="${ZT_COMM_TIMEOUT_S:-120}"
+# NCCL says why it failed only when asked.
+export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
 
 zt_log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -70,8 +72,10 @@ zt_use_mpi() {
   fi
   if [ "$want" != deps ] && [ $image = 1 ]; then
     MPI_FROM="image: $(command -v mpirun) ($(mpirun --version 2>&1 | head -1))"
-    # The gathered Open MPI libraries must not stand in for the image's own.
-    [ -n "$zt_deps" ] && rm -f "$zt_deps"/usr/lib/x86_64-linux-gnu/{libmpi,libopen-,libmca_common_,libpmix}*
+    # The gathered Open MPI and the libraries only it needs must not stand in for the image's own
+    # (unpacked afresh next time, in case a later call wants them).
+    [ -n "$zt_deps" ] && rm -f "$zt_deps/.unpacked" \
+      "$zt_deps"/usr/lib/x86_64-linux-gnu/{libmpi,libopen-,libmca_common_,libpmix,libhwloc,libevent,libmunge,libudev}*
     return 0
   fi
   [ "$want" = image ] && { echo "ZT_MPI=image, but this machine has no working mpirun" >&2; return 1; }
