@@ -133,8 +133,11 @@ zt_build() {
   command -v ccache >/dev/null 2>&1 && extra+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   local start=$SECONDS
   if [ ! -f "$zt_build_dir/CMakeCache.txt" ]; then
+    # A configure that fails leaves no cache behind, so that the next call (ZT_MPI=deps, say)
+    # starts afresh.
     cmake -S "$zt_root" -B "$zt_build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DZT_CUDA=$cuda -DZT_BENCH=OFF \
-      "${extra[@]}" > "$LOGS/configure.log" 2>&1 || { tail -30 "$LOGS/configure.log"; return 1; }
+      "${extra[@]}" > "$LOGS/configure.log" 2>&1 || {
+      tail -30 "$LOGS/configure.log"; rm -f "$zt_build_dir/CMakeCache.txt"; return 1; }
   fi
   local jobs
   jobs="$(nproc)"
