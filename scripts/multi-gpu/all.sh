@@ -9,6 +9,7 @@
 #   scripts/multi-gpu/all.sh [N] [--dry-run]
 #
 # N: GPUs (default every visible one). --dry-run: the same on CPU ranks (default 2), tiny models.
+# ZT_ALL_RUNS (default "comm parity scaling") picks and orders the runs.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
@@ -22,17 +23,21 @@ export ZT_SKIP_BUILD=1 ZT_RESULTS="$RESULTS"  # one folder for the three results
 args=("$n")
 [ "$zt_dry" = 1 ] && args+=(--dry-run)
 
+runs_asked=(${ZT_ALL_RUNS:-comm parity scaling})
+for script in "${runs_asked[@]}"; do
+  case "$script" in comm|parity|scaling) ;; *) echo "ZT_ALL_RUNS: unknown run $script (comm, parity, scaling)" >&2; exit 2 ;; esac
+done
+if [ "$zt_dry" = 1 ]; then suffix="${n}cpu" comm_name="comm_mpi"; else suffix="${n}x$(zt_gpu_kind)" comm_name="comm_nccl"; fi
 status=0
-for script in comm parity scaling; do
+results=()
+for script in "${runs_asked[@]}"; do
   zt_log "== $script.sh ${args[*]} ($(zt_seconds_left) s left)"
   bash "$here/$script.sh" "${args[@]}" || { status=1; zt_log "== $script.sh FAILED"; }
+  case "$script" in
+    comm) results+=("$RESULTS/${comm_name}_$suffix.json") ;;
+    *) results+=("$RESULTS/${script}_$suffix.json") ;;
+  esac
 done
-if [ "$zt_dry" = 1 ]; then
-  results=("$RESULTS/comm_mpi_${n}cpu.json" "$RESULTS/parity_${n}cpu.json" "$RESULTS/scaling_${n}cpu.json")
-else
-  kind="$(zt_gpu_kind)"
-  results=("$RESULTS/comm_nccl_${n}x$kind.json" "$RESULTS/parity_${n}x$kind.json" "$RESULTS/scaling_${n}x$kind.json")
-fi
 if [ -n "${OUT:-}" ]; then
   for f in "${results[@]}"; do [ -f "$f" ] && cp "$f" "$OUT/"; done
   tar czf "$OUT/logs.tgz" -C "$(dirname "$LOGS")" . 2>/dev/null

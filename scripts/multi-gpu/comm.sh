@@ -33,13 +33,13 @@ step() {  # name command...: runs it, prints the test summary lines or the tail 
   [ $status = 0 ] || tail -5 "$LOGS/$name.log"
 }
 
+if [ "$zt_dry" = 1 ]; then out="$RESULTS/comm_mpi_${n}cpu.json"; else out="$RESULTS/comm_nccl_${n}x$(zt_gpu_kind).json"; fi
+rm -f "$out"  # no stale result from an earlier call
 if [ "$zt_dry" = 1 ]; then
-  out="$RESULTS/comm_mpi_${n}cpu.json"
   step collectives_mpi "$ZT" launch --fail_fast --num_procs "$n" -- "$ZT_TESTS/zt_test_comm_collectives"
   step bench_comm "$ZT" launch --fail_fast --num_procs "$n" -- "$ZT" bench comm --backend mpi \
     --ops all_reduce,reduce_scatter,all_gather -b 8 -e "${ZT_COMM_MAX_BYTES:-1M}" -n 5 -w 2 --json --out "$out"
 else
-  out="$RESULTS/comm_nccl_${n}x$(zt_gpu_kind).json"
   nvidia-smi topo -m > "$LOGS/topology.txt" 2>&1 && zt_log "topology:" && cat "$LOGS/topology.txt"
   df -h /dev/shm | tail -1  # NCCL and Open MPI put their shared-memory segments there
   step nccl_world1 "$ZT_TESTS/zt_test_comm" --gtest_filter='CommNccl*'

@@ -31,6 +31,7 @@ else
   models=("gpt2 4 256 3e-4 5e6 2e6 1e4" "llama-tiny 8 128 3e-3 2000 1000 100")
   threads="$(zt_threads_per_rank "$n")"
 fi
+rm -f "$out"  # no stale result from an earlier call
 runs="$LOGS/runs"
 rm -rf "$runs" && mkdir -p "$runs"
 zt_log "parity: stages 0-3, f32 and bf16, on $n ${device} rank(s), $steps steps"

@@ -39,6 +39,7 @@ else
   models=(${ZT_SCALING_MODELS:-gpt2-medium tinyllama-1.1b})
   steps="${ZT_SCALING_STEPS:-8}"
 fi
+rm -f "$out"  # no stale result from an earlier call
 for m in "${models[@]}"; do [ -n "${shape[$m]:-}" ] || { echo "ZT_SCALING_MODELS: unknown model $m" >&2; exit 2; }; done
 counts=()
 for c in ${ZT_SCALING_COUNTS:-1 2 4 8}; do [ "$c" -le "$n_max" ] && counts+=("$c"); done
