@@ -18,4 +18,10 @@ Device device_from_name(const std::string& name) {
   ZT_THROW("unknown device '", name, "' (expected cpu, cuda or cuda:N)");
 }
 
+Device device_for_local_rank(const std::string& name, int local_rank) {
+  ZT_CHECK(local_rank >= 0, "local rank ", local_rank, " must be >= 0 (LOCAL_RANK / OMPI_COMM_WORLD_LOCAL_RANK)");
+  if (name == "cuda") return Device::cuda(local_rank);
+  return device_from_name(name);
+}
+
 }  // namespace zt

@@ -9,6 +9,7 @@ namespace zt {
 
 bool cuda_is_built() { return false; }
 bool cuda_is_available() { return false; }
+int cuda_device_count() { return 0; }
 
 namespace detail {
 

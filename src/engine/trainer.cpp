@@ -36,14 +36,19 @@ void validate(const TrainOptions& o) {
   ZT_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
   ZT_CHECK(o.save_every >= 0, "--save-every must be >= 0, got ", o.save_every);
   ZT_CHECK(o.save_every == 0 || !o.save_dir.empty(), "--save-every needs --save DIR");
-  const Device device = device_from_name(o.device);
+  const Device device = rank_device(o);
   ZT_CHECK(!device.is_cuda() || cuda_is_available(), "--device ", o.device, ": ",
            cuda_is_built() ? "no CUDA device is visible here" : "this build of zt has no CUDA");
+  ZT_CHECK(!device.is_cuda() || device.index < cuda_device_count(), "--device ", o.device, " on local rank ",
+           comm::launched_local_rank(), ": there is no ", device.name(), " (", cuda_device_count(),
+           " CUDA devices visible); launch at most one rank per GPU of the host");
   ZT_CHECK(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16", "--precision must be auto, fp32 or bf16, got \"",
            o.precision, "\"");
   ZT_CHECK(o.zero_stage >= 0 && o.zero_stage <= 3, "--zero-stage must be 0, 1, 2 or 3, got ", o.zero_stage);
   ZT_CHECK(o.vocab_multiple >= 1, "--vocab-multiple must be >= 1, got ", o.vocab_multiple);
 }
+
+Device rank_device(const TrainOptions& o) { return device_for_local_rank(o.device, comm::launched_local_rank()); }
 
 std::string resolved_precision(const TrainOptions& o) {
   if (o.precision != "auto") return o.precision;
@@ -144,7 +149,7 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   const auto& model_config = model->config();
   ZT_CHECK(o.seq_len <= model_config.max_position_embeddings, "--seq-len ", o.seq_len, " exceeds the model's ",
            model_config.max_position_embeddings, " positions");
-  const Device device = device_from_name(o.device);
+  const Device device = rank_device(o);
   if (device.is_cuda()) {
     for (const auto& [name, p] : model->named_parameters()) p->data = p->data.to(device);
   }
@@ -209,7 +214,14 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   if (op_profiling()) say(str(op_profile_table(), "  (", timed_steps, " timed steps, ",
                              timed_seconds * 1e3 / double(std::max<int64_t>(1, timed_steps)), " ms a step)"));
   result.memory = engine->memory_report();
-  if (device.is_cuda()) result.device_peak_bytes = device_bytes_peak();
+  if (device.is_cuda()) {
+    // The busiest GPU's peak: ranks hold different partitions (and padding), and a run fits
+    // only if its largest rank fits.
+    Tensor peak = Tensor::zeros({1}, DType::f64);
+    peak.data<double>()[0] = double(device_bytes_peak());
+    if (world > 1) group->all_reduce(peak, comm::ReduceOp::max).wait();
+    result.device_peak_bytes = size_t(peak.data<double>()[0]);
+  }
   if (!timed_ms.empty()) {
     std::nth_element(timed_ms.begin(), timed_ms.begin() + long(timed_ms.size() / 2), timed_ms.end());
     result.median_step_ms = timed_ms[timed_ms.size() / 2];

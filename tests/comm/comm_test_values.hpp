@@ -31,13 +31,13 @@ inline double representable(DType dtype, double v) {
 }
 
 // Element i of rank r's data (salt tells different tensors apart). Integers stay small enough
-// that sums over 4 ranks fit every integer dtype; floats are not multiples of a power of two,
+// that sums over 8 ranks fit every integer dtype; floats are not multiples of a power of two,
 // so float sums round.
 inline double rank_value(DType dtype, int r, int64_t i, int salt = 0) {
   const uint32_t h = mix(uint32_t(r) * 2654435761U ^ uint32_t(i) * 40503U ^ uint32_t(salt) * 97U);
   switch (dtype) {
     case DType::u8: return double(h % 31);
-    case DType::i8: return double(int(h % 61) - 30);
+    case DType::i8: return double(int(h % 31) - 15);
     case DType::i32: case DType::i64: return double(int(h % 200001) - 100000);
     default: return representable(dtype, (double(h % 20001) - 10000.0) / 1000.0);
   }
@@ -72,6 +72,24 @@ inline double reduce_tolerance(DType dtype, double exact, int n) {
     case DType::f16: return std::abs(exact) * std::ldexp(1.0, -11) + accumulate;
     default: return 0.0;  // integers: exact
   }
+}
+
+// The bound for a reduction that rounds to dtype after every addition, as NCCL's rings and trees
+// do: the k-th partial result holds at most k of the n values (|values| <= 10), so the roundings
+// add up to at most u * 10 * (2 + 3 + ... + n) with u the dtype's unit roundoff. avg scales every
+// value by 1/n first (ncclAvg is a pre-multiplied sum), one more rounding per value.
+inline double stepwise_reduce_tolerance(DType dtype, ReduceOp op, int n) {
+  double u = 0;
+  switch (dtype) {
+    case DType::f64: case DType::f32: u = std::ldexp(1.0, -24); break;
+    case DType::bf16: u = std::ldexp(1.0, -8); break;
+    case DType::f16: u = std::ldexp(1.0, -11); break;
+    default: return 0.0;  // integers: exact
+  }
+  if (op == ReduceOp::max || op == ReduceOp::min) return 10.0 * u;  // one rounding of the input
+  const double partials = 10.0 * (double(n) * (n + 1) / 2.0);
+  const double bound = op == ReduceOp::avg ? u * (partials / n + 10.0) : u * partials;
+  return bound + 1e-6 * 10.0 * n;
 }
 
 }  // namespace zt::comm::testing

@@ -11,6 +11,7 @@
 #include "../comm/mpi_test_main.hpp"
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
+#include "zt/engine/trainer.hpp"
 #include "zt/models/causal_lm.hpp"
 
 namespace zt::engine {
@@ -180,6 +181,19 @@ TEST(Memory, ModelStatesFollowTheFormulas) {
           << run.memory.gradients << " master " << run.memory.master_weights << " optimizer " << run.memory.optimizer_states;
     }
   }
+}
+
+// `zt train --device cuda` on every rank of a launch: each rank takes its own GPU, named by the
+// local rank that mpirun (or zt launch's wrapper) gives it; on one host that is the world rank.
+TEST(Launch, CudaMeansEachRanksOwnGpu) {
+  TrainOptions o;
+  o.device = "cuda";
+  EXPECT_EQ(comm::launched_local_rank(), comm::world()->rank());
+  EXPECT_EQ(rank_device(o), Device::cuda(comm::world()->rank()));
+  o.device = "cuda:0";
+  EXPECT_EQ(rank_device(o), Device::cuda(0));
+  o.device = "cpu";
+  EXPECT_EQ(rank_device(o), Device::cpu());
 }
 
 TEST(UserModel, MlpRegressorUnderStageThreeMatchesStageZero) {

@@ -23,9 +23,15 @@ struct Device {
 
 // Parses "cpu", "cuda" and "cuda:N".
 Device device_from_name(const std::string& name);
+// The device of one rank of a launch: "cuda" without an ordinal is the rank's own GPU,
+// cuda:local_rank (the ranks of a host take its visible GPUs in order, as torch's LOCAL_RANK
+// convention has it), so that the same command line runs on every rank; "cpu" and "cuda:N" stand
+// as given.
+Device device_for_local_rank(const std::string& name, int local_rank);
 
 // Whether this build has CUDA and a device is visible at run time.
 bool cuda_is_built();
 bool cuda_is_available();
+int cuda_device_count();  // visible CUDA devices; 0 without CUDA or without a device
 
 }  // namespace zt

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "zt/core/device.hpp"
 #include "zt/data/dataset.hpp"
 #include "zt/models/causal_lm.hpp"
 #include "zt/zero/options.hpp"
@@ -65,13 +66,17 @@ struct TrainResult {
   int stage = 0, world_size = 1;
   zero::MemoryReport memory;        // what rank 0 holds at the end
   std::string device = "cpu", precision = "fp32";
-  size_t device_peak_bytes = 0;     // most CUDA memory held at once by this process (0 on the CPU)
+  size_t device_peak_bytes = 0;     // most CUDA memory held at once by one rank, the largest over the
+                                    // ranks (0 on the CPU)
   double median_step_ms = 0;        // over the steps after the first
   std::string model_description, data_description;
 };
 
 struct Config;
 void validate(const TrainOptions& options);
+// Where this rank trains: options.device, with "cuda" meaning this rank's own GPU,
+// cuda:LOCAL_RANK (device_for_local_rank).
+Device rank_device(const TrainOptions& options);
 // The engine config of a run: the DeepSpeed file's, or one made from the options.
 Config engine_config(const TrainOptions& options, int world_size);
 

@@ -14,14 +14,16 @@ namespace zt {
 
 bool cuda_is_built() { return true; }
 
-bool cuda_is_available() {
+int cuda_device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
     cudaGetLastError();  // clear the sticky "no device" status
-    return false;
+    return 0;
   }
-  return count > 0;
+  return count;
 }
+
+bool cuda_is_available() { return cuda_device_count() > 0; }
 
 namespace detail {
 
