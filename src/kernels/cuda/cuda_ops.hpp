@@ -61,13 +61,20 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
 // lse (B, NH, T): the natural log-sum-exp of each query row's scaled scores.
 template <class T>
 void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+// dqkv from dout and the forward's out (B, T, NH*HD) and lse: D = rowsum(dout * out).
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, int64_t b, int64_t t, int64_t nh,
-                        int64_t nkv, int64_t hd);
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd);
 // Which attention kernels run: tensor-core flash kernels where the head size and alignment
-// allow (automatic), or the simple warp-per-row kernels everywhere. For tests of both.
-enum class AttentionKernels { automatic, simple };
+// allow (automatic), the previous version of those (flash_v2, for timing both in one run), or
+// the simple warp-per-row kernels everywhere. For tests of each; until it is called, the
+// environment variable ZT_ATTENTION_KERNELS (v3, the default; v2; simple) decides.
+enum class AttentionKernels { automatic, flash_v2, simple };
 void set_attention_kernels(AttentionKernels kernels);
+// How many blocks share a key/value head's query heads in the tensor-core dK/dV kernel (their
+// f32 partials then added in a fixed order): 0 lets the launcher choose by the problem's size;
+// a count is rounded down to a divisor of the group. For tests of both paths.
+void set_attention_dkv_splits(int splits);
 
 template <class T>
 void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,
