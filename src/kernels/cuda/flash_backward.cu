@@ -280,9 +280,10 @@ constexpr size_t dkv_shared() {
 }
 
 // How many blocks share a group's query heads in the dK/dV kernel: 1 unless the longest block
-// (key tile 0: heads * q_tiles steps) would outlast the average load of a resident block (the
+// (key tile 0: heads * q_tiles steps) is over half the average load of a resident block (the
 // whole problem's steps over the blocks resident at once), then the smallest divisor of the
-// group that brings it under that.
+// group that brings it under that. Blocks are handed out in order, not longest first, so a
+// block as long as the average would set the kernel's end; at half of it the tail is short.
 template <int HD>
 int dkv_splits(int64_t b, int64_t t, int64_t nh, int64_t nkv) {
   const int64_t group = nh / nkv, tiles = (t + kTile - 1) / kTile;
@@ -298,7 +299,7 @@ int dkv_splits(int64_t b, int64_t t, int64_t nh, int64_t nkv) {
   const double resident = double(std::max(per_sm, 1)) * multiprocessor_count();
   const double average = double(b * nkv * group) * double(tiles * (tiles + 1) / 2) / resident;
   for (int64_t s = 1; s < group; ++s)
-    if (group % s == 0 && double(tiles * group / s) <= average) return int(s);
+    if (group % s == 0 && double(tiles * group / s) <= average / 2) return int(s);
   return int(group);
 }
 
