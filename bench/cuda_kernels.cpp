@@ -17,7 +17,6 @@
 #include <functional>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "kernels/cuda/cuda_ops.hpp"
@@ -169,7 +168,8 @@ void bench_matmuls() {
 }
 
 // Causal attention forward and backward at GPT-2 124M's and Llama 1.1B's shapes, for the
-// flash kernels now in use (v3) and their previous version (v2) in the same run. FLOPs are
+// flash kernels now in use (v3), v3's tuning alternatives, and the previous version (v2), in the
+// same run. FLOPs are
 // counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
 // products, the backward is counted as flash attention's 5 whatever a version does.
 void bench_attention() {
@@ -190,17 +190,37 @@ void bench_attention() {
     const std::string shape = std::string(a.name) + " B=" + std::to_string(a.b) + " T=" + std::to_string(a.t) +
                               " NH=" + std::to_string(a.nh) + " NKV=" + std::to_string(a.nkv) +
                               " HD=" + std::to_string(a.hd);
-    for (const auto& [version, kernels] : {std::pair{"v3", cuda::AttentionKernels::automatic},
-                                           std::pair{"v2", cuda::AttentionKernels::flash_v2}}) {
-      cuda::set_attention_kernels(kernels);
-      report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); }),
-             2 * product, 0, version);
+    // v3 as it runs, v3 with each tuning alternative (timed where it applies), v2.
+    struct Version {
+      const char* name;
+      cuda::AttentionKernels kernels;
+      cuda::FlashAttentionTuning tuning;
+      bool forward, backward;
+    };
+    cuda::FlashAttentionTuning rows64, kv_shared, one_block;
+    rows64.forward_rows = 64;
+    kv_shared.dkv_kv_from_shared = true;
+    one_block.dkv_splits = 1;
+    const bool grouped = a.nh != a.nkv;
+    const Version versions[] = {{"v3", cuda::AttentionKernels::automatic, {}, true, true},
+                                {"v3 64-row fwd", cuda::AttentionKernels::automatic, rows64, true, false},
+                                {"v3 dkv K,V smem", cuda::AttentionKernels::automatic, kv_shared, false, true},
+                                {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped},
+                                {"v2", cuda::AttentionKernels::flash_v2, {}, true, true}};
+    for (const Version& v : versions) {
+      cuda::set_attention_kernels(v.kernels);
+      cuda::set_flash_attention_tuning(v.tuning);
+      if (v.forward)
+        report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); }),
+               2 * product, 0, v.name);
+      if (!v.backward) continue;
       ops::attention_forward(out, lse, qkv, a.nh, a.nkv);  // the backward reads this forward's out and lse
       report("attention_backward", shape,
              time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
-             version);
+             v.name);
     }
     cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    cuda::set_flash_attention_tuning({});
   }
 }
 

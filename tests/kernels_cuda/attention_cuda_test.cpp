@@ -2,8 +2,8 @@
 // from the forward's output) against the CPU reference, f32 and bf16, MHA and GQA (groups 1 to
 // 8), head sizes on and off the tensor-core kernels' list, lengths that do not fill the last
 // tile (77, 1000) and long ones (2048), B > 1; every kernel family for bf16: the tensor-core
-// kernels (v3, with the dK/dV heads split among blocks or not), their previous version (v2), and
-// the simple ones. Each gradient part is checked by norm and row by row; the tensor-core kernels
+// kernels (v3, by default and with each of its tuning alternatives), their previous version
+// (v2), and the simple ones. Each gradient part is checked by norm and row by row; the tensor-core kernels
 // must give bitwise the same results run to run. Also RoPE.
 // Letters: B batch, T sequence, NH query heads, NKV key/value heads, HD head size.
 #include <gtest/gtest.h>
@@ -50,25 +50,36 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
   return Tensor::from_floats({b, nh, t}, lse);
 }
 
-// Which attention kernels run: the tensor-core ones where they apply (v3; with dK/dV's heads
-// split among blocks as the launcher chooses, or one block per key tile of a group), their
-// previous version, or the simple ones everywhere.
-enum class Kernels { automatic, one_dkv_block, flash_v2, simple };
+// Which attention kernels run: the tensor-core ones where they apply (v3, as tuned by default
+// or with one of its alternatives), their previous version (v2), or the simple ones everywhere.
+enum class Kernels { automatic, forward_64_rows, dkv_kv_from_shared, one_dkv_block, flash_v2, simple };
 const char* kernels_name(Kernels k) {
   switch (k) {
     case Kernels::automatic: return "tensor cores";
+    case Kernels::forward_64_rows: return "tensor cores, 64-row forward blocks";
+    case Kernels::dkv_kv_from_shared: return "tensor cores, dK/dV reading K, V from shared memory";
     case Kernels::one_dkv_block: return "tensor cores, one dK/dV block per group";
     case Kernels::flash_v2: return "tensor cores v2";
     case Kernels::simple: return "simple";
   }
   return "?";
 }
+// Whether an alternative changes anything for this case (else it would run the default again).
+bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
+  if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_from_shared) return hd == 64;
+  if (k == Kernels::one_dkv_block) return nh != nkv;
+  return true;
+}
 void use_kernels(Kernels kernels) {
 #if ZT_HAS_CUDA
   cuda::set_attention_kernels(kernels == Kernels::simple     ? cuda::AttentionKernels::simple
                               : kernels == Kernels::flash_v2 ? cuda::AttentionKernels::flash_v2
                                                              : cuda::AttentionKernels::automatic);
-  cuda::set_attention_dkv_splits(kernels == Kernels::one_dkv_block ? 1 : 0);
+  cuda::FlashAttentionTuning tuning;
+  tuning.forward_rows = kernels == Kernels::forward_64_rows ? 64 : 0;
+  tuning.dkv_kv_from_shared = kernels == Kernels::dkv_kv_from_shared;
+  tuning.dkv_splits = kernels == Kernels::one_dkv_block ? 1 : 0;
+  cuda::set_flash_attention_tuning(tuning);
 #endif
 }
 
@@ -132,11 +143,12 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
     ops::unpack_columns(parts, dqkv.reshape({n, width}));
 
     for (DType dtype : {DType::f32, DType::bf16})
-      for (Kernels kernels : {Kernels::automatic, Kernels::one_dkv_block, Kernels::flash_v2, Kernels::simple}) {
+      for (Kernels kernels : {Kernels::automatic, Kernels::forward_64_rows, Kernels::dkv_kv_from_shared,
+                              Kernels::one_dkv_block, Kernels::flash_v2, Kernels::simple}) {
         if (dtype == DType::f32 && kernels != Kernels::automatic) continue;  // f32 always runs the simple ones
         const bool flash = dtype == DType::bf16 && kernels != Kernels::simple && tensor_core_size;
         if (kernels != Kernels::automatic && kernels != Kernels::simple && !flash) continue;  // as automatic
-        if (kernels == Kernels::one_dkv_block && k.nh == k.nkv) continue;  // one block per group already
+        if (!applies(kernels, k.hd, k.nh, k.nkv)) continue;
         if (k.tensor_cores_only && !flash) continue;
         const std::string name = flash ? kernels_name(kernels) : "simple", family = " (" + name + ")";
         SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " B=" << k.b << " T=" << k.t << " NH=" << k.nh

@@ -71,10 +71,20 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
 // environment variable ZT_ATTENTION_KERNELS (v3, the default; v2; simple) decides.
 enum class AttentionKernels { automatic, flash_v2, simple };
 void set_attention_kernels(AttentionKernels kernels);
-// How many blocks share a key/value head's query heads in the tensor-core dK/dV kernel (their
-// f32 partials then added in a fixed order): 0 lets the launcher choose by the problem's size;
-// a count is rounded down to a divisor of the group. For tests of both paths.
-void set_attention_dkv_splits(int splits);
+// Alternatives inside the tensor-core kernels (v3), for timing them against each other in one
+// run; the tests check each. The defaults are what runs.
+struct FlashAttentionTuning {
+  // Query rows a forward block, HD 64: 128 (4 warps of two m-tiles) or 64 (one m-tile a warp,
+  // fewer registers, more blocks a multiprocessor). 0: the default, 128.
+  int forward_rows = 0;
+  // The dK/dV kernel for HD 64 reads K and V from shared memory for every product instead of
+  // keeping their fragments in registers (fewer registers: 3 blocks a multiprocessor, not 2).
+  bool dkv_kv_from_shared = false;
+  // Blocks sharing a key/value head's query heads in the dK/dV kernel (their f32 partials then
+  // added in a fixed order), rounded down to a divisor of the group. 0: chosen by the size.
+  int dkv_splits = 0;
+};
+void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 
 template <class T>
 void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,

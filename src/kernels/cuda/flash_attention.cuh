@@ -13,6 +13,9 @@ namespace zt::cuda {
 // Whether the kernels are built for this head size (they also want 16-byte aligned tensors).
 bool flash_supports_head_size(int64_t hd);
 
+// As set_flash_attention_tuning left it.
+FlashAttentionTuning flash_attention_tuning();
+
 // out (B, T, NH*HD), lse (B, NH, T) natural log-sum-exp of the scaled scores.
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
                              int64_t hd);

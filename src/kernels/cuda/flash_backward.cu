@@ -16,7 +16,7 @@
 // split among `splits` blocks, each writing its f32 partial dK and dV; a last pass adds the
 // partials in a fixed order into dqkv.
 #include <algorithm>
-#include <atomic>
+#include <mutex>
 
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
@@ -27,7 +27,8 @@ namespace {
 
 using namespace flash;
 
-std::atomic<int> g_dkv_splits{0};  // 0: dkv_splits chooses
+std::mutex g_tuning_mutex;
+FlashAttentionTuning g_tuning;
 
 // dQ (into dqkv's query heads) and D (B, NH, T) = rowsum(dO * O). Grid (query tiles, B*NH), the
 // longest tiles of a head first.
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
 // its group and every query tile at or after the keys. With one split the result goes into
 // dqkv's key and value heads; with more, as f32 into partial (splits, B, T, NKV, 2, HD), key
 // then value. Grid (key tiles, B*NKV, splits).
-template <int HD>
+template <int HD, bool kKeepKV>
 __global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv, float* partial, const bf16* dout,
                                                                       const bf16* qkv, const float* lse,
                                                                       const float* dsum, FlashDims dm, int heads) {
@@ -180,9 +181,9 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv
   cp_async_wait<1>();  // K and V have landed
   __syncthreads();
   const int key0 = k0 + warp * 16;  // this warp's first key
-  // K's and V's A fragments stay in registers for HD 64; for HD 128 they would not fit beside the
-  // four accumulator tiles and are read from shared memory for every product.
-  constexpr bool kKeepKV = HD == 64;
+  // K's and V's A fragments stay in registers (HD 64 by default); for HD 128 they would not fit
+  // beside the four accumulator tiles and are read from shared memory for every product.
+  static_assert(!kKeepKV || HD == 64, "K and V fragments fit registers for HD 64 only");
   uint32_t kf[1][kKeepKV ? HD / 16 : 1][4], vf[1][kKeepKV ? HD / 16 : 1][4];
   if constexpr (kKeepKV) {
     load_a<HD, 1>(kf, sk + warp * 16 * ld, ld);
@@ -284,18 +285,17 @@ constexpr size_t dkv_shared() {
 // whole problem's steps over the blocks resident at once), then the smallest divisor of the
 // group that brings it under that. Blocks are handed out in order, not longest first, so a
 // block as long as the average would set the kernel's end; at half of it the tail is short.
-template <int HD>
-int dkv_splits(int64_t b, int64_t t, int64_t nh, int64_t nkv) {
+template <class Kernel>
+int dkv_splits(Kernel kernel, size_t shared, int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
   const int64_t group = nh / nkv, tiles = (t + kTile - 1) / kTile;
   if (group == 1) return 1;
-  if (const int forced = g_dkv_splits; forced > 0) {
+  if (forced > 0) {
     int64_t s = std::min<int64_t>(forced, group);
     while (group % s != 0) --s;
     return int(s);
   }
   int per_sm = 0;
-  ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, flash_backward_dkv_kernel<HD>, kThreads,
-                                                              dkv_shared<HD>()));
+  ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
   const double resident = double(std::max(per_sm, 1)) * multiprocessor_count();
   const double average = double(b * nkv * group) * double(tiles * (tiles + 1) / 2) / resident;
   for (int64_t s = 1; s < group; ++s)
@@ -313,19 +313,23 @@ void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const 
       dqkv, dsum, dout, out, qkv, lse, dm);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
 
-  allow_shared(flash_backward_dkv_kernel<HD>, dkv_shared<HD>());
-  const int splits = dkv_splits<HD>(b, t, nh, nkv);
+  const FlashAttentionTuning tuning = flash_attention_tuning();
+  auto dkv = flash_backward_dkv_kernel<HD, false>;
+  if constexpr (HD == 64) {
+    if (!tuning.dkv_kv_from_shared) dkv = flash_backward_dkv_kernel<HD, true>;
+  }
+  allow_shared(dkv, dkv_shared<HD>());
+  const int splits = dkv_splits(dkv, dkv_shared<HD>(), b, t, nh, nkv, tuning.dkv_splits);
   const int heads = int(nh / nkv) / splits;
   const dim3 grid(tiles, unsigned(b * nkv), unsigned(splits));
   if (splits == 1) {
-    flash_backward_dkv_kernel<HD><<<grid, kThreads, dkv_shared<HD>(), compute_stream()>>>(
-        dqkv, nullptr, dout, qkv, lse, dsum, dm, heads);
+    dkv<<<grid, kThreads, dkv_shared<HD>(), compute_stream()>>>(dqkv, nullptr, dout, qkv, lse, dsum, dm, heads);
     ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_kernel");
     return;
   }
   Scratch partial(size_t(splits) * size_t(b * t * nkv * 2 * HD) * sizeof(float));
-  flash_backward_dkv_kernel<HD><<<grid, kThreads, dkv_shared<HD>(), compute_stream()>>>(
-      dqkv, partial.as<float>(), dout, qkv, lse, dsum, dm, heads);
+  dkv<<<grid, kThreads, dkv_shared<HD>(), compute_stream()>>>(dqkv, partial.as<float>(), dout, qkv, lse, dsum, dm,
+                                                              heads);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_kernel");
   const int64_t quads = b * t * nkv * 2 * HD / 4;
   flash_backward_dkv_sum_kernel<HD><<<unsigned((quads + 255) / 256), 256, 0, compute_stream()>>>(
@@ -335,7 +339,15 @@ void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const 
 
 }  // namespace
 
-void set_attention_dkv_splits(int splits) { g_dkv_splits = splits; }
+void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  g_tuning = tuning;
+}
+
+FlashAttentionTuning flash_attention_tuning() {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  return g_tuning;
+}
 
 void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {

@@ -1,7 +1,8 @@
 // Flash attention forward for bf16 on the tensor cores (v3; docs/CUDA_NOTES.md). A block is 4
 // warps over 64 MT query rows of one head, 16 MT rows a warp: MT = 2 for HD 64 (each K or V
 // fragment read from shared memory feeds two m-tiles, and a key tile staged once serves 128
-// rows), MT = 1 for HD 128 (two m-tiles of 128-wide accumulators would not fit in registers).
+// rows), MT = 1 for HD 128 (two m-tiles of 128-wide accumulators would not fit in registers)
+// and for HD 64 where FlashAttentionTuning::forward_rows asks for 64, to time both.
 // Q's A fragments are read from shared memory once and kept in registers across the key tiles;
 // K and V tiles of 64 keys are staged by cp.async two stages deep. The causal mask is applied
 // only on the tiles that the diagonal crosses, and a warp skips a tile that lies wholly after
@@ -14,11 +15,6 @@ namespace zt::cuda {
 namespace {
 
 using namespace flash;
-
-template <int HD>
-constexpr int forward_m_tiles() {
-  return HD == 64 ? 2 : 1;
-}
 
 // Scores s (rows row0 + 16 mt + g (+8), columns k0 + 8 nt + 2 tq (+1)) whose key comes after
 // the query become -inf.
@@ -135,9 +131,9 @@ constexpr size_t forward_shared() {
   return size_t(64 * MT + 4 * kTile) * (HD + kPad) * sizeof(bf16);  // Q, then 2 stages of K and of V
 }
 
-template <int HD>
+template <int HD, int MT>
 void forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv) {
-  constexpr int MT = forward_m_tiles<HD>(), rows = 64 * MT;
+  constexpr int rows = 64 * MT;
   constexpr size_t shared = forward_shared<HD, MT>();
   allow_shared(flash_forward_kernel<HD, MT>, shared);
   const dim3 grid(unsigned((t + rows - 1) / rows), unsigned(b * nh));
@@ -151,8 +147,9 @@ bool flash_supports_head_size(int64_t hd) { return hd == 64 || hd == 128; }
 
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
                              int64_t hd) {
-  if (hd == 64) forward<64>(out, lse, qkv, b, t, nh, nkv);
-  else forward<128>(out, lse, qkv, b, t, nh, nkv);
+  if (hd == 128) return forward<128, 1>(out, lse, qkv, b, t, nh, nkv);
+  if (flash_attention_tuning().forward_rows == 64) return forward<64, 1>(out, lse, qkv, b, t, nh, nkv);
+  forward<64, 2>(out, lse, qkv, b, t, nh, nkv);
 }
 
 }  // namespace zt::cuda
