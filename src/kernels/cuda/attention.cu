@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -35,6 +36,9 @@ AttentionKernels attention_kernels() {
   }();
   return from_environment;
 }
+
+std::mutex g_tuning_mutex;
+FlashAttentionTuning g_tuning;
 
 constexpr int kSimpleWarps = 4;  // query (or key) rows per block
 constexpr int kMaxHeadChunks = 8;  // head size up to 32 * 8 = 256
@@ -222,6 +226,16 @@ bool use_flash(int64_t hd, std::initializer_list<const void*> tensors) {
 }  // namespace
 
 void set_attention_kernels(AttentionKernels kernels) { g_kernels = int(kernels); }
+
+void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  g_tuning = tuning;
+}
+
+FlashAttentionTuning flash_attention_tuning() {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  return g_tuning;
+}
 
 template <class T>
 void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {

@@ -11,12 +11,11 @@
 // dO in kernel 1, K and V in kernel 2) are read from shared memory once into A fragments.
 //
 // Grouped heads: kernel 2 walks the query heads of its group one after another, so a block of
-// the first key tile does group * T / 64 tile steps. Where that is longer than the whole
-// problem's average per resident block (Llama 1.1B: 8 heads a group, T = 2048), the heads are
-// split among `splits` blocks, each writing its f32 partial dK and dV; a last pass adds the
-// partials in a fixed order into dqkv.
+// the first key tile does group * T / 64 tile steps. Where that is over half the whole problem's
+// average per resident block (Llama 1.1B: 8 heads a group, T = 2048), the heads are split among
+// `splits` blocks, each writing its f32 partial dK and dV; a last pass adds the partials in a
+// fixed order into dqkv.
 #include <algorithm>
-#include <mutex>
 
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
@@ -26,9 +25,6 @@ namespace zt::cuda {
 namespace {
 
 using namespace flash;
-
-std::mutex g_tuning_mutex;
-FlashAttentionTuning g_tuning;
 
 // dQ (into dqkv's query heads) and D (B, NH, T) = rowsum(dO * O). Grid (query tiles, B*NH), the
 // longest tiles of a head first.
@@ -338,16 +334,6 @@ void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const 
 }
 
 }  // namespace
-
-void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
-  std::lock_guard<std::mutex> lock(g_tuning_mutex);
-  g_tuning = tuning;
-}
-
-FlashAttentionTuning flash_attention_tuning() {
-  std::lock_guard<std::mutex> lock(g_tuning_mutex);
-  return g_tuning;
-}
 
 void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
