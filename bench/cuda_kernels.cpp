@@ -1,8 +1,9 @@
-// CUDA kernel micro-benchmark at GPT-2 124M shapes (B=16, T=1024, C=768, NH=12, V=50257, bf16):
-// each op's median time over repeated runs, timed with events on the compute stream, against the
-// device's ceilings measured first in the same run (a device-to-device copy for memory bandwidth,
-// an 8192^3 bf16 GEMM for matrix throughput). One JSON line per op.
-// Usage: bench_cuda_kernels [repeats]
+// CUDA kernel micro-benchmark at GPT-2 124M shapes (B=16, T=1024, C=768, NH=12, V=50257, bf16),
+// and attention at Llama 1.1B's too (B=4, T=2048, NH=32, NKV=4, HD=64): each op's median time
+// over repeated runs, timed with events on the compute stream, against the device's ceilings
+// measured first in the same run (a device-to-device copy for memory bandwidth, an 8192^3 bf16
+// GEMM for matrix throughput). One JSON line per op.
+// Usage: bench_cuda_kernels [repeats] [--only attention]
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/cuda_ops.hpp"
 #include "zt/core/cuda_check.hpp"
 #include "zt/core/cuda_stream.hpp"
 #include "zt/kernels/ops.hpp"
@@ -76,10 +78,12 @@ struct Ceilings {
 };
 Ceilings g_peak;
 
-void report(const std::string& op, const std::string& shape, double ms, double flops, double bytes) {
+void report(const std::string& op, const std::string& shape, double ms, double flops, double bytes,
+            const std::string& version = "") {
   nlohmann::json j;
   j["op"] = op;
   j["shape"] = shape;
+  if (!version.empty()) j["version"] = version;
   j["dtype"] = op.find("adamw") != std::string::npos ? "f32" : "bf16";
   j["ms"] = ms;
   if (flops > 0) {
@@ -170,19 +174,61 @@ void bench_matmuls() {
   }
 }
 
+// Causal attention forward and backward at GPT-2 124M's and Llama 1.1B's shapes, for the
+// flash kernels now in use (v3), v3's tuning alternatives, and the previous version (v2), in the
+// same run. FLOPs are
+// counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
+// products, the backward is counted as flash attention's 5 whatever a version does.
 void bench_attention() {
-  const Tensor qkv = random_device({kB, kT, 3 * kC}, DType::bf16, -1, 1, 7);
-  const Tensor out = Tensor::empty({kB, kT, kC}, DType::bf16, Device::cuda());
-  const Tensor lse = Tensor::empty(ops::attention_saved_shape(Device::cuda(), kB, kNH, kT), DType::f32, Device::cuda());
-  // Causal: half of the T x T scores; two products of 2 T T HD each, halved.
-  const double fwd_flops = 2.0 * double(kB * kNH) * double(kT) * double(kT) * double(kHD);
-  const std::string shape = "B=16 T=1024 NH=12 HD=64";
-  report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, kNH, kNH); }), fwd_flops, 0);
-  const Tensor dout = random_device({kB, kT, kC}, DType::bf16, -1, 1, 8);
-  const Tensor dqkv = Tensor::empty({kB, kT, 3 * kC}, DType::bf16, Device::cuda());
-  // Counted as flash attention's five products (2.5x the forward), whatever this backward does.
-  report("attention_backward", shape, time_ms([&] { ops::attention_backward(dqkv, dout, qkv, lse, kNH, kNH); }),
-         2.5 * fwd_flops, 0);
+  struct Shape {
+    const char* name;
+    int64_t b, t, nh, nkv, hd;
+  };
+  const Shape shapes[] = {{"gpt2-124M", kB, kT, kNH, kNH, kHD}, {"llama-1.1B", 4, 2048, 32, 4, 64}};
+  for (const Shape& a : shapes) {
+    const int64_t width = (a.nh + 2 * a.nkv) * a.hd;
+    const Tensor qkv = random_device({a.b, a.t, width}, DType::bf16, -1, 1, 7);
+    const Tensor out = Tensor::empty({a.b, a.t, a.nh * a.hd}, DType::bf16, Device::cuda());
+    const Tensor lse = Tensor::empty(ops::attention_saved_shape(Device::cuda(), a.b, a.nh, a.t), DType::f32,
+                                     Device::cuda());
+    const Tensor dout = random_device({a.b, a.t, a.nh * a.hd}, DType::bf16, -1, 1, 8);
+    const Tensor dqkv = Tensor::empty({a.b, a.t, width}, DType::bf16, Device::cuda());
+    const double product = double(a.b * a.nh) * double(a.t) * double(a.t) / 2 * double(a.hd) * 2;
+    const std::string shape = std::string(a.name) + " B=" + std::to_string(a.b) + " T=" + std::to_string(a.t) +
+                              " NH=" + std::to_string(a.nh) + " NKV=" + std::to_string(a.nkv) +
+                              " HD=" + std::to_string(a.hd);
+    // v3 as it runs, v3 with each tuning alternative (timed where it applies), v2.
+    struct Version {
+      const char* name;
+      cuda::AttentionKernels kernels;
+      cuda::FlashAttentionTuning tuning;
+      bool forward, backward;
+    };
+    cuda::FlashAttentionTuning rows64, kv_shared, one_block;
+    rows64.forward_rows = 64;
+    kv_shared.dkv_kv_from_shared = true;
+    one_block.dkv_splits = 1;
+    const bool grouped = a.nh != a.nkv;
+    const Version versions[] = {{"v3", cuda::AttentionKernels::automatic, {}, true, true},
+                                {"v3 64-row fwd", cuda::AttentionKernels::automatic, rows64, true, false},
+                                {"v3 dkv K,V smem", cuda::AttentionKernels::automatic, kv_shared, false, true},
+                                {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped},
+                                {"v2", cuda::AttentionKernels::flash_v2, {}, true, true}};
+    for (const Version& v : versions) {
+      cuda::set_attention_kernels(v.kernels);
+      cuda::set_flash_attention_tuning(v.tuning);
+      if (v.forward)
+        report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); }),
+               2 * product, 0, v.name);
+      if (!v.backward) continue;
+      ops::attention_forward(out, lse, qkv, a.nh, a.nkv);  // the backward reads this forward's out and lse
+      report("attention_backward", shape,
+             time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
+             v.name);
+    }
+    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    cuda::set_flash_attention_tuning({});
+  }
 }
 
 void bench_memory_bound() {
@@ -271,12 +317,24 @@ int main(int argc, char** argv) {
     std::printf("{\"skipped\": \"no CUDA device: bench_cuda_kernels needs a GPU\"}\n");
     return 0;
   }
-  if (argc > 1) g_repeats = std::max(1, std::atoi(argv[1]));
+  bool attention_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--only" && i + 1 < argc && std::string(argv[i + 1]) == "attention") {
+      attention_only = true;
+      ++i;
+    } else if (std::atoi(argv[i]) > 0) {
+      g_repeats = std::atoi(argv[i]);
+    } else {
+      std::fprintf(stderr, "usage: bench_cuda_kernels [repeats] [--only attention]\n");
+      return 2;
+    }
+  }
   try {
     measure_ceilings();
-    bench_matmuls();
+    if (!attention_only) bench_matmuls();
     bench_attention();
-    bench_memory_bound();
+    if (!attention_only) bench_memory_bound();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_kernels: %s\n", e.what());
     return 1;

@@ -52,27 +52,28 @@ void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, 
   });
 }
 
-void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& att, int64_t n_head,
-                        int64_t n_kv_head) {
+void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out, const Tensor& att,
+                        int64_t n_head, int64_t n_kv_head) {
   const char* op = "attention_backward";
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");
   check_matches(dout, qkv, {b, t, n_head * hd}, op, "dout");
+  check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
   kernels::check_stats(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
 #if ZT_HAS_CUDA
   if (qkv.device().is_cuda()) {
     cuda::dispatch_float(qkv, op, [&](auto zero) {
       using T = decltype(zero);
-      cuda::attention_backward<T>(cuda::ptr<T>(dqkv), cuda::ptr<T>(dout), cuda::ptr<T>(qkv), att.data<float>(), b, t,
-                                  n_head, n_kv_head, hd);
+      cuda::attention_backward<T>(cuda::ptr<T>(dqkv), cuda::ptr<T>(dout), cuda::ptr<T>(qkv), cuda::ptr<T>(out),
+                                  att.data<float>(), b, t, n_head, n_kv_head, hd);
     });
     return;
   }
 #endif
   kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
     using T = decltype(zero);
-    cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), att.data<T>(), b, t, n_head, n_kv_head,
-                               hd);
+    cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), out.data<T>(), att.data<T>(), b, t,
+                               n_head, n_kv_head, hd);
   });
 }
 

@@ -78,10 +78,11 @@ Tensor Attention::forward_impl(const Tensor& x) {
     ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, x), nh + nkv,
                       position_offset_);
   }
-  Tensor y = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
+  out_ = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
   att_ = Tensor::empty(ops::attention_saved_shape(x.device(), b, nh, t), ops::stats_dtype(x.dtype()), x.device());
-  ops::attention_forward(y, att_, qkv_, nh, nkv);
-  return out_proj_->forward(y);
+  ops::attention_forward(out_, att_, qkv_, nh, nkv);
+  // out_ shares its storage with the input that out_proj_ keeps for its own backward: no copy.
+  return out_proj_->forward(out_);
 }
 
 Tensor Attention::backward_impl(const Tensor& dy) {
@@ -90,7 +91,7 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
   Tensor dattn = out_proj_->backward(dy);
   Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
-  ops::attention_backward(dqkv, dattn, qkv_, att_, nh, nkv);
+  ops::attention_backward(dqkv, dattn, qkv_, out_, att_, nh, nkv);
   drop_saved();
   if (inv_freq_.defined()) {
     ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, dqkv), nh + nkv,
@@ -99,6 +100,6 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   return project_qkv_backward(dqkv);
 }
 
-void Attention::drop_saved() { qkv_ = att_ = Tensor(); }
+void Attention::drop_saved() { qkv_ = out_ = att_ = Tensor(); }
 
 }  // namespace zt::nn

@@ -106,9 +106,26 @@ TEST_P(AttentionGradTest, BackwardMatchesFiniteDifferences) {
   };
   auto backward = [&] {
     ops::attention_forward(out, att, qkv, s.nh, s.nkv);
-    ops::attention_backward(dqkv, r, qkv, att, s.nh, s.nkv);
+    ops::attention_backward(dqkv, r, qkv, out, att, s.nh, s.nkv);
   };
   test::check_gradients({{"qkv", qkv, dqkv, false}}, loss, backward, 1e-5);
+}
+
+// The backward forms D = rowsum(P * dP) from the output it is given (D_i = dout_i . out_i): an
+// output other than the forward's gives another gradient, so the argument is really read.
+TEST(Attention, BackwardReadsTheForwardsOutput) {
+  const AttentionShape s{2, 6, 4, 2, 4};
+  Rng rng(35);
+  const Tensor qkv = qkv_of(s, DType::f64, rng);
+  const Tensor dout = random_tensor({s.b, s.t, s.nh * s.hd}, DType::f64, rng);
+  const Tensor out = Tensor::empty(dout.shape(), DType::f64), att = Tensor::empty({s.b, s.nh, s.t, s.t}, DType::f64);
+  ops::attention_forward(out, att, qkv, s.nh, s.nkv);
+  const Tensor dqkv = Tensor::empty(qkv.shape(), DType::f64), other = Tensor::empty(qkv.shape(), DType::f64);
+  ops::attention_backward(dqkv, dout, qkv, out, att, s.nh, s.nkv);
+  const Tensor shifted = out.clone();
+  ops::scale_(shifted, 1.5);
+  ops::attention_backward(other, dout, qkv, shifted, att, s.nh, s.nkv);
+  EXPECT_GT(test::relative_error(values(other), values(dqkv)), 1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, AttentionGradTest,
@@ -132,10 +149,14 @@ TEST(Attention, ArgumentErrorsNameTheOpAndArgument) {
                                   {"attention_forward", "att", "(1, 4, 3, 3)"}));
   EXPECT_TRUE(throws_error_naming([&] { ops::attention_forward(out.to(DType::f64), att, qkv, 4, 2); },
                                   {"attention_forward", "out", "f64"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(out, out, qkv, att, 4, 2); },
+  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(out, out, qkv, out, att, 4, 2); },
                                   {"attention_backward", "dqkv"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(qkv, qkv, qkv, att, 4, 2); },
+  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(qkv, qkv, qkv, out, att, 4, 2); },
                                   {"attention_backward", "dout"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(qkv.clone(), out, qkv, qkv, att, 4, 2); },
+                                  {"attention_backward", "out has shape", "(1, 3, 8)"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::attention_backward(qkv.clone(), out, qkv, Tensor(), att, 4, 2); },
+                                  {"attention_backward", "out is undefined"}));
 }
 
 // ---- rope -----------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ TEST(Threads, AttentionAgrees) {
     const Tensor out = Tensor::empty({b, t, nh * hd}, DType::f32), att = Tensor::empty({b, nh, t, t}, DType::f32);
     ops::attention_forward(out, att, qkv, nh, nkv);
     const Tensor dqkv = Tensor::empty(qkv.shape(), DType::f32);
-    ops::attention_backward(dqkv, dout, qkv, att, nh, nkv);
+    ops::attention_backward(dqkv, dout, qkv, out, att, nh, nkv);
     return Results{{"out", values(out)}, {"att", values(att)}, {"dqkv", values(dqkv)}};
   }, 1e-6);
 }

@@ -63,9 +63,11 @@ void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& d
 // dtype is stats_dtype(qkv dtype).
 Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_t seq_len);
 void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head);
-// dqkv (B, T, (NH + 2*NKV) * HD) overwritten.
-void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& att,
-                        int64_t n_head, int64_t n_kv_head);
+// dqkv (B, T, (NH + 2*NKV) * HD) overwritten, from dout and the forward's out and att (as the
+// forward left them: the backward forms D_i = sum_j P_ij dP_ij = dout_i . out_i from out, which
+// saves a flash backward a pass over the keys).
+void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                        const Tensor& att, int64_t n_head, int64_t n_kv_head);
 
 // Rotary position embedding, rotate-half form (Hugging Face Llama), in place on the first
 // n_rotated heads of each token of x (B, T, heads, HD): in packed qkv these are the query and key

@@ -45,7 +45,9 @@ class Attention : public Module {
   std::shared_ptr<Linear> c_attn_, q_proj_, k_proj_, v_proj_, out_proj_;
   Tensor inv_freq_;  // (HD / 2)
   int64_t position_offset_ = 0;
-  Tensor qkv_, att_;  // saved for the backward: (B, T, (NH + 2*NKV) * HD), ops::attention_saved_shape
+  // Saved for the backward: qkv (B, T, (NH + 2*NKV) * HD), the attention output before the
+  // projection (B, T, NH*HD), and ops::attention_saved_shape.
+  Tensor qkv_, out_, att_;
 };
 
 }  // namespace zt::nn

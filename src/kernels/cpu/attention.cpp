@@ -64,8 +64,8 @@ void attention_forward(T* out, T* att, const T* qkv, int64_t b, int64_t t, int64
 }
 
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int64_t b, int64_t t, int64_t nh,
-                        int64_t nkv, int64_t hd) {
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* att, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd) {
   const int64_t stride = (nh + 2 * nkv) * hd;
   const int64_t out_stride = nh * hd;
   const int64_t group = nh / nkv;
@@ -91,20 +91,21 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int6
         const T* q = qkv + bi * t * stride + h * hd;
         const T* p = att + (bi * nh + h) * t * t;
         const T* dy = dout + bi * t * out_stride + h * hd;
+        const T* o = out + bi * t * out_stride + h * hd;
         T* dq = dqkv + bi * t * stride + h * hd;
         for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
           const int64_t i1 = std::min(t, i0 + kQueryBlock), rows = i1 - i0;
           const T* pb = p + i0 * t;
           // dV[0:i1] += P[i0:i1, 0:i1]^T dY[i0:i1]
           gemm<T>(true, false, i1, hd, rows, T(1), pb, t, dy + i0 * out_stride, out_stride, T(1), dv, stride);
-          // dP = dY[i0:i1] V[0:i1]^T, then dS = P * (dP - rowsum(P * dP))
+          // dP = dY[i0:i1] V[0:i1]^T, then dS = P * (dP - D) with D_i = rowsum(P * dP)_i = dY_i . O_i
           gemm<T>(false, true, rows, i1, hd, T(1), dy + i0 * out_stride, out_stride, v, stride, T(0), ds.data(), i1);
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t i = i0 + r;
             T* row = ds.data() + r * i1;
             const T* prow = pb + r * t;
             double dot = 0;
-            for (int64_t j = 0; j <= i; ++j) dot += double(prow[j]) * double(row[j]);
+            for (int64_t d = 0; d < hd; ++d) dot += double(dy[i * out_stride + d]) * double(o[i * out_stride + d]);
             for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - T(dot));
             for (int64_t j = i + 1; j < i1; ++j) row[j] = T(0);
           }
@@ -141,8 +142,8 @@ void rope_apply(T* x, const T* inv_freq, int64_t b, int64_t t, int64_t n_heads, 
 
 #define ZT_INSTANTIATE(T)                                                                                    \
   template void attention_forward<T>(T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);         \
-  template void attention_backward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t,  \
-                                      int64_t);                                                              \
+  template void attention_backward<T>(T*, const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, \
+                                      int64_t, int64_t);                                                     \
   template void rope_apply<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(double)

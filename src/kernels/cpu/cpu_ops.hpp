@@ -40,9 +40,10 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
 
 template <class T>
 void attention_forward(T* out, T* att, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+// D_i = rowsum(P * dP)_i is formed as dout_i . out_i from the forward's output.
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int64_t b, int64_t t, int64_t nh,
-                        int64_t nkv, int64_t hd);
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* att, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd);
 
 template <class T>
 void rope_apply(T* x, const T* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,

@@ -4,21 +4,41 @@
 // warp-per-row kernels for everything else (f32, other head sizes), which also serve as the
 // check on the fast ones.
 //
-// Backward, both families: D_i = sum_j P_ij dP_ij is computed in a first pass over the keys of
-// query row i (the op keeps no copy of the output), then dQ in a second; a separate kernel walks
-// each key row's queries for dK and dV, so nothing is accumulated across blocks.
+// Backward, both families: D_i = sum_j P_ij dP_ij = dO_i . O_i from the forward's output, then
+// dQ in one pass over the keys of query row i; a separate kernel walks each key row's queries
+// for dK and dV, so nothing is accumulated across blocks by atomics.
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
+#include <mutex>
+#include <string>
 #include <type_traits>
 
 #include "common.cuh"
 #include "flash_attention.cuh"
+#include "zt/core/env.hpp"
 
 namespace zt::cuda {
 
 namespace {
 
-std::atomic<AttentionKernels> g_kernels{AttentionKernels::automatic};
+// An AttentionKernels set by set_attention_kernels, or -1: as ZT_ATTENTION_KERNELS says.
+std::atomic<int> g_kernels{-1};
+
+AttentionKernels attention_kernels() {
+  if (const int set = g_kernels; set >= 0) return AttentionKernels(set);
+  static const AttentionKernels from_environment = [] {
+    const std::string v = env_string("ZT_ATTENTION_KERNELS", "v3");
+    if (v == "v3" || v.empty()) return AttentionKernels::automatic;
+    if (v == "v2") return AttentionKernels::flash_v2;
+    if (v == "simple") return AttentionKernels::simple;
+    ZT_THROW("environment variable ZT_ATTENTION_KERNELS='", v, "' is not one of v3, v2, simple");
+  }();
+  return from_environment;
+}
+
+std::mutex g_tuning_mutex;
+FlashAttentionTuning g_tuning;
 
 constexpr int kSimpleWarps = 4;  // query (or key) rows per block
 constexpr int kMaxHeadChunks = 8;  // head size up to 32 * 8 = 256
@@ -79,9 +99,9 @@ __global__ void attention_forward_simple_kernel(T* out, float* lse, const T* qkv
   if (lane == 0) lse[bh * dm.t + i] = m + logf(l);
 }
 
-// dQ of query row i and D_i (B, NH, T), a warp per row.
+// dQ of query row i and D_i = dO_i . O_i (B, NH, T), a warp per row.
 template <class T>
-__global__ void attention_backward_dq_simple_kernel(T* dqkv, float* dsum, const T* dout, const T* qkv,
+__global__ void attention_backward_dq_simple_kernel(T* dqkv, float* dsum, const T* dout, const T* qkv, const T* out,
                                                     const float* lse, Dims dm, float scale) {
   extern __shared__ float shared[];  // (warps, 2, HD): q, dout
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -92,7 +112,13 @@ __global__ void attention_backward_dq_simple_kernel(T* dqkv, float* dsum, const 
   float* dy = q + dm.hd;
   const T* row = qkv + (b * dm.t + i) * dm.width + h * dm.hd;
   const T* dyrow = dout + (b * dm.t + i) * dm.nh * dm.hd + h * dm.hd;
-  for (int64_t d = lane; d < dm.hd; d += 32) q[d] = to_float(row[d]) * scale, dy[d] = to_float(dyrow[d]);
+  const T* orow = out + (b * dm.t + i) * dm.nh * dm.hd + h * dm.hd;
+  float dsum_part = 0;
+  for (int64_t d = lane; d < dm.hd; d += 32) {
+    q[d] = to_float(row[d]) * scale, dy[d] = to_float(dyrow[d]);
+    dsum_part += dy[d] * to_float(orow[d]);
+  }
+  const float di = warp_sum(dsum_part);
   __syncwarp();
   const T* keys = qkv + b * dm.t * dm.width + (dm.nh + kh) * dm.hd;
   const T* values = qkv + b * dm.t * dm.width + (dm.nh + dm.nkv + kh) * dm.hd;
@@ -105,13 +131,6 @@ __global__ void attention_backward_dq_simple_kernel(T* dqkv, float* dsum, const 
     for (int64_t d = 0; d < dm.hd; ++d) s += q[d] * to_float(k[d]), dp += dy[d] * to_float(v[d]);
     p = expf(s - row_lse);
   };
-  float dsum_part = 0;
-  for (int64_t j = lane; j <= i; j += 32) {
-    float p, dp;
-    p_and_dp(j, p, dp);
-    dsum_part += p * dp;
-  }
-  const float di = warp_sum(dsum_part);
   float dq[kMaxHeadChunks] = {};
   for (int64_t j0 = 0; j0 <= i; j0 += 32) {
     const int64_t j = j0 + lane;
@@ -196,14 +215,27 @@ __global__ void attention_backward_dkv_simple_kernel(T* dqkv, const T* dout, con
   }
 }
 
-bool use_flash(const void* a, const void* b, int64_t hd) {
-  auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return g_kernels == AttentionKernels::automatic && flash_supports_head_size(hd) && aligned16(a) && aligned16(b);
+// Whether the tensor-core kernels take these tensors.
+bool use_flash(int64_t hd, std::initializer_list<const void*> tensors) {
+  if (attention_kernels() == AttentionKernels::simple || !flash_supports_head_size(hd)) return false;
+  for (const void* p : tensors)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 }  // namespace
 
-void set_attention_kernels(AttentionKernels kernels) { g_kernels = kernels; }
+void set_attention_kernels(AttentionKernels kernels) { g_kernels = int(kernels); }
+
+void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  g_tuning = tuning;
+}
+
+FlashAttentionTuning flash_attention_tuning() {
+  std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  return g_tuning;
+}
 
 template <class T>
 void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
@@ -211,7 +243,11 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_forward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
   if constexpr (std::is_same_v<T, bf16>) {
-    if (use_flash(qkv, out, hd)) return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
+    if (use_flash(hd, {qkv, out})) {
+      if (attention_kernels() == AttentionKernels::flash_v2)
+        return flash_attention_forward_v2(out, lse, qkv, b, t, nh, nkv, hd);
+      return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
+    }
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
   const dim3 grid(unsigned((t + kSimpleWarps - 1) / kSimpleWarps), unsigned(b * nh));
@@ -221,22 +257,25 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
 }
 
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, int64_t b, int64_t t, int64_t nh,
-                        int64_t nkv, int64_t hd) {
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd) {
   if (b == 0 || t == 0) return;
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
-    if (use_flash(qkv, dout, hd) && use_flash(dqkv, dqkv, hd))
-      return flash_attention_backward(dqkv, dsum.as<float>(), dout, qkv, lse, b, t, nh, nkv, hd);
+    if (use_flash(hd, {dqkv, dout, qkv, out})) {
+      if (attention_kernels() == AttentionKernels::flash_v2)
+        return flash_attention_backward_v2(dqkv, dsum.as<float>(), dout, qkv, lse, b, t, nh, nkv, hd);
+      return flash_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd);
+    }
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const size_t shared = kSimpleWarps * 2 * hd * sizeof(float);
   const unsigned row_blocks = unsigned((t + kSimpleWarps - 1) / kSimpleWarps);
   attention_backward_dq_simple_kernel<<<dim3(row_blocks, unsigned(b * nh)), 32 * kSimpleWarps, shared,
-                                        compute_stream()>>>(dqkv, dsum.as<float>(), dout, qkv, lse, dm, scale);
+                                        compute_stream()>>>(dqkv, dsum.as<float>(), dout, qkv, out, lse, dm, scale);
   ZT_CUDA_CHECK_LAUNCH("attention_backward_dq_simple_kernel");
   attention_backward_dkv_simple_kernel<<<dim3(row_blocks, unsigned(b * nkv)), 32 * kSimpleWarps, shared,
                                          compute_stream()>>>(dqkv, dout, qkv, lse, dsum.as<float>(), dm, scale);
@@ -245,9 +284,9 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, 
 
 template void attention_forward<float>(float*, float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void attention_forward<bf16>(bf16*, float*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t);
-template void attention_backward<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
-                                        int64_t, int64_t);
-template void attention_backward<bf16>(bf16*, const bf16*, const bf16*, const float*, int64_t, int64_t, int64_t,
-                                       int64_t, int64_t);
+template void attention_backward<float>(float*, const float*, const float*, const float*, const float*, int64_t,
+                                        int64_t, int64_t, int64_t, int64_t);
+template void attention_backward<bf16>(bf16*, const bf16*, const bf16*, const bf16*, const float*, int64_t, int64_t,
+                                       int64_t, int64_t, int64_t);
 
 }  // namespace zt::cuda

@@ -62,13 +62,30 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
 // lse (B, NH, T): the natural log-sum-exp of each query row's scaled scores.
 template <class T>
 void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+// dqkv from dout and the forward's out (B, T, NH*HD) and lse: D = rowsum(dout * out).
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const float* lse, int64_t b, int64_t t, int64_t nh,
-                        int64_t nkv, int64_t hd);
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd);
 // Which attention kernels run: tensor-core flash kernels where the head size and alignment
-// allow (automatic), or the simple warp-per-row kernels everywhere. For tests of both.
-enum class AttentionKernels { automatic, simple };
+// allow (automatic), the previous version of those (flash_v2, for timing both in one run), or
+// the simple warp-per-row kernels everywhere. For tests of each; until it is called, the
+// environment variable ZT_ATTENTION_KERNELS (v3, the default; v2; simple) decides.
+enum class AttentionKernels { automatic, flash_v2, simple };
 void set_attention_kernels(AttentionKernels kernels);
+// Alternatives inside the tensor-core kernels (v3), for timing them against each other in one
+// run; the tests check each. The defaults are what runs.
+struct FlashAttentionTuning {
+  // Query rows a forward block, HD 64: 128 (4 warps of two m-tiles) or 64 (one m-tile a warp,
+  // fewer registers, more blocks a multiprocessor). 0: the default, 128.
+  int forward_rows = 0;
+  // The dK/dV kernel for HD 64 reads K and V from shared memory for every product instead of
+  // keeping their fragments in registers (fewer registers: 3 blocks a multiprocessor, not 2).
+  bool dkv_kv_from_shared = false;
+  // Blocks sharing a key/value head's query heads in the dK/dV kernel (their f32 partials then
+  // added in a fixed order), rounded down to a divisor of the group. 0: chosen by the size.
+  int dkv_splits = 0;
+};
+void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 
 template <class T>
 void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,

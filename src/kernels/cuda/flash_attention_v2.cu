@@ -1,72 +1,23 @@
-// Flash attention for bf16 on the tensor cores (mma.sync m16n8k16, f32 accumulation). A block is
-// 4 warps; each warp owns 16 rows of a 64-row tile and multiplies against 64-column tiles staged
-// in shared memory by cp.async, two stages deep, so that the next tile's loads overlap this
-// tile's products. Every tile is stored as in memory (rows padded by 8 elements, so that
-// ldmatrix reads are conflict-free); operands needed transposed (V in P V, K in dS K, Q and dO in
-// the key-side products) are read with ldmatrix.trans. Probabilities and dS go from accumulator
-// registers straight into A fragments.
+// Flash attention v2 (docs/CUDA_NOTES.md), kept beside v3 (flash_forward.cu, flash_backward.cu)
+// so that both can be timed in one run (cuda::AttentionKernels::flash_v2) until v3's figures are
+// in; it is not chosen otherwise. A block is 4 warps; each warp owns 16 rows of a 64-row tile and
+// multiplies against 64-column tiles staged in shared memory by cp.async, two stages deep. Q (and
+// dO, K, V in the backward) are read from shared memory again for every tile, the causal mask is
+// tested on every score, and the backward's dQ kernel passes over the keys twice, the first time
+// for D = rowsum(P * dP) (it does not use the forward's output): 9 products where v3 has 7.
 //
 // Scores are kept in the log2 domain: s2 = q.k * log2(e) / sqrt(HD), p = 2^(s2 - m2).
-#include <cmath>
-
-#include "common.cuh"
 #include "flash_attention.cuh"
+#include "flash_common.cuh"
 
 namespace zt::cuda {
 
 namespace {
 
-constexpr int kRows = 64;     // rows per block: query rows (forward, dQ) or key rows (dK, dV)
-constexpr int kCols = 64;     // columns per inner tile: keys (forward, dQ) or queries (dK, dV)
-constexpr int kThreads = 128; // 4 warps x 16 rows
-constexpr int kPad = 8;       // bf16 elements of padding per shared row
-constexpr float kLog2e = 1.4426950408889634f;
+using namespace flash;
 
-struct FlashDims {
-  int t, nh, nkv, width;  // width: the qkv row, (NH + 2*NKV) * HD
-  float scale, scale_log2;
-};
-
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// Four 8x8 b16 matrices; lane i gives the address of row i % 8 of matrix i / 8. Without trans,
-// lane t receives (row t/4, columns 2(t%4), 2(t%4)+1) of each; with trans, (rows 2(t%4) and
-// 2(t%4)+1, column t/4).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(row)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(row)));
-}
-
-// 16 bytes global -> shared without passing through registers; zeros when !valid.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
+constexpr int kRows = 64;      // rows per block: query rows (forward, dQ) or key rows (dK, dV)
+constexpr int kCols = kTile;   // columns per inner tile: keys (forward, dQ) or queries (dK, dV)
 
 // acc (16, NT*8) += A (16, K) B: A row-major in shared memory (stride lda, the warp's 16 rows);
 // B given as its transpose bn (NT*8, K), row-major (stride ldb).
@@ -116,7 +67,7 @@ __device__ __forceinline__ void warp_mma_rs(float (&acc)[NT][4], const float (&p
 // Queues rows [row0, row0 + 64) of src (rows `stride` elements apart, HD wide) into dst
 // (64, HD+pad); rows at or past t are zero. The caller commits and waits.
 template <int HD>
-__device__ __forceinline__ void stage(bf16* dst, const bf16* src, int64_t stride, int row0, int t) {
+__device__ __forceinline__ void stage_tile(bf16* dst, const bf16* src, int64_t stride, int row0, int t) {
   constexpr int kChunks = HD / 8;
   for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
     const int r = c / kChunks, d = (c % kChunks) * 8;
@@ -125,19 +76,10 @@ __device__ __forceinline__ void stage(bf16* dst, const bf16* src, int64_t stride
   }
 }
 
-// Reduces a per-thread partial over the 4 threads that share an accumulator row.
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
 // out (B, T, NH*HD), lse (B, NH, T). Grid (query tiles, B*NH), the longest tiles first.
 template <int HD>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, FlashDims dm) {
+__global__ void __launch_bounds__(kThreads) flash_forward_v2_kernel(bf16* out, float* lse, const bf16* qkv,
+                                                                    FlashDims dm) {
   constexpr int ld = HD + kPad, tile = kRows * ld;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);  // (64, HD)
@@ -150,9 +92,9 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
   const bf16* keys = base + (dm.nh + kh) * HD;
   const bf16* values = base + (dm.nh + dm.nkv + kh) * HD;
   const int tiles = (min(q0 + kRows - 1, dm.t - 1)) / kCols + 1;
-  stage<HD>(sq, base + h * HD, dm.width, q0, dm.t);
-  stage<HD>(sk, keys, dm.width, 0, dm.t);
-  stage<HD>(sv, values, dm.width, 0, dm.t);
+  stage_tile<HD>(sq, base + h * HD, dm.width, q0, dm.t);
+  stage_tile<HD>(sk, keys, dm.width, 0, dm.t);
+  stage_tile<HD>(sv, values, dm.width, 0, dm.t);
   cp_async_commit();
   float o[HD / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -160,8 +102,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
   for (int it = 0; it < tiles; ++it) {
     const int k0 = it * kCols, cur = it & 1;
     if (it + 1 < tiles) {
-      stage<HD>(sk + (cur ^ 1) * tile, keys, dm.width, k0 + kCols, dm.t);
-      stage<HD>(sv + (cur ^ 1) * tile, values, dm.width, k0 + kCols, dm.t);
+      stage_tile<HD>(sk + (cur ^ 1) * tile, keys, dm.width, k0 + kCols, dm.t);
+      stage_tile<HD>(sv + (cur ^ 1) * tile, values, dm.width, k0 + kCols, dm.t);
     }
     cp_async_commit();
     cp_async_wait<1>();
@@ -218,7 +160,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
 // dQ (into dqkv's query heads) and D = rowsum(P * dP) (B, NH, T): a first pass over the keys for
 // D, a second for dQ. Grid (query tiles, B*NH), the longest first.
 template <int HD>
-__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv, float* dsum, const bf16* dout,
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_v2_kernel(bf16* dqkv, float* dsum, const bf16* dout,
                                                                      const bf16* qkv, const float* lse, FlashDims dm) {
   constexpr int ld = HD + kPad, tile = kRows * ld;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -237,13 +179,13 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
   float lse2[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) lse2[r] = row[r] < dm.t ? lse[int64_t(bh) * dm.t + row[r]] * kLog2e : 0.0f;
-  stage<HD>(sq, base + h * HD, dm.width, q0, dm.t);
-  stage<HD>(sdo, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+  stage_tile<HD>(sq, base + h * HD, dm.width, q0, dm.t);
+  stage_tile<HD>(sdo, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
 
   // Two passes over the key tiles, streamed through the two stages: iteration it of the whole
   // sequence (2 * tiles) is tile it % tiles of pass it / tiles.
-  stage<HD>(sk, keys, dm.width, 0, dm.t);
-  stage<HD>(sv, values, dm.width, 0, dm.t);
+  stage_tile<HD>(sk, keys, dm.width, 0, dm.t);
+  stage_tile<HD>(sv, values, dm.width, 0, dm.t);
   cp_async_commit();
   float d_part[2] = {0.0f, 0.0f}, d[2] = {0.0f, 0.0f};
   float dq[HD / 8][4] = {};
@@ -251,8 +193,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
     const int k0 = (it % tiles) * kCols, cur = it & 1;
     if (it + 1 < 2 * tiles) {
       const int next = ((it + 1) % tiles) * kCols;
-      stage<HD>(sk + (cur ^ 1) * tile, keys, dm.width, next, dm.t);
-      stage<HD>(sv + (cur ^ 1) * tile, values, dm.width, next, dm.t);
+      stage_tile<HD>(sk + (cur ^ 1) * tile, keys, dm.width, next, dm.t);
+      stage_tile<HD>(sv + (cur ^ 1) * tile, values, dm.width, next, dm.t);
     }
     cp_async_commit();
     cp_async_wait<1>();
@@ -304,7 +246,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
 // dK and dV (into dqkv's key and value heads) of 64 keys of one key/value head, over every query
 // head of its group and every query tile at or after the keys. Grid (key tiles, B*NKV).
 template <int HD>
-__global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv,
+__global__ void __launch_bounds__(kThreads) flash_backward_dkv_v2_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv,
                                                                       const float* lse, const float* dsum,
                                                                       FlashDims dm) {
   constexpr int ld = HD + kPad, tile = kRows * ld;
@@ -324,16 +266,17 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkv_kernel(bf16* dqkv
   // Iteration it is query tile k0 + (it % q_tiles) * 64 of the group's head it / q_tiles.
   auto prefetch = [&](int it, int stage_index) {
     const int h = kh * group + it / q_tiles, q0 = k0 + (it % q_tiles) * kCols, bh = b * dm.nh + h;
-    stage<HD>(sq + stage_index * tile, base + h * HD, dm.width, q0, dm.t);
-    stage<HD>(sdo + stage_index * tile, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD, q0, dm.t);
+    stage_tile<HD>(sq + stage_index * tile, base + h * HD, dm.width, q0, dm.t);
+    stage_tile<HD>(sdo + stage_index * tile, dout + int64_t(b) * dm.t * dm.nh * HD + h * HD, int64_t(dm.nh) * HD,
+                     q0, dm.t);
     if (threadIdx.x < kCols) {
       const int query = q0 + threadIdx.x;
       slse[stage_index * kCols + threadIdx.x] = query < dm.t ? lse[int64_t(bh) * dm.t + query] * kLog2e : 0.0f;
       sd[stage_index * kCols + threadIdx.x] = query < dm.t ? dsum[int64_t(bh) * dm.t + query] : 0.0f;
     }
   };
-  stage<HD>(sk, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
-  stage<HD>(sv, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
+  stage_tile<HD>(sk, base + (dm.nh + kh) * HD, dm.width, k0, dm.t);
+  stage_tile<HD>(sv, base + (dm.nh + dm.nkv + kh) * HD, dm.width, k0, dm.t);
   prefetch(0, 0);
   cp_async_commit();
   const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
@@ -391,52 +334,40 @@ constexpr size_t dkv_shared() {
   return size_t(6 * kRows) * (HD + kPad) * sizeof(bf16) + 4 * kCols * sizeof(float);
 }
 
-template <class Kernel>
-void allow_shared(Kernel kernel, size_t bytes) {
-  ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-}
-
-FlashDims dims(int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
-  const double scale = 1.0 / std::sqrt(double(hd));
-  return {int(t), int(nh), int(nkv), int((nh + 2 * nkv) * hd), float(scale), float(scale * 1.4426950408889634)};
-}
-
 template <int HD>
 void forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv) {
-  allow_shared(flash_forward_kernel<HD>, forward_shared<HD>());
+  allow_shared(flash_forward_v2_kernel<HD>, forward_shared<HD>());
   const dim3 grid(unsigned((t + kRows - 1) / kRows), unsigned(b * nh));
-  flash_forward_kernel<HD><<<grid, kThreads, forward_shared<HD>(), compute_stream()>>>(out, lse, qkv,
-                                                                                      dims(t, nh, nkv, HD));
-  ZT_CUDA_CHECK_LAUNCH("flash_forward_kernel");
+  flash_forward_v2_kernel<HD><<<grid, kThreads, forward_shared<HD>(), compute_stream()>>>(out, lse, qkv,
+                                                                                      flash_dims(t, nh, nkv, HD));
+  ZT_CUDA_CHECK_LAUNCH("flash_forward_v2_kernel");
 }
 
 template <int HD>
 void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse, int64_t b, int64_t t,
               int64_t nh, int64_t nkv) {
-  const FlashDims dm = dims(t, nh, nkv, HD);
+  const FlashDims dm = flash_dims(t, nh, nkv, HD);
   const unsigned tiles = unsigned((t + kRows - 1) / kRows);
-  allow_shared(flash_backward_dq_kernel<HD>, dq_shared<HD>());
-  flash_backward_dq_kernel<HD><<<dim3(tiles, unsigned(b * nh)), kThreads, dq_shared<HD>(), compute_stream()>>>(
+  allow_shared(flash_backward_dq_v2_kernel<HD>, dq_shared<HD>());
+  flash_backward_dq_v2_kernel<HD><<<dim3(tiles, unsigned(b * nh)), kThreads, dq_shared<HD>(), compute_stream()>>>(
       dqkv, dsum, dout, qkv, lse, dm);
-  ZT_CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
-  allow_shared(flash_backward_dkv_kernel<HD>, dkv_shared<HD>());
-  flash_backward_dkv_kernel<HD><<<dim3(tiles, unsigned(b * nkv)), kThreads, dkv_shared<HD>(), compute_stream()>>>(
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_dq_v2_kernel");
+  allow_shared(flash_backward_dkv_v2_kernel<HD>, dkv_shared<HD>());
+  flash_backward_dkv_v2_kernel<HD><<<dim3(tiles, unsigned(b * nkv)), kThreads, dkv_shared<HD>(), compute_stream()>>>(
       dqkv, dout, qkv, lse, dsum, dm);
-  ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_kernel");
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_v2_kernel");
 }
 
 }  // namespace
 
-bool flash_supports_head_size(int64_t hd) { return hd == 64 || hd == 128; }
-
-void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
-                             int64_t hd) {
+void flash_attention_forward_v2(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
+                                int64_t hd) {
   if (hd == 64) forward<64>(out, lse, qkv, b, t, nh, nkv);
   else forward<128>(out, lse, qkv, b, t, nh, nkv);
 }
 
-void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse, int64_t b,
-                              int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+void flash_attention_backward_v2(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse,
+                                 int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
   if (hd == 64) backward<64>(dqkv, dsum, dout, qkv, lse, b, t, nh, nkv);
   else backward<128>(dqkv, dsum, dout, qkv, lse, b, t, nh, nkv);
 }
