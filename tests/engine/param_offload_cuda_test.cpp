@@ -19,7 +19,7 @@
 namespace zt::engine {
 namespace {
 
-constexpr int64_t kMaxLive = 40000;  // elements gathered at most (beyond the module in use)
+constexpr int64_t kMaxLive = 24000;  // elements gathered at most (beyond the module in use)
 
 Config tiny_config(bool offload_param, bool offload_optimizer) {
   Config c;
@@ -32,7 +32,7 @@ Config tiny_config(bool offload_param, bool offload_optimizer) {
   c.zero.stage = 3;
   c.zero.overlap_comm = true;
   c.zero.stage3_param_persistence_threshold = 1000;  // biases and norms stay whole; matrices are fetched
-  c.zero.stage3_prefetch_bucket_size = 20000;
+  c.zero.stage3_prefetch_bucket_size = 12000;
   c.zero.stage3_max_live_parameters = kMaxLive;
   if (offload_param) {
     c.zero.offload_param.device = "cpu";
