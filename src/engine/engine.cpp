@@ -325,7 +325,7 @@ zero::MemoryReport Engine::memory_report() const {
     r.parameters = param_store_->memory_bytes();
     r.parameters_place = param_store_->place();
     r.parameters_in_file = param_store_->file_bytes();
-    r.parameter_buffers = coordinator_->fetch_buffer_bytes();
+    r.parameter_buffers = coordinator_->fetch_buffer_bytes() + param_store_->buffer_bytes();
   }
   r.gradients = reducer_->gradient_bytes();
   const bool aliased = options_.storage_dtype == DType::f32 && !offload_optimizer_ && !param_store_;

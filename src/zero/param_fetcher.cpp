@@ -61,8 +61,15 @@ ParamFetcher::ParamFetcher(const FlatLayout& layout, comm::ProcessGroup& group, 
 }
 
 ParamFetcher::~ParamFetcher() {
+  // Reads and copies still in flight use buffers that go with this object.
+  for (auto& [slot, f] : fetches_) {
+    try {
+      if (f.bounce >= 0) store_.wait(f.read);
+    } catch (...) {
+    }
+  }
   try {
-    stream_.synchronize();  // copies still queued read buffers that go with this object
+    stream_.synchronize();
   } catch (...) {
   }
 }
@@ -76,26 +83,29 @@ Tensor ParamFetcher::start(int slot) {
   f.begin = mine.begin - partition.begin;
   f.count = mine.size();
   f.gathered = stream_.empty(s.numel, dtype_);
-  if (f.count > 0 && !bounce_.empty()) {
-    f.bounce = take_bounce(slot);
-    f.read = store_.read(f.begin, bounce_[size_t(f.bounce)].data.view(0, {f.count}));
+  if (bounce_.empty()) {
+    // Nothing to read: copied (and gathered) at once, in order.
+    queue_.push_back(slot);
+    issue_through(slot);
+    return f.gathered;
   }
+  // Every fetch takes its turn in the read buffers, also one without a piece here, so that the
+  // turns (and the issues a full ring forces) fall alike on every rank.
+  f.bounce = take_bounce(slot);
+  if (f.count > 0) f.read = store_.read(f.begin, bounce_[size_t(f.bounce)].data.view(0, {f.count}));
   queue_.push_back(slot);
-  pump(-1);
   return f.gathered;
 }
 
-void ParamFetcher::pump(int until_slot) {
+void ParamFetcher::issue_through(int slot) {
+  if (fetches_.at(slot).issued) return;
   while (!queue_.empty()) {
     const int head = queue_.front();
     Fetch& f = fetches_.at(head);
-    if (f.bounce >= 0 && !store_.poll(f.read)) {
-      const bool block = until_slot >= 0 && !fetches_.at(until_slot).issued;
-      if (!block) return;
-      store_.wait(f.read);
-    }
+    if (f.bounce >= 0) store_.wait(f.read);
     issue(head, f);
     queue_.pop_front();
+    if (head == slot) return;
   }
 }
 
@@ -148,7 +158,7 @@ size_t ParamFetcher::take_staging() {
 int ParamFetcher::take_bounce(int slot) {
   const size_t j = next_bounce_++ % bounce_.size();
   Buffer& b = bounce_[j];
-  if (b.owner >= 0) pump(b.owner);  // its piece must be copied out first, in order
+  if (b.owner >= 0) issue_through(b.owner);  // its piece must be copied out first, in order
   if (!b.data.defined()) {
     b.data = host_tensor(piece_max_, dtype_, pinned_);
   } else {
@@ -161,7 +171,7 @@ int ParamFetcher::take_bounce(int slot) {
 void ParamFetcher::finish(int slot) {
   auto it = fetches_.find(slot);
   ZT_CHECK(it != fetches_.end(), "parameter ", layout_.slots()[size_t(slot)].name, " finished but never fetched");
-  pump(slot);
+  issue_through(slot);
   Fetch& f = it->second;
   if (world_ == 1) {
     stream_.compute_waits(f.copied);
@@ -172,7 +182,9 @@ void ParamFetcher::finish(int slot) {
   fetches_.erase(it);
 }
 
-void ParamFetcher::advance() { pump(-1); }
+void ParamFetcher::advance() {
+  if (!queue_.empty()) issue_through(queue_.back());
+}
 
 void ParamFetcher::quiesce() {
   ZT_CHECK(fetches_.empty(), "the offloaded parameters are written while ", fetches_.size(),

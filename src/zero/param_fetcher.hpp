@@ -6,8 +6,12 @@
 //   copy    the piece into device memory on the fetch stream: straight into the parameter's
 //           tensor at world size 1, else into a device staging buffer;
 //   gather  (world > 1) the all-gather of the pieces, ordered after the copy.
-// Reads may finish in any order, but copies and gathers are issued in the order the fetches
-// were started, which is the same on every rank (collectives must be). offload_param's
+// Copies and gathers are issued in the order the fetches were started, and at points that do not
+// depend on when a read finishes: at once when there is nothing to read (host memory), else at
+// the next module's acquire (advance()), at finish(), or when a full ring of read buffers needs
+// one back; a read not done by then is waited for. So every rank issues the gathers at the same
+// places among its other collectives (the gradient reductions), as collectives must be. A read
+// overlaps the module that runs between its start and the next acquire. offload_param's
 // buffer_count and buffer_size bound the buffers: buffer_count host read buffers and
 // buffer_count device staging buffers, each of the largest piece this rank holds (at most
 // buffer_size elements). A buffer is reused in turn, once what read it is done: the fetch stream
@@ -36,7 +40,8 @@ class ParamFetcher {
   // dtype), readable on the compute stream once finish(slot) returned.
   Tensor start(int slot);
   void finish(int slot);
-  // Moves fetches whose reads completed on to their copies and gathers, without blocking.
+  // At each module's acquire: issues the copies and gathers of every fetch started before,
+  // waiting for reads not done yet.
   void advance();
   // Before the store is written: no fetch is in flight and no copy still reads host memory.
   void quiesce();
@@ -58,7 +63,7 @@ class ParamFetcher {
     FetchEvent released;            // read buffer: the copy out of it
     comm::Work reader;              // staging buffer: the gather reading it
   };
-  void pump(int until_slot);        // issues queued fetches in order; blocks on reads up to until_slot
+  void issue_through(int slot);     // issues queued fetches in order up to `slot`, waiting for their reads
   void issue(int slot, Fetch& f);
   size_t take_staging();
   int take_bounce(int slot);

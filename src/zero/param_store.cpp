@@ -60,7 +60,6 @@ class HostParamStore : public ParamStore {
     dst.copy_from(partition_.view(size_t(begin), {dst.numel()}));
     return {};
   }
-  bool poll(StoreRead&) override { return true; }
   void wait(StoreRead&) override {}
   void write(const Tensor& values) override { round_into_host(partition_, values, chunk_); }
   size_t memory_bytes() const override { return partition_.nbytes(); }

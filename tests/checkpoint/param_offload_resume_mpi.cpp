@@ -29,8 +29,14 @@ std::string fresh_dir(comm::ProcessGroup& world, const std::string& name) {
 struct Setting {
   bool bf16 = false;
   bool offload_optimizer = false;
-  std::string param_device = "cpu";  // "none": plain stage 3
+  std::string param_device = "cpu";  // "none": plain stage 3; "nvme": files under nvme_path()
 };
+
+// Where the NVMe variant keeps its files (each rank its own file in it).
+std::string nvme_path() {
+  return std::string(ZT_BINARY_DIR) + "/checkpoint_tests/np" + std::to_string(comm::world()->size()) +
+         "/param_offload_files";
+}
 
 Initialized make_engine(const Setting& s, std::shared_ptr<comm::ProcessGroup> group, uint64_t init_seed) {
   auto model = models::build_causal_lm(testing::odd_gpt());
@@ -41,6 +47,8 @@ Initialized make_engine(const Setting& s, std::shared_ptr<comm::ProcessGroup> gr
   c.zero.offload_param.device = s.param_device;
   c.zero.offload_param.pin_memory = true;
   c.zero.offload_param.buffer_count = 2;
+  c.zero.offload_param.nvme_path = nvme_path();
+  c.zero.offload_param.max_in_cpu = 0;
   if (s.offload_optimizer) c.zero.offload_optimizer.device = "cpu";
   auto out = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), c, corpus, group);
   EXPECT_EQ(out.engine->offloads_parameters(), s.param_device != "none");
@@ -56,13 +64,14 @@ std::vector<float> flat_parameters(Engine& engine) {
   return all;
 }
 
-class ParamOffloadResume : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+class ParamOffloadResume : public ::testing::TestWithParam<std::tuple<std::string, bool, bool>> {};
 
 TEST_P(ParamOffloadResume, TwentyStepsEqualTenSavedLoadedAndTen) {
-  const auto [bf16, offload_optimizer] = GetParam();
+  const auto [device, bf16, offload_optimizer] = GetParam();
   auto world = comm::world();
-  const std::string dir = fresh_dir(*world, std::string(bf16 ? "bf16" : "f32") + (offload_optimizer ? "_opt" : ""));
-  const Setting offloaded{bf16, offload_optimizer, "cpu"};
+  const std::string dir =
+      fresh_dir(*world, device + (bf16 ? "_bf16" : "_f32") + (offload_optimizer ? "_opt" : ""));
+  const Setting offloaded{bf16, offload_optimizer, device};
 
   auto straight = make_engine(offloaded, world, 5);
   const auto want = train_steps(*straight.engine, *straight.training_data, 20);
@@ -84,10 +93,11 @@ TEST_P(ParamOffloadResume, TwentyStepsEqualTenSavedLoadedAndTen) {
   EXPECT_EQ(flat_parameters(*second.engine), flat_parameters(*straight.engine));
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, ParamOffloadResume, ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(Stores, ParamOffloadResume,
+                         ::testing::Combine(::testing::Values("cpu", "nvme"), ::testing::Bool(), ::testing::Bool()),
                          [](const auto& info) {
-                           return std::string(std::get<0>(info.param) ? "bf16" : "f32") +
-                                  (std::get<1>(info.param) ? "_offload_optimizer" : "");
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_bf16" : "_f32") +
+                                  (std::get<2>(info.param) ? "_offload_optimizer" : "");
                          });
 
 // A checkpoint of stage 3 without offload loads into an engine with it, and the other way round.
@@ -95,7 +105,8 @@ TEST(ParamOffloadCheckpoint, MovesBetweenEnginesWithAndWithoutOffload) {
   auto world = comm::world();
   auto reference = make_engine({false, false, "none"}, world, 5);
   const auto want = train_steps(*reference.engine, *reference.training_data, 12);
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{"none", "cpu"}, {"cpu", "none"}}) {
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"none", "cpu"}, {"cpu", "none"}, {"none", "nvme"},
+                                 {"nvme", "cpu"}}) {
     const std::string what = "saved with offload_param " + from + ", loaded with " + to;
     const std::string dir = fresh_dir(*world, "move_" + from + "_" + to);
     auto saving = make_engine({false, false, from}, world, 5);

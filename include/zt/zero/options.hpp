@@ -5,6 +5,7 @@
 #include <string>
 
 #include "zt/core/tensor.hpp"
+#include "zt/io/async_file.hpp"
 
 namespace zt::zero {
 
@@ -21,6 +22,7 @@ struct ParamOffloadOptions {
   int64_t buffer_size = 100000000;   // elements per buffer
   int64_t max_in_cpu = 1000000000;   // nvme: elements of the partition kept in host memory
   std::string nvme_path;             // nvme: the folder of the per-rank partition files
+  io::AioOptions aio;                // nvme: DeepSpeed's "aio" settings for the file's reads and writes
 };
 
 struct ZeroOptions {

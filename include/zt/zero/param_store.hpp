@@ -35,9 +35,8 @@ class ParamStore {
   // is (partly) in a file, and then pieces come through read().
   virtual Tensor memory() const = 0;
   // Starts copying elements [begin, begin + dst.numel()) into dst (host memory); dst must stay
-  // untouched until poll() said true or wait() returned.
+  // untouched until wait() returned.
   virtual StoreRead read(int64_t begin, const Tensor& dst) = 0;
-  virtual bool poll(StoreRead& read) = 0;  // true once complete; never blocks
   virtual void wait(StoreRead& read) = 0;
   // Stores `values` (the partition, f32, on the host or the compute device) rounded into the
   // storage dtype. Nothing may be reading the store meanwhile.
@@ -45,6 +44,7 @@ class ParamStore {
 
   virtual size_t memory_bytes() const = 0;  // host memory held for the partition
   virtual size_t file_bytes() const { return 0; }
+  virtual size_t buffer_bytes() const { return 0; }  // buffers the store keeps for writing
   // For Engine::placement(): "host (pinned)", "cpu (host)", "nvme (PATH)".
   virtual std::string describe() const = 0;
 
