@@ -56,7 +56,8 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const auto params = model_->named_parameters();
   ZT_CHECK(!params.empty(), "initialize: the model has no parameters");
   const Device device = params.front().second->data.device();
-  // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole.
+  // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole,
+  // and parameter offload (stage 3) to the CPU or NVMe.
   ZT_CHECK(config_.zero.offload_optimizer.device == "none" || config_.zero.offload_optimizer.ratio == 1.0,
            "zero_optimization.offload_optimizer.ratio = ", config_.zero.offload_optimizer.ratio,
            ": a partial optimizer offload is not supported by this version of zt; use ratio 1 (all of it)");
