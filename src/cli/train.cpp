@@ -36,7 +36,10 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   j["device_peak_bytes"] = r.device_peak_bytes;
   j["grad_norm"] = nlohmann::json::array();
   for (const auto& s : r.steps) j["grad_norm"].push_back(s.grad_norm);
-  j["memory_per_rank"] = {{"parameters", r.memory.parameters},     {"gradients", r.memory.gradients},
+  j["memory_per_rank"] = {{"parameters", r.memory.parameters},
+                          {"parameters_place", zero::param_place_name(r.memory.parameters_place)},
+                          {"parameter_buffers", r.memory.parameter_buffers},
+                          {"gradients", r.memory.gradients},
                           {"master_weights", r.memory.master_weights}, {"optimizer_states", r.memory.optimizer_states},
                           {"model_states", r.memory.model_states()}, {"bucket_peak", r.memory.bucket_peak},
                           {"gathered_peak", r.memory.gathered_peak}};

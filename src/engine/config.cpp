@@ -102,11 +102,13 @@ bool read_bf16(JsonReader& top) {
 OffloadConfig read_offload(JsonReader r, bool optimizer) {
   OffloadConfig c = optimizer ? OffloadConfig::optimizer_defaults() : OffloadConfig{};
   c.device = r.get_choice("device", "none", {"none", "cpu", "nvme"});
-  if (c.device == "nvme")
+  if (c.device == "nvme" && optimizer)
     r.fail("device", "offload to NVMe (ZeRO-Infinity) is a DeepSpeed feature that this version of zt does not "
                      "support; use \"cpu\"");
   c.pin_memory = r.get_bool("pin_memory", false);
   c.nvme_path = r.get_string("nvme_path", "");
+  if (c.device == "nvme" && c.nvme_path.empty())
+    r.fail("nvme_path", "required with \"device\": \"nvme\": the folder where each rank keeps its file (on the NVMe)");
   c.buffer_count = r.get_int("buffer_count", c.buffer_count, Bounds::at_least(0));
   if (optimizer) {
     c.ratio = r.get_number("ratio", 1.0, Bounds::between(0, 1));

@@ -9,6 +9,7 @@
 #include "zt/kernels/ops.hpp"
 #include "zt/optim/clip.hpp"
 #include "zt/optim/lamb.hpp"
+#include "zt/zero/param_store.hpp"
 
 namespace zt::engine {
 
@@ -34,6 +35,15 @@ zero::ZeroOptions zero_options(const Config& c, Device device) {
   o.prefetch_bucket_size = c.zero.stage3_prefetch_bucket_size;
   o.param_persistence_threshold = c.zero.stage3_param_persistence_threshold;
   o.max_live_parameters = c.zero.stage3_max_live_parameters;
+  const OffloadConfig& p = c.zero.offload_param;
+  if (c.zero.stage == 3 && p.device != "none") {
+    o.offload_param.place = p.device == "nvme" ? zero::ParamPlace::nvme : zero::ParamPlace::host;
+    o.offload_param.pin_memory = p.pin_memory;
+    o.offload_param.buffer_count = p.buffer_count;
+    o.offload_param.buffer_size = p.buffer_size;
+    o.offload_param.max_in_cpu = p.max_in_cpu;
+    o.offload_param.nvme_path = p.nvme_path;
+  }
   return o;
 }
 
@@ -49,10 +59,8 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const auto params = model_->named_parameters();
   ZT_CHECK(!params.empty(), "initialize: the model has no parameters");
   const Device device = params.front().second->data.device();
-  // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole.
-  ZT_CHECK(config_.zero.offload_param.device == "none", "zero_optimization.offload_param.device = \"",
-           config_.zero.offload_param.device, "\": parameter offload is not supported by this version of zt "
-           "(offload_optimizer {\"device\": \"cpu\"} is); remove offload_param or set its device to \"none\"");
+  // The config accepts DeepSpeed's offload sections; the engine implements optimizer offload to the CPU, whole,
+  // and parameter offload (stage 3) to the CPU or NVMe.
   ZT_CHECK(config_.zero.offload_optimizer.device == "none" || config_.zero.offload_optimizer.ratio == 1.0,
            "zero_optimization.offload_optimizer.ratio = ", config_.zero.offload_optimizer.ratio,
            ": a partial optimizer offload is not supported by this version of zt; use ratio 1 (all of it)");
@@ -61,8 +69,12 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const int world = group_->size(), rank = group_->rank();
   layout_ = std::make_unique<zero::FlatLayout>(*model_, world, options_.alignment, options_.reduce_bucket_size);
 
-  // The starting weights, in f32, the same on every rank (rank 0's).
-  Tensor initial = Tensor::zeros({layout_->total()}, DType::f32, device);
+  const bool shard_params = options_.stage == 3;
+  const bool offload_params = shard_params && options_.offload_param.place != zero::ParamPlace::device;
+
+  // The starting weights, in f32, the same on every rank (rank 0's); assembled on the host when
+  // the parameters are to live there.
+  Tensor initial = Tensor::zeros({layout_->total()}, DType::f32, offload_params ? Device::cpu() : device);
   for (const auto& slot : layout_->slots()) {
     ZT_CHECK(slot.param->data.defined(), "initialize: parameter ", slot.name, " has no values");
     ops::cast(initial.view(size_t(slot.offset), slot.param->shape), slot.param->data);
@@ -71,25 +83,43 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
 
   const zero::Range mine = layout_->partition(rank);
   const Tensor my_initial = options_.stage == 0 ? initial : initial.view(size_t(mine.begin), {mine.size()});
-  const bool shard_params = options_.stage == 3;
-  param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
-  ops::cast(param_storage_, shard_params ? my_initial : initial);
+  if (offload_params) {
+    // A store that fails on one rank (a bad nvme_path) fails on all, before any collective.
+    std::string error;
+    try {
+      param_store_ = zero::make_param_store(options_, mine.size(), rank);
+      param_store_->write(my_initial);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    Tensor failed = Tensor::from_ints({1}, {error.empty() ? world : rank});
+    if (world > 1) group_->all_reduce(failed, comm::ReduceOp::min).wait();
+    if (!error.empty()) ZT_THROW(error);
+    ZT_CHECK(failed.data<int32_t>()[0] == world, "offload_param: the parameter store failed on rank ",
+             failed.data<int32_t>()[0]);
+  } else {
+    param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
+    ops::cast(param_storage_, shard_params ? my_initial : initial);
+  }
   offload_optimizer_ = options_.stage >= 1 && config_.zero.offload_optimizer.device == "cpu";
   if (offload_optimizer_) {
     master_ = host_buffer(mine.size(), DType::f32);
     master_.copy_from(my_initial);
     host_grads_ = host_buffer(mine.size(), DType::f32);
     if (!device.is_cpu()) host_staging_ = host_buffer(mine.size(), options_.storage_dtype);
-  } else if (options_.storage_dtype == DType::f32) {
+  } else if (options_.storage_dtype == DType::f32 && !offload_params) {
     master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
   } else {
-    master_ = my_initial.clone();
+    master_ = Tensor::empty({my_initial.numel()}, DType::f32, device);
+    master_.copy_from(my_initial);
   }
   initial = Tensor();
 
   reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
-  coordinator_ = std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
-                                                          param_storage_);
+  coordinator_ = offload_params ? std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
+                                                                           param_store_)
+                               : std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
+                                                                           param_storage_);
   auto parts = make_training_parts(config_);
   optimizer_ = std::move(parts.optimizer);
   learning_rate_ = std::move(parts.learning_rate);
@@ -208,7 +238,8 @@ std::string Engine::placement() const {
   const std::string device = options_.device.is_cpu() ? "cpu" : options_.device.name();
   const std::string host = options_.device.is_cpu() ? "cpu (host)" : "host";
   const bool pinned = offload_optimizer_ && config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
-  return str("parameters: ", device, ", gradients: ", device, ", master weights and optimizer states: ",
+  const std::string parameters = param_store_ ? param_store_->describe() + ", fetched per module" : device;
+  return str("parameters: ", parameters, ", gradients: ", device, ", master weights and optimizer states: ",
              offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device,
              ", activations: ", describe_activations(*model_, options_.device));
 }
@@ -246,6 +277,13 @@ bool Engine::step() {
 }
 
 void Engine::write_back_parameters() {
+  if (param_store_) {
+    // offload_param: the master weights rounded straight into the host or NVMe partition (with
+    // offload_optimizer both are on the host: nothing goes up to the device).
+    coordinator_->write_partition(master_);
+    coordinator_->refresh();
+    return;
+  }
   const int rank = group_->rank();
   const zero::Range mine = layout_->partition(rank);
   const bool aliased = options_.storage_dtype == DType::f32;
@@ -288,9 +326,16 @@ double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
 
 zero::MemoryReport Engine::memory_report() const {
   zero::MemoryReport r;
-  r.parameters = param_storage_.nbytes();
+  r.parameters = param_storage_.defined() ? param_storage_.nbytes() : 0;
+  if (param_store_) {
+    r.parameters = param_store_->memory_bytes();
+    r.parameters_place = param_store_->place();
+    r.parameters_in_file = param_store_->file_bytes();
+    r.parameter_buffers = coordinator_->fetch_buffer_bytes() + param_store_->buffer_bytes();
+  }
   r.gradients = reducer_->gradient_bytes();
-  r.master_weights = options_.storage_dtype == DType::f32 && !offload_optimizer_ ? 0 : master_.nbytes();
+  const bool aliased = options_.storage_dtype == DType::f32 && !offload_optimizer_ && !param_store_;
+  r.master_weights = aliased ? 0 : master_.nbytes();
   r.optimizer_states = optimizer_->state_bytes();
   r.persistent_gathered = coordinator_->persistent_bytes();
   r.bucket_peak = reducer_->bucket_peak_bytes();

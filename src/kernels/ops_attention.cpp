@@ -33,6 +33,7 @@ Shape attention_saved_shape(Device device, int64_t batch, int64_t n_head, int64_
 }
 
 void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int64_t n_head, int64_t n_kv_head) {
+  ZT_OP_SCOPE("attention_forward", qkv);
   const char* op = "attention_forward";
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
@@ -54,6 +55,7 @@ void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, 
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out, const Tensor& att,
                         int64_t n_head, int64_t n_kv_head) {
+  ZT_OP_SCOPE("attention_backward", qkv);
   const char* op = "attention_backward";
   const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
   check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");

@@ -1,5 +1,6 @@
 #include "zt/zero/param_coordinator.hpp"
 
+#include "param_fetcher.hpp"
 #include "zt/kernels/ops.hpp"
 
 namespace zt::zero {
@@ -8,6 +9,21 @@ ParamCoordinator::ParamCoordinator(const FlatLayout& layout, comm::ProcessGroup&
                                    DType compute_dtype, Tensor storage)
     : layout_(layout), group_(group), options_(options), compute_dtype_(compute_dtype), storage_(std::move(storage)),
       passthrough_(options.stage < 3 && compute_dtype == options.storage_dtype), slots_(layout.slots().size()) {
+  init();
+}
+
+ParamCoordinator::ParamCoordinator(const FlatLayout& layout, comm::ProcessGroup& group, const ZeroOptions& options,
+                                   DType compute_dtype, std::shared_ptr<ParamStore> store)
+    : layout_(layout), group_(group), options_(options), compute_dtype_(compute_dtype), store_(std::move(store)),
+      passthrough_(false), slots_(layout.slots().size()) {
+  ZT_CHECK(options_.stage == 3 && store_, "a parameter store is for ZeRO stage 3 (the stage is ", options_.stage, ")");
+  fetcher_ = std::make_unique<ParamFetcher>(layout_, group_, options_, *store_);
+  init();
+}
+
+ParamCoordinator::~ParamCoordinator() = default;
+
+void ParamCoordinator::init() {
   if (options_.stage == 3) {
     for (size_t s = 0; s < slots_.size(); ++s) {
       if (layout_.slots()[s].numel >= options_.param_persistence_threshold) continue;
@@ -57,13 +73,17 @@ void ParamCoordinator::set_data(int slot) {
 void ParamCoordinator::start_gather(int slot) {
   SlotState& state = slots_[size_t(slot)];
   const ParamSlot& s = layout_.slots()[size_t(slot)];
-  const Range range{s.offset, s.offset + s.numel};
-  const Range partition = layout_.partition(group_.rank());
-  const Range mine = intersect(range, partition);
-  const Tensor input = mine.size() ? storage_.view(size_t(mine.begin - partition.begin), {mine.size()})
-                                   : Tensor::empty({0}, options_.storage_dtype, options_.device);
-  state.gathered = Tensor::empty({s.numel}, options_.storage_dtype, options_.device);
-  state.work = group_.all_gather_v(state.gathered, input, layout_.counts_by_rank(range));
+  if (fetcher_) {
+    state.gathered = fetcher_->start(slot);
+  } else {
+    const Range range{s.offset, s.offset + s.numel};
+    const Range partition = layout_.partition(group_.rank());
+    const Range mine = intersect(range, partition);
+    const Tensor input = mine.size() ? storage_.view(size_t(mine.begin - partition.begin), {mine.size()})
+                                     : Tensor::empty({0}, options_.storage_dtype, options_.device);
+    state.gathered = Tensor::empty({s.numel}, options_.storage_dtype, options_.device);
+    state.work = group_.all_gather_v(state.gathered, input, layout_.counts_by_rank(range));
+  }
   state.pending = true;
   live_elements_ += s.numel;
   gathered_bytes_ += state.gathered.nbytes();
@@ -73,6 +93,7 @@ void ParamCoordinator::start_gather(int slot) {
 void ParamCoordinator::finish_gather(int slot) {
   SlotState& state = slots_[size_t(slot)];
   if (!state.pending) return;
+  if (fetcher_) fetcher_->finish(slot);
   state.work.wait();
   state.work = comm::Work();
   state.pending = false;
@@ -94,6 +115,7 @@ void ParamCoordinator::acquire(nn::Module& module) {
   auto& slots = module_slots_cache_[&module];
   if (slots.empty() && !module.own_parameters().empty()) slots = module_slots(module);
   if (slots.empty()) return;
+  if (fetcher_) fetcher_->advance();
   // Follow the recorded order; a different order (another model path) stops prefetching.
   recording_.push_back(&module);
   if (trace_valid_) {
@@ -142,6 +164,14 @@ void ParamCoordinator::release(nn::Module& module) {
     drop(s);
   }
 }
+
+void ParamCoordinator::write_partition(const Tensor& values) {
+  ZT_CHECK(store_, "write_partition: the parameters are not in a parameter store");
+  fetcher_->quiesce();
+  store_->write(values);
+}
+
+size_t ParamCoordinator::fetch_buffer_bytes() const { return fetcher_ ? fetcher_->buffer_bytes() : 0; }
 
 void ParamCoordinator::refresh() {
   if (options_.stage < 3) {

@@ -357,5 +357,21 @@ TEST(ConfigText, DuplicateKeysBadJsonAndFiles) {
   std::filesystem::remove(path);
 }
 
+// offload_param takes DeepSpeed's NVMe form (stage 3), and then needs its folder.
+TEST(Config, ParamOffloadToNvme) {
+  const Config c = Config::from_json(
+      with_micro({{"zero_optimization",
+                   {{"stage", 3},
+                    {"offload_param",
+                     {{"device", "nvme"}, {"nvme_path", "/local_nvme"}, {"buffer_count", 4}, {"max_in_cpu", 0}}}}}}),
+      1);
+  EXPECT_EQ(c.zero.offload_param.device, "nvme");
+  EXPECT_EQ(c.zero.offload_param.nvme_path, "/local_nvme");
+  EXPECT_EQ(c.zero.offload_param.buffer_count, 4);
+  EXPECT_EQ(c.zero.offload_param.max_in_cpu, 0);
+  EXPECT_HAS(config_error(with_micro({{"zero_optimization", {{"stage", 3}, {"offload_param", {{"device", "nvme"}}}}}})),
+             "zero_optimization.offload_param.nvme_path");
+}
+
 }  // namespace
 }  // namespace zt::engine

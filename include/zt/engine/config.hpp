@@ -32,7 +32,7 @@ struct Fp16Config {
 };
 
 struct OffloadConfig {
-  std::string device = "none";      // none | cpu (nvme is DeepSpeed's, not supported yet)
+  std::string device = "none";      // none | cpu | nvme (nvme: offload_param only)
   bool pin_memory = false;
   std::string nvme_path;
   int64_t buffer_count = 5;         // DeepSpeed: 5 for offload_param, 4 for offload_optimizer

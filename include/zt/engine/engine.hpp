@@ -63,9 +63,13 @@ class Engine {
   // offload_optimizer {device: cpu}: this rank's f32 master weights and optimizer states live in
   // host memory (pinned with CUDA and pin_memory), the optimizer steps there.
   bool offloads_optimizer() const { return offload_optimizer_; }
+  // offload_param {device: cpu | nvme} (stage 3): this rank's parameter partition lives in host
+  // memory or an NVMe file, and each module's parameters are fetched to the device before it runs.
+  bool offloads_parameters() const { return param_store_ != nullptr; }
   // Where the model states live and how activations are kept, one line: "parameters: cuda:0,
   // gradients: cuda:0, master weights and optimizer states: host (pinned), activations:
-  // checkpointed at 12 of 12 blocks, inputs in pinned host memory".
+  // checkpointed at 12 of 12 blocks, inputs in pinned host memory"; with offload_param
+  // "parameters: host (pinned), fetched per module, ...".
   std::string placement() const;
 
   // What this rank holds, measured from its buffers.
@@ -102,6 +106,7 @@ class Engine {
   DType compute_dtype_;
   std::unique_ptr<zero::FlatLayout> layout_;
   Tensor param_storage_;   // full flat (stages 0-2) or this rank's partition (stage 3), storage dtype
+  std::shared_ptr<zero::ParamStore> param_store_;  // offload_param: the partition instead of param_storage_
   Tensor master_;          // f32: this rank's shard (all of it at stage 0); may alias param_storage_
   bool offload_optimizer_ = false;
   Tensor host_grads_;      // offload: (partition) f32, the reduced gradients copied down
