@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine_parts.hpp"
+#include "optimizer_offload.hpp"
 #include "zt/core/log.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
@@ -71,12 +72,14 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   const bool shard_params = options_.stage == 3;
   param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
   ops::cast(param_storage_, shard_params ? my_initial : initial);
-  offload_optimizer_ = options_.stage >= 1 && config_.zero.offload_optimizer.device == "cpu";
-  if (offload_optimizer_) {
-    master_ = host_buffer(mine.size(), DType::f32);
-    master_.copy_from(my_initial);
-    host_grads_ = host_buffer(mine.size(), DType::f32);
-    if (!device.is_cpu()) host_staging_ = host_buffer(mine.size(), options_.storage_dtype);
+  auto parts = make_training_parts(config_);
+  optimizer_ = std::move(parts.optimizer);
+  learning_rate_ = std::move(parts.learning_rate);
+  loss_scale_ = std::move(parts.loss_scale);
+  reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
+  if (options_.stage >= 1 && config_.zero.offload_optimizer.device != "none") {
+    offload_ = make_optimizer_offload(config_, options_, mine.size(), rank, my_initial, *optimizer_);
+    reducer_->set_reduced_hook([this](zero::Range r) { offload_->gradient_ready(reducer_->gradients(), r); });
   } else if (options_.storage_dtype == DType::f32) {
     master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
   } else {
@@ -84,13 +87,8 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   }
   initial = Tensor();
 
-  reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
   coordinator_ = std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
                                                           param_storage_);
-  auto parts = make_training_parts(config_);
-  optimizer_ = std::move(parts.optimizer);
-  learning_rate_ = std::move(parts.learning_rate);
-  loss_scale_ = std::move(parts.loss_scale);
   install_segments();
   install_hooks();
 }
@@ -103,8 +101,9 @@ void Engine::install_segments() {
     if (piece.size() > 0) segments_.push_back({piece.begin - owned.begin, piece.size(), int64_t(s)});
   }
   auto* lamb = dynamic_cast<optim::Lamb*>(optimizer_.get());
-  if (!lamb || options_.stage == 0 || group_->size() == 1) return;
-  // A parameter split between ranks gets one trust ratio: its norms are summed over the pieces.
+  if (!lamb || options_.stage == 0 || (group_->size() == 1 && !offload_)) return;
+  // A parameter split between ranks (or between offload tiles) gets one trust ratio: its norms are
+  // summed over the pieces.
   const size_t slots = layout_->slots().size();
   lamb->set_norm_reducer([this, slots](std::vector<optim::SegmentNorms>& keyed) {
     Tensor sums = Tensor::zeros({int64_t(2 * slots)}, DType::f64);
@@ -113,7 +112,7 @@ void Engine::install_segments() {
       p[2 * k.key] += k.param_sq;
       p[2 * k.key + 1] += k.update_sq;
     }
-    group_->all_reduce(sums).wait();
+    if (group_->size() > 1) group_->all_reduce(sums).wait();
     for (auto& k : keyed) {
       k.param_sq = p[2 * k.key];
       k.update_sq = p[2 * k.key + 1];
@@ -177,35 +176,10 @@ Tensor Engine::master_gradients_f32() {
   return f;
 }
 
-Tensor Engine::host_buffer(int64_t n, DType dtype) const {
-  const bool pinned = config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
-  return Tensor(Storage::allocate(size_t(n) * dtype_size(dtype), Device::cpu(), pinned), 0, {n}, dtype);
-}
-
-// The reduced gradients of this rank's partition, in f32 host memory next to the master weights.
-// On a device they come down in the storage dtype (half the bytes for bf16/fp16) and are widened
-// on the host.
-Tensor Engine::host_gradients_f32() {
-  const Tensor g = reducer_->gradients();
-  if (g.device().is_cpu()) {
-    if (g.dtype() == DType::f32) return g;
-    ops::cast(host_grads_, g);
-  } else if (g.dtype() == DType::f32) {
-    host_grads_.copy_from(g);
-  } else {
-    const Tensor staging = host_staging_.dtype() == g.dtype() ? host_staging_ : host_buffer(g.numel(), g.dtype());
-    staging.copy_from(g);
-    ops::cast(host_grads_, staging);
-  }
-  return host_grads_;
-}
-
 std::string Engine::placement() const {
   const std::string device = options_.device.is_cpu() ? "cpu" : options_.device.name();
-  const std::string host = options_.device.is_cpu() ? "cpu (host)" : "host";
-  const bool pinned = offload_optimizer_ && config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
   return str("parameters: ", device, ", gradients: ", device, ", master weights and optimizer states: ",
-             offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device);
+             offload_ ? offload_placement(*offload_, options_.device) : device);
 }
 
 bool Engine::step() {
@@ -233,36 +207,34 @@ bool Engine::step() {
   last_grad_norm_ = std::sqrt(stats.data<double>()[1]) / denominator;
   const double coefficient = optim::clip_coefficient(last_grad_norm_, config_.gradient_clipping);
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
-  optimizer_->step({{0, master_, offload_optimizer_ ? host_gradients_f32() : master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
-  write_back_parameters();
+  if (offload_) {
+    offload_->step(*optimizer_, segments_, learning_rate_->current(), coefficient / denominator, my_parameters());
+  } else {
+    optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
+    cast_master_into_parameters();
+  }
+  publish_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
   return true;
 }
 
-void Engine::write_back_parameters() {
-  const int rank = group_->rank();
-  const zero::Range mine = layout_->partition(rank);
-  const bool aliased = options_.storage_dtype == DType::f32;
-  if (offload_optimizer_) {
-    // The host master weights up into this rank's part of the parameter storage.
-    const Tensor my_part = options_.stage == 3 ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
-    if (my_part.device().is_cpu()) {
-      ops::cast(my_part, master_);
-    } else if (aliased) {
-      my_part.copy_from(master_);
-    } else {
-      ops::cast(host_staging_, master_);
-      my_part.copy_from(host_staging_);
-    }
-    if (options_.stage != 3 && group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
-  } else if (options_.stage == 0 || options_.stage == 3) {
-    if (!aliased) ops::cast(param_storage_, master_);
-  } else {
-    const Tensor my_part = param_storage_.view(size_t(mine.begin), {mine.size()});
-    if (!aliased) ops::cast(my_part, master_);
-    if (group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
+Tensor Engine::my_parameters() const {
+  const zero::Range mine = layout_->partition(group_->rank());
+  return options_.stage == 3 ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
+}
+
+void Engine::cast_master_into_parameters() {
+  if (offload_) {
+    offload_->upload(my_parameters());
+  } else if (options_.storage_dtype != DType::f32) {  // in f32 the master is the parameter storage
+    ops::cast(options_.stage == 0 ? param_storage_ : my_parameters(), master_);
   }
+}
+
+void Engine::publish_parameters() {
+  if ((options_.stage == 1 || options_.stage == 2) && group_->size() > 1)
+    group_->all_gather(param_storage_, my_parameters()).wait();
   coordinator_->refresh();
 }
 
@@ -285,8 +257,15 @@ zero::MemoryReport Engine::memory_report() const {
   zero::MemoryReport r;
   r.parameters = param_storage_.nbytes();
   r.gradients = reducer_->gradient_bytes();
-  r.master_weights = options_.storage_dtype == DType::f32 && !offload_optimizer_ ? 0 : master_.nbytes();
-  r.optimizer_states = optimizer_->state_bytes();
+  if (offload_) {
+    r.master_weights = offload_->store().master_bytes();
+    r.optimizer_states = optimizer_->state_bytes() + offload_->store().state_bytes();
+    r.offload_buffers = offload_->host_buffer_bytes();
+    r.nvme = offload_->store().disk_bytes();
+  } else {
+    r.master_weights = options_.storage_dtype == DType::f32 ? 0 : master_.nbytes();
+    r.optimizer_states = optimizer_->state_bytes();
+  }
   r.persistent_gathered = coordinator_->persistent_bytes();
   r.bucket_peak = reducer_->bucket_peak_bytes();
   r.gathered_peak = coordinator_->gathered_peak_bytes();
@@ -295,11 +274,12 @@ zero::MemoryReport Engine::memory_report() const {
 
 std::vector<std::pair<std::string, Tensor>> Engine::full_parameters() {
   Tensor full;
+  const Tensor master = offload_ ? offload_->master_copy() : master_;
   if (options_.stage == 0) {
-    full = master_.to(Device::cpu());
+    full = master.to(Device::cpu());
   } else {
     full = Tensor::empty({layout_->total()}, DType::f32, options_.device);
-    group_->all_gather(full, master_.device() == options_.device ? master_ : master_.to(options_.device)).wait();
+    group_->all_gather(full, master.device() == options_.device ? master : master.to(options_.device)).wait();
     full = full.to(Device::cpu());
   }
   std::vector<std::pair<std::string, Tensor>> out;
