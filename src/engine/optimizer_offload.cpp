@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "optimizer_swapper.hpp"
 #include "zt/core/env.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
@@ -84,7 +85,21 @@ OptimizerOffload::OptimizerOffload(const OffloadSetup& setup, const Tensor& init
   const int64_t p = setup.partition;
   ZT_CHECK(initial_master.numel() == p && initial_master.dtype() == DType::f32,
            "optimizer offload: the initial master weights are ", initial_master.describe(), ", expected f32 (", p, ")");
-  store_ = std::make_unique<HostStore>(p, setup.sub_group_size, initial_master, optimizer.state_names());
+  if (setup.config.device == "nvme") {
+    SwapSetup swap;
+    swap.partition = p;
+    swap.sub_group_size = setup.sub_group_size;
+    swap.state_names = optimizer.state_names();
+    swap.streams_targets = optimizer.streams_targets();
+    swap.optimizer = optimizer.name();
+    swap.nvme_path = setup.config.nvme_path;
+    swap.rank = setup.rank;
+    swap.buffer_count = setup.config.buffer_count;
+    swap.aio = setup.aio;
+    store_ = std::make_unique<NvmeStore>(swap, initial_master);
+  } else {
+    store_ = std::make_unique<HostStore>(p, setup.sub_group_size, initial_master, optimizer.state_names());
+  }
   host_grads_ = offload_host_buffer(p, setup.grad_dtype, setup.pinned);
   host_grads_.zero_();
   // Tiles of whole 64-element vectors; a small partition is one tile.
@@ -120,9 +135,6 @@ void OptimizerOffload::step(optim::Optimizer& optimizer, const std::vector<optim
   copies_.after_compute();  // the uploads come after the compute stream's last reads of the parameters
   OffloadStore& store = *store_;
   const auto& groups = store.groups();
-  ZT_CHECK(optimizer.streams_targets() || groups.size() == 1, optimizer.name(), " reads every target before it "
-           "updates any (", optimizer.name(), "'s trust ratio needs whole-tensor norms), so the offloaded partition must "
-           "be one sub-group: set zero_optimization.sub_group_size to at least ", setup_.partition);
 
   struct Tile {
     int group;
@@ -215,8 +227,8 @@ std::unique_ptr<OptimizerOffload> make_optimizer_offload(const Config& config, c
                                                          int64_t partition, int rank, const Tensor& initial_master,
                                                          const optim::Optimizer& optimizer) {
   const OffloadConfig& c = config.zero.offload_optimizer;
-  ZT_CHECK(c.device == "cpu", "zero_optimization.offload_optimizer.device = \"", c.device,
-           "\" is not one of none, cpu");
+  ZT_CHECK(c.device == "cpu" || c.device == "nvme", "zero_optimization.offload_optimizer.device = \"", c.device,
+           "\" is not one of none, cpu, nvme");
   OffloadSetup s;
   s.partition = partition;
   s.grad_dtype = options.comm_dtype;
@@ -231,6 +243,11 @@ std::unique_ptr<OptimizerOffload> make_optimizer_offload(const Config& config, c
            s.sub_group_size);
   s.rank = rank;
   s.config = c;
+  s.aio.block_size = config.aio.block_size;
+  s.aio.queue_depth = config.aio.queue_depth;
+  s.aio.thread_count = config.aio.thread_count;
+  s.aio.single_submit = config.aio.single_submit;
+  s.aio.overlap_events = config.aio.overlap_events;
   return std::make_unique<OptimizerOffload>(s, initial_master, optimizer);
 }
 

@@ -21,6 +21,7 @@
 #include "zt/core/copy_stream.hpp"
 #include "zt/core/tensor.hpp"
 #include "zt/engine/config.hpp"
+#include "zt/io/async_file.hpp"
 #include "zt/optim/optimizer.hpp"
 #include "zt/zero/flat_layout.hpp"
 #include "zt/zero/options.hpp"
@@ -73,7 +74,8 @@ struct OffloadSetup {
   int64_t tile_bytes = 64 << 20;      // ZT_OFFLOAD_TILE_BYTES
   int64_t sub_group_size = 1000000000;
   int rank = 0;
-  OffloadConfig config;               // zero_optimization.offload_optimizer
+  OffloadConfig config;               // zero_optimization.offload_optimizer (device cpu or nvme)
+  io::AioOptions aio;                 // nvme: the aio section
 };
 
 class OptimizerOffload {

@@ -169,7 +169,9 @@ void check_copies() {
   cpu::adamw_step(param.data(), grad.data(), DType::f32, m.data(), v.data(), n, p, 1.0, f16.data(), DType::f16);
   cpu::adamw_step(param.data(), grad.data(), DType::f32, m.data(), v.data(), n, p, 1.0, copy.data(), DType::f32);
   for (size_t i = 0; i < param.size(); ++i) {
-    if (!std::isnan(before[i])) ASSERT_EQ(0, std::memcmp(&param[i], &before[i], sizeof(float))) << "element " << i;
+    if (!std::isnan(before[i])) {
+      ASSERT_EQ(0, std::memcmp(&param[i], &before[i], sizeof(float))) << "element " << i;
+    }
     ASSERT_EQ(f16[i], float_to_f16(param[i])) << "element " << i << " = " << param[i];
     ASSERT_EQ(0, std::memcmp(&copy[i], &param[i], sizeof(float))) << "element " << i;
   }
