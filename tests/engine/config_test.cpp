@@ -202,6 +202,16 @@ TEST(Config, NvmeOptimizerOffloadAndAio) {
   EXPECT_HAS(config_error(with_micro({{"aio", {{"thread_count", 0}}}})), "aio.thread_count = 0");
 }
 
+// The example configs (a 7B model on one GPU with the optimizer offloaded) are valid.
+TEST(Config, ExampleOffloadConfigsParse) {
+  const Config cpu = Config::from_file(std::string(ZT_SOURCE_DIR) + "/examples/ds_offload_cpu_7b.json", 1);
+  EXPECT_EQ(cpu.zero.offload_optimizer.device, "cpu");
+  const Config nvme = Config::from_file(std::string(ZT_SOURCE_DIR) + "/examples/ds_offload_nvme_7b.json", 1);
+  EXPECT_EQ(nvme.zero.offload_optimizer.device, "nvme");
+  EXPECT_EQ(nvme.zero.sub_group_size, 100000000);
+  EXPECT_EQ(nvme.aio.queue_depth, 16);
+}
+
 TEST(Config, OverlapCommFollowsTheStageUnlessGiven) {
   for (int stage : {0, 1, 2, 3}) {
     const Config c = Config::from_json(with_micro({{"zero_optimization", {{"stage", stage}}}}), 1);

@@ -48,6 +48,7 @@ const std::map<std::string, TransformerConfig>& registry() {
       {"gpt2-large", gpt2(50257, 1280, 36, 20, 1024)},
       {"llama-tiny", llama(256, 64, 2, 4, 2, 176, 128)},
       {"tinyllama-1.1b", llama(32000, 2048, 22, 32, 4, 5632, 2048)},
+      {"llama-7b", llama(32000, 4096, 32, 32, 32, 11008, 4096)},  // Llama-2-7B's shape: offload runs on one GPU
   };
   return r;
 }
