@@ -76,17 +76,17 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
   optimizer_ = std::move(parts.optimizer);
   learning_rate_ = std::move(parts.learning_rate);
   loss_scale_ = std::move(parts.loss_scale);
-  reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
   if (options_.stage >= 1 && config_.zero.offload_optimizer.device != "none") {
     offload_ = make_optimizer_offload(config_, options_, mine.size(), rank, my_initial, *optimizer_);
-    reducer_->set_reduced_hook([this](zero::Range r) { offload_->gradient_ready(reducer_->gradients(), r); });
   } else if (options_.storage_dtype == DType::f32) {
     master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
   } else {
     master_ = my_initial.clone();
   }
-  initial = Tensor();
+  initial = Tensor();  // freed before the gradients are allocated: the peak while initializing is lower
 
+  reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
+  if (offload_) reducer_->set_reduced_hook([this](zero::Range r) { offload_->gradient_ready(reducer_->gradients(), r); });
   coordinator_ = std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
                                                           param_storage_);
   install_segments();
