@@ -1,5 +1,6 @@
-// `zt estimate`: DeepSpeed's ZeRO-2/ZeRO-3 memory tables for a parameter count, a Hugging Face
-// config.json, or a built-in model.
+// `zt estimate`: DeepSpeed's ZeRO-2/ZeRO-3 memory tables (with what NVMe offload of the optimizer
+// moves off the host) for a parameter count, a Hugging Face config.json, or a built-in model, and
+// zt's own engine per rank under each stage and optimizer offload.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,8 @@ struct EstimateArgs {
   double params = 0, largest_layer_params = 0;
   std::string model, stage = "all";
   engine::MemoryEstimateOptions options;
+  int64_t buffer_count = 4;            // offload_optimizer.buffer_count, for zt's own figures
+  double sub_group_size = 1e9;         // zero_optimization.sub_group_size
   bool json = false;
 };
 
@@ -58,10 +61,27 @@ void run(const EstimateArgs& a) {
                           "--largest_layer_params N, or describe the model with --model NAME|PATH (or use --stage 2)");
     estimates.push_back(engine::estimate_zero3(total, largest, a.options));
   }
+  const int64_t world = a.options.num_gpus_per_node * a.options.num_nodes;
+  ZT_CHECK(a.buffer_count >= 1, "--buffer_count must be positive, got ", a.buffer_count);
+  const int64_t sub_group = whole_count(a.sub_group_size, "--sub_group_size");
   if (a.json) {
     nlohmann::json j = {{"total_params", total}, {"estimates", nlohmann::json::array()}};
     if (!a.model.empty()) j["model"] = a.model;
     for (const auto& e : estimates) j["estimates"].push_back(engine::memory_estimate_json(e));
+    nlohmann::json zt = nlohmann::json::array();
+    for (int stage : {1, 2, 3})
+      for (const char* offload : {"none", "cpu", "nvme"}) {
+        engine::ZtEstimateOptions o;
+        o.stage = stage;
+        o.offload_optimizer = offload;
+        o.world_size = world;
+        o.buffer_count = a.buffer_count;
+        o.sub_group_size = sub_group;
+        const engine::MemoryNeeds m = engine::estimate_zt_model_states(total, o);
+        zt.push_back({{"stage", stage}, {"offload_optimizer", offload}, {"per_gpu_bytes", m.gpu_bytes},
+                      {"per_host_bytes", m.cpu_bytes}, {"per_nvme_bytes", m.nvme_bytes}});
+      }
+    j["zt_per_rank"] = zt;
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -69,6 +89,7 @@ void run(const EstimateArgs& a) {
     if (estimates.size() > 1) std::printf("%sZeRO stage %d\n", i ? "\n" : "", estimates[i].stage);
     std::fputs(engine::format_memory_estimate(estimates[i]).c_str(), stdout);
   }
+  std::printf("\n%s", engine::format_zt_estimate(total, world, a.buffer_count, sub_group).c_str());
 }
 
 }  // namespace
@@ -87,6 +108,12 @@ void add_estimate_command(CLI::App& app) {
   cmd->add_option("--stage", args->stage, "2, 3 or all")->capture_default_str();
   cmd->add_option("--additional_buffer_factor,--additional-buffer-factor", args->options.additional_buffer_factor,
                   "padding factor on the CPU estimates")
+      ->capture_default_str();
+  cmd->add_option("--buffer_count,--buffer-count", args->buffer_count,
+                  "offload_optimizer.buffer_count (zt's figures: staging tiles and NVMe swap buffers)")
+      ->capture_default_str();
+  cmd->add_option("--sub_group_size,--sub-group-size", args->sub_group_size,
+                  "zero_optimization.sub_group_size (zt's figures: the NVMe swap buffers' size)")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print JSON instead of the table");
   cmd->callback([args] { run(*args); });

@@ -18,7 +18,7 @@ void* cuda_allocate(size_t, int device) {
 }
 void cuda_release(void*, int) {}
 void* pinned_allocate(size_t nbytes) {
-  void* ptr = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
+  void* ptr = std::aligned_alloc(4096, (nbytes + 4095) / 4096 * 4096);  // page-aligned, as cudaMallocHost's
   ZT_CHECK(ptr != nullptr, "out of host memory allocating ", nbytes, " bytes");
   return ptr;
 }

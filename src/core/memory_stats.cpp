@@ -1,5 +1,6 @@
 #include "zt/core/memory_stats.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -21,5 +22,7 @@ size_t process_peak_resident_bytes() {
   if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
   return size_t(usage.ru_maxrss) * 1024;
 }
+
+void release_free_host_memory() { malloc_trim(0); }
 
 }  // namespace zt

@@ -39,6 +39,7 @@ void count_host_allocation(size_t nbytes) {
 
 size_t host_bytes_allocated() { return g_host_bytes.load(); }
 size_t host_bytes_peak() { return g_host_peak.load(); }
+void reset_host_bytes_peak() { g_host_peak.store(g_host_bytes.load()); }
 size_t device_bytes_allocated() { return g_device_bytes.load(); }
 size_t device_bytes_peak() { return g_device_peak.load(); }
 void reset_device_bytes_peak() { g_device_peak.store(g_device_bytes.load()); }
@@ -50,8 +51,10 @@ Storage::~Storage() {
   if (deleter_) deleter_(data_);
 }
 
-std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pinned) {
-  const size_t rounded = (nbytes + 63) / 64 * 64;
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pinned, size_t alignment) {
+  ZT_CHECK(alignment >= 64 && (alignment & (alignment - 1)) == 0, "Storage: alignment ", alignment,
+           " is not a power of two of at least 64");
+  const size_t rounded = (nbytes + alignment - 1) / alignment * alignment;
   if (device.is_cuda()) {
     void* ptr = rounded ? detail::cuda_allocate(rounded, device.index) : nullptr;
     raise_peak(g_device_peak, g_device_bytes.fetch_add(rounded) + rounded);
@@ -63,8 +66,12 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
   }
   void* ptr = nullptr;
   if (rounded) {
-    ptr = pinned ? detail::pinned_allocate(rounded) : std::aligned_alloc(64, rounded);
+    ptr = pinned ? detail::pinned_allocate(rounded) : std::aligned_alloc(alignment, rounded);
     ZT_CHECK(ptr != nullptr, "out of host memory allocating ", nbytes, " bytes");
+    if (reinterpret_cast<uintptr_t>(ptr) % alignment != 0) {  // pinned memory is page-aligned in practice
+      pinned ? detail::pinned_release(ptr) : std::free(ptr);
+      ZT_THROW("pinned host memory of ", nbytes, " bytes is not aligned to ", alignment, " bytes");
+    }
   }
   count_host_allocation(rounded);
   return std::make_shared<Storage>(ptr, nbytes, device, [rounded, pinned](void* p) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <random>
 
 #include "engine_parts.hpp"
+#include "optimizer_offload.hpp"
 #include "zt/core/log.hpp"
 #include "zt/engine/checkpoint.hpp"
 #include "zt/engine/engine.hpp"
@@ -99,11 +101,11 @@ std::vector<int64_t> match_parameters(const CheckpointMeta& meta, const zero::Fl
   return offsets;
 }
 
-// Saved tensor `name` over this rank's flat range `mine` of the new layout (zeros in padding).
-Tensor read_range(CheckpointShards& shards, const std::string& name, const zero::FlatLayout& layout,
-                  const std::vector<int64_t>& saved_offsets, zero::Range mine) {
-  Tensor out = Tensor::zeros({mine.size()}, DType::f32);
-  float* dst = out.data<float>();
+// Saved tensor `name` over the flat range `mine` of the new layout into dst (mine.size() floats,
+// zeros in padding).
+void read_range_into(CheckpointShards& shards, const std::string& name, const zero::FlatLayout& layout,
+                     const std::vector<int64_t>& saved_offsets, zero::Range mine, float* dst) {
+  std::fill(dst, dst + mine.size(), 0.0f);
   const auto& slots = layout.slots();
   for (size_t i = 0; i < slots.size(); ++i) {
     const zero::Range r = zero::intersect({slots[i].offset, slots[i].offset + slots[i].numel}, mine);
@@ -111,7 +113,23 @@ Tensor read_range(CheckpointShards& shards, const std::string& name, const zero:
     const int64_t from = saved_offsets[i] + (r.begin - slots[i].offset);
     shards.read(name, from, from + r.size(), dst + (r.begin - mine.begin));
   }
+}
+
+Tensor read_range(CheckpointShards& shards, const std::string& name, const zero::FlatLayout& layout,
+                  const std::vector<int64_t>& saved_offsets, zero::Range mine) {
+  Tensor out = Tensor::empty({mine.size()}, DType::f32);
+  read_range_into(shards, name, layout, saved_offsets, mine, out.data<float>());
   return out;
+}
+
+// Opens (and so checks) every saved shard that holds part of the flat range `mine` of the new layout.
+void check_shards(CheckpointShards& shards, const zero::FlatLayout& layout, const std::vector<int64_t>& saved_offsets,
+                  zero::Range mine) {
+  const auto& slots = layout.slots();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const zero::Range r = zero::intersect({slots[i].offset, slots[i].offset + slots[i].numel}, mine);
+    if (r.size() > 0) shards.check(saved_offsets[i] + (r.begin - slots[i].offset), saved_offsets[i] + (r.end - slots[i].offset));
+  }
 }
 
 }  // namespace
@@ -152,7 +170,8 @@ void Engine::save_checkpoint(const std::string& dir, const std::string& tag_arg,
   const int64_t held_begin = options_.stage == 0 ? 0 : part.begin;
   const auto slice = [&](const Tensor& t) { return t.view(size_t(part.begin - held_begin), {part.size()}); };
   std::vector<std::string> state_names;
-  if (optimizer_->has_states(0))
+  if (offload_) state_names = offload_->store().states();
+  else if (optimizer_->has_states(0))
     for (const auto& [name, t] : optimizer_->state(0)) state_names.push_back(name);
   try {
     std::vector<io::TensorSpec> specs{{"master", DType::f32, {part.size()}}};
@@ -164,9 +183,21 @@ void Engine::save_checkpoint(const std::string& dir, const std::string& tag_arg,
                                                 {"flat_begin", std::to_string(part.begin)},
                                                 {"flat_end", std::to_string(part.end)}};
     io::SafetensorsWriter writer((staging / checkpoint_shard_name(rank, world)).string(), specs, metadata);
-    writer.write("master", slice(master_));
-    checkpoint_fault_point("shard_partial");
-    for (const auto& name : state_names) writer.write(name, slice(optimizer_->state(0).at(name)));
+    if (offload_) {
+      // Group by group: NVMe-offloaded states pass through one swap buffer at a time.
+      OffloadStore& store = offload_->store();
+      std::vector<std::string> names{"master"};
+      names.insert(names.end(), state_names.begin(), state_names.end());
+      for (size_t i = 0; i < names.size(); ++i) {
+        for (size_t g = 0; g < store.groups().size(); ++g)
+          writer.write_range(names[i], store.groups()[g].begin, store.read(names[i], int(g)));
+        if (i == 0) checkpoint_fault_point("shard_partial");
+      }
+    } else {
+      writer.write("master", slice(master_));
+      checkpoint_fault_point("shard_partial");
+      for (const auto& name : state_names) writer.write(name, slice(optimizer_->state(0).at(name)));
+    }
     writer.finish();
   } catch (const std::exception& e) {
     error = str("save_checkpoint: writing rank ", rank, "'s shard in ", staging.string(), ": ", e.what());
@@ -232,6 +263,8 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   CheckpointMeta meta;
   Tensor master;
   std::map<std::string, Tensor> states;
+  std::unique_ptr<CheckpointShards> shards;
+  std::vector<int64_t> saved_offsets;
   std::string error;
   const bool with_optimizer = load_optimizer_states && !load_module_only;
   try {
@@ -244,21 +277,48 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
       ZT_CHECK(meta.optimizer == optimizer_->name(), "checkpoint ", tag_dir, " holds ", meta.optimizer,
                " states but the engine's optimizer is ", optimizer_->name(),
                " (load with load_optimizer_states = false to start it fresh)");
-    CheckpointShards shards(tag_dir, meta);
-    master = read_range(shards, "master", *layout_, offsets, mine);
-    if (with_optimizer)
-      for (const auto& name : meta.optimizer_states) states[name] = read_range(shards, name, *layout_, offsets, mine);
+    shards = std::make_unique<CheckpointShards>(tag_dir, meta);
+    if (offload_) {
+      check_shards(*shards, *layout_, offsets, mine);  // read below, group by group, into the offload's store
+      saved_offsets = offsets;
+    } else {
+      master = read_range(*shards, "master", *layout_, offsets, mine);
+      if (with_optimizer)
+        for (const auto& name : meta.optimizer_states) states[name] = read_range(*shards, name, *layout_, offsets, mine);
+    }
   } catch (const std::exception& e) {
     error = e.what();
   }
   agree_or_throw(*group_, error, "load_checkpoint");
 
-  // Everything was read on every rank: now change the engine.
-  master_.copy_from(master);
-  if (with_optimizer) {
-    for (auto& [name, t] : states) optimizer_->load_state(0, name, master_.device().is_cpu() ? t : t.to(master_.device()));
-    optimizer_->set_step_count(meta.optimizer_step);
+  if (offload_) {
+    // Every shard was opened and checked; the states stream into the store one group at a time, so
+    // that host memory holds no second copy of the partition (a failure here still ends on all ranks).
+    OffloadStore& store = offload_->store();
+    std::vector<std::string> names{"master"};
+    if (with_optimizer) names.insert(names.end(), meta.optimizer_states.begin(), meta.optimizer_states.end());
+    try {
+      for (size_t g = 0; g < store.groups().size(); ++g) {
+        const zero::Range r = store.groups()[g];
+        for (const auto& name : names) {
+          const Tensor target = store.load_target(name, int(g));
+          read_range_into(*shards, name, *layout_, saved_offsets, {mine.begin + r.begin, mine.begin + r.end},
+                          target.data<float>());
+          store.commit_load(name, int(g));
+        }
+      }
+      if (with_optimizer) store.set_states(meta.optimizer_states);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    agree_or_throw(*group_, error, "load_checkpoint");
+  } else {
+    // Everything was read on every rank: now change the engine.
+    master_.copy_from(master);
+    if (with_optimizer)
+      for (auto& [name, t] : states) optimizer_->load_state(0, name, master_.device().is_cpu() ? t : t.to(master_.device()));
   }
+  if (with_optimizer) optimizer_->set_step_count(meta.optimizer_step);
   if (!load_module_only) {
     global_steps_ = meta.global_steps;
     micro_steps_ = meta.micro_steps;
@@ -271,7 +331,8 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
       training_data_->seek(meta.data_positions[r]);
     }
   }
-  write_back_parameters();
+  cast_master_into_parameters();
+  publish_parameters();
   return meta.client_state;
 }
 

@@ -227,6 +227,13 @@ void CheckpointShards::read(const std::string& name, int64_t begin, int64_t end,
   }
 }
 
+void CheckpointShards::check(int64_t begin, int64_t end) {
+  ZT_CHECK(begin >= 0 && end <= meta_.total && begin <= end, "checkpoint ", tag_dir_, ": range [", begin, ", ", end,
+           ") is outside the saved layout of ", meta_.total, " elements");
+  const int64_t p = meta_.partition_size;
+  for (int64_t r = begin / p; r < meta_.world_size && r * p < end; ++r) shard(int(r));
+}
+
 Tensor CheckpointShards::read_parameter(const CheckpointParameter& p) {
   Tensor t = Tensor::empty(p.shape, DType::f32);
   read("master", p.offset, p.offset + p.numel, t.data<float>());

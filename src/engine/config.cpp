@@ -26,7 +26,7 @@ constexpr int64_t kMaxInt64 = 9223372036854775807;
 // it asks for nothing (DeepSpeed's default, or "enabled": false).
 void read_unsupported_top_level(JsonReader& r) {
   for (const char* section :
-       {"aio", "flops_profiler", "tensorboard", "wandb", "csv_monitor", "comet", "amp",
+       {"flops_profiler", "tensorboard", "wandb", "csv_monitor", "comet", "amp",
         "sparse_attention", "pipeline", "elasticity", "compression_training", "data_efficiency", "curriculum_learning",
         "autotuning", "nebula", "checkpoint", "data_types", "progressive_layer_drop", "eigenvalue", "quantize_training",
         "hybrid_engine", "weight_quantization", "compile", "tensor_parallel", "torch_autocast"})
@@ -102,17 +102,20 @@ bool read_bf16(JsonReader& top) {
 OffloadConfig read_offload(JsonReader r, bool optimizer) {
   OffloadConfig c = optimizer ? OffloadConfig::optimizer_defaults() : OffloadConfig{};
   c.device = r.get_choice("device", "none", {"none", "cpu", "nvme"});
-  if (c.device == "nvme" && optimizer)
-    r.fail("device", "offload to NVMe (ZeRO-Infinity) is a DeepSpeed feature that this version of zt does not "
-                     "support; use \"cpu\"");
   c.pin_memory = r.get_bool("pin_memory", false);
   c.nvme_path = r.get_string("nvme_path", "");
   if (c.device == "nvme" && c.nvme_path.empty())
-    r.fail("nvme_path", "required with \"device\": \"nvme\": the folder where each rank keeps its file (on the NVMe)");
+    r.fail("nvme_path", "required with \"device\": \"nvme\": a folder on the NVMe drive where each rank keeps its files");
   c.buffer_count = r.get_int("buffer_count", c.buffer_count, Bounds::at_least(0));
   if (optimizer) {
     c.ratio = r.get_number("ratio", 1.0, Bounds::between(0, 1));
-    for (const char* nvme_only : {"pipeline_read", "pipeline_write", "fast_init"}) r.unsupported(nvme_only, false);
+    if (c.device == "nvme" && c.buffer_count < 1)
+      r.fail("buffer_count", "NVMe offload swaps through buffer_count buffers; give at least 1 + the optimizer's "
+                             "states (3 for Adam)");
+    // zt's swapper always reads the next sub-groups ahead and writes behind as far as buffer_count allows.
+    c.pipeline_read = r.get_bool("pipeline_read", false);
+    c.pipeline_write = r.get_bool("pipeline_write", false);
+    c.fast_init = r.get_bool("fast_init", false);
   } else {
     c.buffer_size = r.get_int("buffer_size", c.buffer_size, Bounds::at_least(0));
     c.max_in_cpu = r.get_int("max_in_cpu", c.max_in_cpu, Bounds::at_least(0));
@@ -187,6 +190,21 @@ ZeroConfig read_zero(JsonReader& top) {
   const char* deprecated = "deprecated in DeepSpeed; use offload_optimizer / offload_param {\"device\": \"cpu\"}";
   for (const char* key : {"cpu_offload", "cpu_offload_param", "cpu_offload_use_pin_memory"})
     r.unsupported(key, false, deprecated);
+  r.finish();
+  return c;
+}
+
+AioConfig read_aio(JsonReader r) {
+  AioConfig c;
+  c.block_size = r.get_int("block_size", c.block_size, Bounds::at_least(1));
+  c.queue_depth = r.get_int("queue_depth", c.queue_depth, Bounds::between(1, 4096));
+  c.thread_count = r.get_int("thread_count", c.thread_count, Bounds::between(1, 256));
+  c.single_submit = r.get_bool("single_submit", c.single_submit);
+  c.overlap_events = r.get_bool("overlap_events", c.overlap_events);
+  c.use_gds = r.get_bool("use_gds", false);
+  if (c.use_gds)
+    r.fail("use_gds", "GPUDirect Storage is not supported by this version of zt: NVMe swaps go through host memory "
+                      "(set it to false)");
   r.finish();
   return c;
 }
@@ -288,6 +306,7 @@ Config Config::from_json(const nlohmann::json& j, int world_size, const std::str
   c.prescale_gradients = r.get_bool("prescale_gradients", false);
   c.comms_logger = read_comms_logger(r.child("comms_logger"));
   c.activation_checkpointing = read_activation_checkpointing(r);
+  c.aio = read_aio(r.child("aio"));
   read_unsupported_top_level(r);
   r.finish();
   return c;

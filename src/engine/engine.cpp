@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine_parts.hpp"
+#include "optimizer_offload.hpp"
 #include "zt/engine/activation_checkpointing.hpp"
 #include "zt/core/log.hpp"
 #include "zt/core/storage.hpp"
@@ -101,29 +102,26 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
     param_storage_ = Tensor::empty({shard_params ? mine.size() : layout_->total()}, options_.storage_dtype, device);
     ops::cast(param_storage_, shard_params ? my_initial : initial);
   }
-  offload_optimizer_ = options_.stage >= 1 && config_.zero.offload_optimizer.device == "cpu";
-  if (offload_optimizer_) {
-    master_ = host_buffer(mine.size(), DType::f32);
-    master_.copy_from(my_initial);
-    host_grads_ = host_buffer(mine.size(), DType::f32);
-    if (!device.is_cpu()) host_staging_ = host_buffer(mine.size(), options_.storage_dtype);
+  auto parts = make_training_parts(config_);
+  optimizer_ = std::move(parts.optimizer);
+  learning_rate_ = std::move(parts.learning_rate);
+  loss_scale_ = std::move(parts.loss_scale);
+  if (options_.stage >= 1 && config_.zero.offload_optimizer.device != "none") {
+    offload_ = make_optimizer_offload(config_, options_, mine.size(), rank, my_initial, *optimizer_);
   } else if (options_.storage_dtype == DType::f32 && !offload_params) {
     master_ = options_.stage == 0 || shard_params ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
   } else {
     master_ = Tensor::empty({my_initial.numel()}, DType::f32, device);
     master_.copy_from(my_initial);
   }
-  initial = Tensor();
+  initial = Tensor();  // freed before the gradients are allocated: the peak while initializing is lower
 
   reducer_ = std::make_unique<zero::GradReducer>(*layout_, *group_, options_);
+  if (offload_) reducer_->set_reduced_hook([this](zero::Range r) { offload_->gradient_ready(reducer_->gradients(), r); });
   coordinator_ = offload_params ? std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
                                                                            param_store_)
                                : std::make_unique<zero::ParamCoordinator>(*layout_, *group_, options_, compute_dtype_,
                                                                            param_storage_);
-  auto parts = make_training_parts(config_);
-  optimizer_ = std::move(parts.optimizer);
-  learning_rate_ = std::move(parts.learning_rate);
-  loss_scale_ = std::move(parts.loss_scale);
   install_segments();
   install_hooks();
 }
@@ -136,8 +134,9 @@ void Engine::install_segments() {
     if (piece.size() > 0) segments_.push_back({piece.begin - owned.begin, piece.size(), int64_t(s)});
   }
   auto* lamb = dynamic_cast<optim::Lamb*>(optimizer_.get());
-  if (!lamb || options_.stage == 0 || group_->size() == 1) return;
-  // A parameter split between ranks gets one trust ratio: its norms are summed over the pieces.
+  if (!lamb || options_.stage == 0 || (group_->size() == 1 && !offload_)) return;
+  // A parameter split between ranks (or between offload tiles) gets one trust ratio: its norms are
+  // summed over the pieces.
   const size_t slots = layout_->slots().size();
   lamb->set_norm_reducer([this, slots](std::vector<optim::SegmentNorms>& keyed) {
     Tensor sums = Tensor::zeros({int64_t(2 * slots)}, DType::f64);
@@ -146,7 +145,7 @@ void Engine::install_segments() {
       p[2 * k.key] += k.param_sq;
       p[2 * k.key + 1] += k.update_sq;
     }
-    group_->all_reduce(sums).wait();
+    if (group_->size() > 1) group_->all_reduce(sums).wait();
     for (auto& k : keyed) {
       k.param_sq = p[2 * k.key];
       k.update_sq = p[2 * k.key + 1];
@@ -211,36 +210,11 @@ Tensor Engine::master_gradients_f32() {
   return f;
 }
 
-Tensor Engine::host_buffer(int64_t n, DType dtype) const {
-  const bool pinned = config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
-  return Tensor(Storage::allocate(size_t(n) * dtype_size(dtype), Device::cpu(), pinned), 0, {n}, dtype);
-}
-
-// The reduced gradients of this rank's partition, in f32 host memory next to the master weights.
-// On a device they come down in the storage dtype (half the bytes for bf16/fp16) and are widened
-// on the host.
-Tensor Engine::host_gradients_f32() {
-  const Tensor g = reducer_->gradients();
-  if (g.device().is_cpu()) {
-    if (g.dtype() == DType::f32) return g;
-    ops::cast(host_grads_, g);
-  } else if (g.dtype() == DType::f32) {
-    host_grads_.copy_from(g);
-  } else {
-    const Tensor staging = host_staging_.dtype() == g.dtype() ? host_staging_ : host_buffer(g.numel(), g.dtype());
-    staging.copy_from(g);
-    ops::cast(host_grads_, staging);
-  }
-  return host_grads_;
-}
-
 std::string Engine::placement() const {
   const std::string device = options_.device.is_cpu() ? "cpu" : options_.device.name();
-  const std::string host = options_.device.is_cpu() ? "cpu (host)" : "host";
-  const bool pinned = offload_optimizer_ && config_.zero.offload_optimizer.pin_memory && !options_.device.is_cpu();
   const std::string parameters = param_store_ ? param_store_->describe() + ", fetched per module" : device;
   return str("parameters: ", parameters, ", gradients: ", device, ", master weights and optimizer states: ",
-             offload_optimizer_ ? host + (pinned ? " (pinned)" : "") : device,
+             offload_ ? offload_placement(*offload_, options_.device) : device,
              ", activations: ", describe_activations(*model_, options_.device));
 }
 
@@ -269,43 +243,41 @@ bool Engine::step() {
   last_grad_norm_ = std::sqrt(stats.data<double>()[1]) / denominator;
   const double coefficient = optim::clip_coefficient(last_grad_norm_, config_.gradient_clipping);
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
-  optimizer_->step({{0, master_, offload_optimizer_ ? host_gradients_f32() : master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
-  write_back_parameters();
+  if (offload_) {
+    // With offload_param the store takes the update from the master weights, not from the tiles.
+    offload_->step(*optimizer_, segments_, learning_rate_->current(), coefficient / denominator,
+                   param_store_ ? Tensor() : my_parameters());
+    if (param_store_) cast_master_into_parameters();
+  } else {
+    optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
+    cast_master_into_parameters();
+  }
+  publish_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
   return true;
 }
 
-void Engine::write_back_parameters() {
+Tensor Engine::my_parameters() const {
+  const zero::Range mine = layout_->partition(group_->rank());
+  return options_.stage == 3 ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
+}
+
+void Engine::cast_master_into_parameters() {
   if (param_store_) {
     // offload_param: the master weights rounded straight into the host or NVMe partition (with
     // offload_optimizer both are on the host: nothing goes up to the device).
-    coordinator_->write_partition(master_);
-    coordinator_->refresh();
-    return;
+    coordinator_->write_partition(offload_ ? offload_->master_copy() : master_);
+  } else if (offload_) {
+    offload_->upload(my_parameters());
+  } else if (options_.storage_dtype != DType::f32) {  // in f32 the master is the parameter storage
+    ops::cast(options_.stage == 0 ? param_storage_ : my_parameters(), master_);
   }
-  const int rank = group_->rank();
-  const zero::Range mine = layout_->partition(rank);
-  const bool aliased = options_.storage_dtype == DType::f32;
-  if (offload_optimizer_) {
-    // The host master weights up into this rank's part of the parameter storage.
-    const Tensor my_part = options_.stage == 3 ? param_storage_ : param_storage_.view(size_t(mine.begin), {mine.size()});
-    if (my_part.device().is_cpu()) {
-      ops::cast(my_part, master_);
-    } else if (aliased) {
-      my_part.copy_from(master_);
-    } else {
-      ops::cast(host_staging_, master_);
-      my_part.copy_from(host_staging_);
-    }
-    if (options_.stage != 3 && group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
-  } else if (options_.stage == 0 || options_.stage == 3) {
-    if (!aliased) ops::cast(param_storage_, master_);
-  } else {
-    const Tensor my_part = param_storage_.view(size_t(mine.begin), {mine.size()});
-    if (!aliased) ops::cast(my_part, master_);
-    if (group_->size() > 1) group_->all_gather(param_storage_, my_part).wait();
-  }
+}
+
+void Engine::publish_parameters() {
+  if ((options_.stage == 1 || options_.stage == 2) && group_->size() > 1)
+    group_->all_gather(param_storage_, my_parameters()).wait();
   coordinator_->refresh();
 }
 
@@ -334,9 +306,16 @@ zero::MemoryReport Engine::memory_report() const {
     r.parameter_buffers = coordinator_->fetch_buffer_bytes() + param_store_->buffer_bytes();
   }
   r.gradients = reducer_->gradient_bytes();
-  const bool aliased = options_.storage_dtype == DType::f32 && !offload_optimizer_ && !param_store_;
-  r.master_weights = aliased ? 0 : master_.nbytes();
-  r.optimizer_states = optimizer_->state_bytes();
+  if (offload_) {
+    r.master_weights = offload_->store().master_bytes();
+    r.optimizer_states = optimizer_->state_bytes() + offload_->store().state_bytes();
+    r.offload_buffers = offload_->host_buffer_bytes();
+    r.nvme = offload_->store().disk_bytes();
+  } else {
+    const bool aliased = options_.storage_dtype == DType::f32 && !param_store_;
+    r.master_weights = aliased ? 0 : master_.nbytes();
+    r.optimizer_states = optimizer_->state_bytes();
+  }
   r.persistent_gathered = coordinator_->persistent_bytes();
   r.bucket_peak = reducer_->bucket_peak_bytes();
   r.gathered_peak = coordinator_->gathered_peak_bytes();
@@ -345,11 +324,12 @@ zero::MemoryReport Engine::memory_report() const {
 
 std::vector<std::pair<std::string, Tensor>> Engine::full_parameters() {
   Tensor full;
+  const Tensor master = offload_ ? offload_->master_copy() : master_;
   if (options_.stage == 0) {
-    full = master_.to(Device::cpu());
+    full = master.to(Device::cpu());
   } else {
     full = Tensor::empty({layout_->total()}, DType::f32, options_.device);
-    group_->all_gather(full, master_.device() == options_.device ? master_ : master_.to(options_.device)).wait();
+    group_->all_gather(full, master.device() == options_.device ? master : master.to(options_.device)).wait();
     full = full.to(Device::cpu());
   }
   std::vector<std::pair<std::string, Tensor>> out;

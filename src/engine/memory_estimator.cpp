@@ -27,7 +27,7 @@ std::string gb(int64_t bytes, int width) {
 
 std::string options_str(const MemoryEstimate& e, const MemoryEstimateRow& row) {
   // DeepSpeed pads "cpu" to the width of "none".
-  const char* optimizer = row.offload_optimizer ? "cpu " : "none";
+  const char* optimizer = row.optimizer_nvme ? "nvme" : (row.offload_optimizer ? "cpu " : "none");
   if (e.stage == 2) return str("offload_optimizer=", optimizer);
   return str("offload_param=", row.offload_param ? "cpu " : "none", ", offload_optimizer=", optimizer,
              ", zero_init=", row.zero_init ? 1 : 0);
@@ -74,15 +74,67 @@ MemoryNeeds estimate_zero3_model_states_mem_needs(int64_t total_params, int64_t 
   return m;
 }
 
+// fp32 master weights and Adam's two moments: what NVMe offload of the optimizer moves off the host.
+constexpr double kOptimizerStateBytes = 12.0;
+
+MemoryNeeds estimate_zero2_nvme_mem_needs(int64_t total_params, const MemoryEstimateOptions& o) {
+  MemoryNeeds m = estimate_zero2_model_states_mem_needs(total_params, true, o);
+  const int64_t total_gpus = o.num_nodes * o.num_gpus_per_node;
+  const double p = double(total_params);
+  m.cpu_bytes = trunc(p * double(std::max<int64_t>(4 * total_gpus, 16 - 12)) * o.additional_buffer_factor);
+  m.nvme_bytes = trunc(p * kOptimizerStateBytes / double(o.num_nodes));
+  return m;
+}
+
+MemoryNeeds estimate_zero3_nvme_mem_needs(int64_t total_params, int64_t largest_layer_params, bool cpu_offload_params,
+                                          bool zero_init, const MemoryEstimateOptions& o) {
+  MemoryNeeds m =
+      estimate_zero3_model_states_mem_needs(total_params, largest_layer_params, true, cpu_offload_params, zero_init, o);
+  const double g = 1.0 / double(o.num_nodes), p = double(total_params), f = o.additional_buffer_factor;
+  const double k = (cpu_offload_params ? 18.0 : 16.0) - kOptimizerStateBytes;
+  const double per_node = 4.0 * double(o.num_gpus_per_node);
+  m.cpu_bytes = zero_init ? trunc(p * k * g * f) : trunc(p * std::max(per_node, k * g) * f);
+  m.nvme_bytes = trunc(p * kOptimizerStateBytes * g);
+  return m;
+}
+
+MemoryNeeds estimate_zt_model_states(int64_t total_params, const ZtEstimateOptions& o) {
+  ZT_CHECK(total_params > 0, "memory estimate: the parameter count must be positive, got ", total_params);
+  ZT_CHECK(o.world_size > 0, "memory estimate: the world size must be positive, got ", o.world_size);
+  ZT_CHECK(o.stage >= 0 && o.stage <= 3, "memory estimate: ZeRO stage ", o.stage, " is not 0-3");
+  ZT_CHECK(o.offload_optimizer == "none" || o.offload_optimizer == "cpu" || o.offload_optimizer == "nvme",
+           "memory estimate: offload_optimizer \"", o.offload_optimizer, "\" is not one of none, cpu, nvme");
+  ZT_CHECK(o.offload_optimizer == "none" || o.stage >= 1, "memory estimate: optimizer offload needs stage 1-3");
+  const int64_t p = total_params, n = o.world_size;
+  const int64_t shard = (p + n - 1) / n;  // Ψ/N, rounded up
+  MemoryNeeds m;
+  m.gpu_bytes = 2 * (o.stage == 3 ? shard : p) + 2 * (o.stage >= 2 ? shard : p);
+  const int64_t states = 12 * (o.stage == 0 ? p : shard);
+  const int64_t tiles = std::max<int64_t>(1, o.buffer_count) * o.tile_bytes;
+  if (o.offload_optimizer == "none") {
+    m.gpu_bytes += states;
+  } else if (o.offload_optimizer == "cpu") {
+    m.cpu_bytes = states + 2 * shard + tiles;
+  } else {
+    m.cpu_bytes = 2 * shard + tiles + o.buffer_count * 4 * std::min(o.sub_group_size, shard);
+    m.nvme_bytes = states;
+  }
+  return m;
+}
+
 MemoryEstimate estimate_zero2(int64_t total_params, const MemoryEstimateOptions& options) {
   ZT_CHECK(total_params > 0, "memory estimate: the parameter count must be positive, got ", total_params);
-  MemoryEstimate e{2, total_params, 0, options, {}};
+  MemoryEstimate e{2, total_params, 0, options, {}, {}};
   for (bool offload : {true, false}) {
     MemoryEstimateRow row;
     row.offload_optimizer = offload;
     row.needs = estimate_zero2_model_states_mem_needs(total_params, offload, options);
     e.rows.push_back(row);
   }
+  MemoryEstimateRow nvme;
+  nvme.offload_optimizer = nvme.optimizer_nvme = true;
+  nvme.needs = estimate_zero2_nvme_mem_needs(total_params, options);
+  e.nvme_rows.push_back(nvme);
   return e;
 }
 
@@ -91,16 +143,22 @@ MemoryEstimate estimate_zero3(int64_t total_params, int64_t largest_layer_params
   ZT_CHECK(largest_layer_params > 0 && largest_layer_params <= total_params,
            "memory estimate: the largest layer's parameter count must be in [1, ", total_params, "], got ",
            largest_layer_params);
-  MemoryEstimate e{3, total_params, largest_layer_params, options, {}};
+  MemoryEstimate e{3, total_params, largest_layer_params, options, {}, {}};
   for (bool offload : {true, false})
     for (bool offload_params : {true, false}) {
       if (!offload && offload_params) continue;
       for (bool zero_init : {true, false}) {
-        MemoryEstimateRow row{offload_params, offload, zero_init, {}};
+        MemoryEstimateRow row{offload_params, offload, zero_init, false, {}};
         row.needs = estimate_zero3_model_states_mem_needs(total_params, largest_layer_params, offload, offload_params,
                                                           zero_init, options);
         e.rows.push_back(row);
       }
+    }
+  for (bool offload_params : {true, false})
+    for (bool zero_init : {true, false}) {
+      MemoryEstimateRow row{offload_params, true, zero_init, true, {}};
+      row.needs = estimate_zero3_nvme_mem_needs(total_params, largest_layer_params, offload_params, zero_init, options);
+      e.nvme_rows.push_back(row);
     }
   return e;
 }
@@ -115,17 +173,51 @@ std::string format_memory_estimate(const MemoryEstimate& e) {
   out += ".\n  per CPU  |  per GPU |   Options\n";
   for (const MemoryEstimateRow& row : e.rows)
     out += str(" ", gb(row.needs.cpu_bytes, 7), " | ", gb(row.needs.gpu_bytes, 6), " | ", options_str(e, row), "\n");
+  if (e.nvme_rows.empty()) return out;
+  out += "What offload_optimizer=nvme moves off the host (fp32 master weights and optimizer states):\n"
+         "  per CPU  |  per GPU | per NVMe |   Options\n";
+  for (const MemoryEstimateRow& row : e.nvme_rows)
+    out += str(" ", gb(row.needs.cpu_bytes, 7), " | ", gb(row.needs.gpu_bytes, 6), " | ", gb(row.needs.nvme_bytes, 6),
+               " | ", options_str(e, row), "\n");
+  return out;
+}
+
+std::string format_zt_estimate(int64_t total_params, int64_t world_size, int64_t buffer_count, int64_t sub_group_size) {
+  std::string out = str("zt's engine per rank (", world_size, world_size > 1 ? " ranks" : " rank",
+                        "; bf16 parameters and gradients, f32 master weights and Adam moments; offload tiles ",
+                        buffer_count, " x 64 MiB, NVMe sub-groups of ", sub_group_size, " elements):\n",
+                        "  stage | offload_optimizer |  per GPU  | per host  | per NVMe\n");
+  for (int stage : {1, 2, 3})
+    for (const char* offload : {"none", "cpu", "nvme"}) {
+      ZtEstimateOptions o;
+      o.stage = stage;
+      o.offload_optimizer = offload;
+      o.world_size = world_size;
+      o.buffer_count = buffer_count;
+      o.sub_group_size = sub_group_size;
+      const MemoryNeeds m = estimate_zt_model_states(total_params, o);
+      char line[128];
+      std::snprintf(line, sizeof line, "      %d | %-17s | %s | %s | %s\n", stage, offload, gb(m.gpu_bytes, 7).c_str(),
+                    gb(m.cpu_bytes, 7).c_str(), gb(m.nvme_bytes, 6).c_str());
+      out += line;
+    }
   return out;
 }
 
 nlohmann::json memory_estimate_json(const MemoryEstimate& e) {
   nlohmann::json rows = nlohmann::json::array();
-  for (const MemoryEstimateRow& row : e.rows) {
-    nlohmann::json r = {{"offload_optimizer", row.offload_optimizer ? "cpu" : "none"},
+  std::vector<MemoryEstimateRow> all = e.rows;
+  all.insert(all.end(), e.nvme_rows.begin(), e.nvme_rows.end());
+  for (const MemoryEstimateRow& row : all) {
+    nlohmann::json r = {{"offload_optimizer", row.optimizer_nvme ? "nvme" : (row.offload_optimizer ? "cpu" : "none")},
                         {"per_cpu_bytes", row.needs.cpu_bytes},
                         {"per_gpu_bytes", row.needs.gpu_bytes},
                         {"per_cpu_gib", double(row.needs.cpu_bytes) / double(1LL << 30)},
                         {"per_gpu_gib", double(row.needs.gpu_bytes) / double(1LL << 30)}};
+    if (row.optimizer_nvme) {
+      r["per_nvme_bytes"] = row.needs.nvme_bytes;
+      r["per_nvme_gib"] = double(row.needs.nvme_bytes) / double(1LL << 30);
+    }
     if (e.stage == 3) {
       r["offload_param"] = row.offload_param ? "cpu" : "none";
       r["zero_init"] = row.zero_init;

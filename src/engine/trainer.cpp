@@ -151,7 +151,11 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
            model_config.max_position_embeddings, " positions");
   const Device device = rank_device(o);
   if (device.is_cuda()) {
+    // The model was built and initialized on the host in f32 (4 bytes a parameter: 28 GB for 7B);
+    // each host copy goes as its parameter moves, and the freed pages go back to the system before
+    // the engine allocates its own host buffers (the optimizer offload's 12-14 bytes a parameter).
     for (const auto& [name, p] : model->named_parameters()) p->data = p->data.to(device);
+    release_free_host_memory();
   }
   result.device = device.name();
   result.precision = config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "fp32");

@@ -86,7 +86,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
                                      const std::map<std::string, std::string>& metadata)
     : path_(path), layout_(safetensors_layout(specs, metadata)) {
   for (size_t i = 0; i < layout_.tensors.size(); ++i) index_.emplace(layout_.tensors[i].name, i);
-  written_.assign(layout_.tensors.size(), false);
+  written_.assign(layout_.tensors.size(), 0);
   file_ = std::make_unique<AtomicFile>(path);
   const uint64_t n = layout_.header.size();
   uint8_t length[8];
@@ -110,7 +110,23 @@ void SafetensorsWriter::write_bytes(const std::string& name, std::string_view by
            dtype_name(t.dtype), " ", shape_str(t.shape), " (", t.end - t.begin, " bytes) but ", bytes.size(),
            " bytes were given");
   file_->write_at(8 + layout_.header.size() + t.begin, bytes.data(), bytes.size());
-  written_[it->second] = true;
+  written_[it->second] = t.end - t.begin;
+}
+
+void SafetensorsWriter::write_range(const std::string& name, int64_t element_offset, const Tensor& part) {
+  const auto it = index_.find(name);
+  ZT_CHECK(it != index_.end(), "safetensors file '", path_, "' was not declared with a tensor '", name, "'");
+  ZT_CHECK(file_ != nullptr, "safetensors file '", path_, "': write of '", name, "' after finish()");
+  const TensorInfo& t = layout_.tensors[it->second];
+  ZT_CHECK(part.defined() && part.dtype() == t.dtype, "safetensors file '", path_, "': a piece of '", name,
+           "' must be ", dtype_name(t.dtype), ", got ", part.defined() ? part.describe() : std::string("none"));
+  const uint64_t at = uint64_t(element_offset) * dtype_size(t.dtype), n = part.nbytes();
+  ZT_CHECK(element_offset >= 0 && at + n <= t.end - t.begin, "safetensors file '", path_, "': elements [",
+           element_offset, ", ", element_offset + part.numel(), ") lie outside tensor '", name, "' of ",
+           shape_numel(t.shape), " elements");
+  const Tensor host = part.device().is_cpu() ? part : part.to(Device::cpu());
+  if (n > 0) file_->write_at(8 + layout_.header.size() + t.begin + at, static_cast<const char*>(host.raw()), n);
+  written_[it->second] += n;
 }
 
 void SafetensorsWriter::write(const std::string& name, const Tensor& tensor) {
@@ -130,7 +146,7 @@ void SafetensorsWriter::write(const std::string& name, const Tensor& tensor) {
 void SafetensorsWriter::finish() {
   ZT_CHECK(file_ != nullptr, "safetensors file '", path_, "' finished twice");
   for (size_t i = 0; i < written_.size(); ++i) {
-    ZT_CHECK(written_[i], "safetensors file '", path_, "': tensor '", layout_.tensors[i].name,
+    ZT_CHECK(written_[i] == layout_.tensors[i].end - layout_.tensors[i].begin, "safetensors file '", path_, "': tensor '", layout_.tensors[i].name,
              "' was declared but never written");
   }
   ZT_CHECK(file_->size() == layout_.file_size(), "safetensors file '", path_, "' would be ", file_->size(),

@@ -17,20 +17,22 @@ void AdamW::step(const std::vector<StepTarget>& targets, double lr, double grad_
     const Tensor& v = state_for(t, "exp_avg_sq");
     if (config_.adam_w_mode) {
       p.weight_decay = config_.weight_decay;
-      ops::adamw_step(t.param, t.grad, m, v, p, grad_scale);
+      ops::adamw_step(t.param, t.grad, m, v, p, grad_scale, t.param_out);
     } else {
       // Adam's L2 form: grad += wd * param, then the update without decoupled decay.
       Tensor g = t.grad;
       if (config_.weight_decay != 0) {
-        g = t.grad.clone();
+        g = Tensor::empty(t.grad.shape(), DType::f32, t.grad.device());
+        ops::cast(g, t.grad);
         if (grad_scale != 1.0) ops::scale_(g, grad_scale);
         Tensor decay = t.param.clone();
         ops::scale_(decay, config_.weight_decay);
         ops::add_(g, decay);
       }
       p.weight_decay = 0;
-      ops::adamw_step(t.param, g, m, v, p, config_.weight_decay != 0 ? 1.0 : grad_scale);
+      ops::adamw_step(t.param, g, m, v, p, config_.weight_decay != 0 ? 1.0 : grad_scale, t.param_out);
     }
+    finish_target(t, /*param_out_written=*/true);
   }
 }
 

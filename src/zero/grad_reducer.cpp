@@ -1,5 +1,7 @@
 #include "zt/zero/grad_reducer.hpp"
 
+#include <algorithm>
+
 #include "zt/kernels/ops.hpp"
 
 namespace zt::zero {
@@ -90,7 +92,15 @@ void GradReducer::launch(int bucket) {
     }
   }
   state.in_flight = true;
+  in_flight_.push_back(bucket);
   if (!options_.overlap_comm) complete(bucket);
+  else if (reduced_hook_ && boundary_) complete_finished();
+}
+
+void GradReducer::complete_finished() {
+  const std::vector<int> launched = in_flight_;
+  for (int b : launched)
+    if (buckets_[size_t(b)].work.is_completed()) complete(b);
 }
 
 void GradReducer::complete(int bucket) {
@@ -99,11 +109,17 @@ void GradReducer::complete(int bucket) {
   state.work.wait();
   state.in_flight = false;
   state.work = comm::Work();
-  const Range mine = intersect(layout_.buckets()[size_t(bucket)].range, layout_.partition(group_.rank()));
+  in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), bucket));
+  const Range range = layout_.buckets()[size_t(bucket)].range;
+  const Range part = layout_.partition(group_.rank());
+  const Range mine = intersect(range, part);
   if (state.received.defined() && mine.size() > 0) {
-    ops::add_(partition_.view(size_t(mine.begin - layout_.partition(group_.rank()).begin), {mine.size()}),
-              state.received);
+    ops::add_(partition_.view(size_t(mine.begin - part.begin), {mine.size()}), state.received);
     state.received = Tensor();
+  }
+  if (reduced_hook_ && boundary_) {
+    const Range final_range = options_.stage == 0 ? range : Range{mine.begin - part.begin, mine.end - part.begin};
+    if (final_range.size() > 0) reduced_hook_(final_range);
   }
   if (state.staging.defined()) {
     bucket_bytes_now_ -= state.staging.nbytes();

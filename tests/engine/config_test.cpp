@@ -156,6 +156,62 @@ TEST(Config, DeepSpeedsDefaults) {
   EXPECT_TRUE(c.comms_logger.prof_all);
 }
 
+// ZeRO-Infinity for the optimizer: offload_optimizer to NVMe with DeepSpeed's swap keys, and the
+// top-level aio section (DeepSpeed's defaults when absent).
+TEST(Config, NvmeOptimizerOffloadAndAio) {
+  const Config defaults = Config::from_json(with_micro(json::object()), 1, "ds.json");
+  EXPECT_EQ(defaults.aio.block_size, 1048576);
+  EXPECT_EQ(defaults.aio.queue_depth, 8);
+  EXPECT_EQ(defaults.aio.thread_count, 1);
+  EXPECT_FALSE(defaults.aio.single_submit);
+  EXPECT_TRUE(defaults.aio.overlap_events);
+  EXPECT_FALSE(defaults.aio.use_gds);
+  const Config c = Config::from_json(
+      with_micro({{"zero_optimization",
+                   {{"stage", 3},
+                    {"sub_group_size", 1e8},
+                    {"offload_optimizer",
+                     {{"device", "nvme"}, {"nvme_path", "/local_nvme"}, {"pin_memory", true}, {"buffer_count", 6},
+                      {"pipeline_read", true}, {"pipeline_write", true}, {"fast_init", false}}}}},
+                  {"aio",
+                   {{"block_size", 262144}, {"queue_depth", 32}, {"thread_count", 2}, {"single_submit", true},
+                    {"overlap_events", false}, {"use_gds", false}}}}),
+      1, "ds.json");
+  EXPECT_EQ(c.zero.offload_optimizer.device, "nvme");
+  EXPECT_EQ(c.zero.offload_optimizer.nvme_path, "/local_nvme");
+  EXPECT_EQ(c.zero.offload_optimizer.buffer_count, 6);
+  EXPECT_TRUE(c.zero.offload_optimizer.pipeline_read && c.zero.offload_optimizer.pipeline_write);
+  EXPECT_EQ(c.zero.sub_group_size, 100000000);
+  EXPECT_EQ(c.aio.block_size, 262144);
+  EXPECT_EQ(c.aio.queue_depth, 32);
+  EXPECT_EQ(c.aio.thread_count, 2);
+  EXPECT_TRUE(c.aio.single_submit);
+  EXPECT_FALSE(c.aio.overlap_events);
+
+  const auto nvme = [](json offload) {
+    return with_micro({{"zero_optimization", {{"stage", 3}, {"offload_optimizer", std::move(offload)}}}});
+  };
+  EXPECT_HAS(config_error(nvme({{"device", "nvme"}})),
+             "zero_optimization.offload_optimizer.nvme_path: required with \"device\": \"nvme\"");
+  EXPECT_HAS(config_error(nvme({{"device", "nvme"}, {"nvme_path", "/x"}, {"buffer_count", 0}})),
+             "zero_optimization.offload_optimizer.buffer_count = 0: NVMe offload swaps through buffer_count buffers");
+  EXPECT_HAS(config_error(with_micro({{"aio", {{"use_gds", true}}}})),
+             "aio.use_gds = true: GPUDirect Storage is not supported");
+  EXPECT_HAS(config_error(with_micro({{"aio", {{"queue_depht", 4}}}})), "unknown key 'aio.queue_depht' (did you mean 'queue_depth'?)");
+  EXPECT_HAS(config_error(with_micro({{"aio", {{"block_size", 0}}}})), "aio.block_size = 0: expected an integer >= 1");
+  EXPECT_HAS(config_error(with_micro({{"aio", {{"thread_count", 0}}}})), "aio.thread_count = 0");
+}
+
+// The example configs (a 7B model on one GPU with the optimizer offloaded) are valid.
+TEST(Config, ExampleOffloadConfigsParse) {
+  const Config cpu = Config::from_file(std::string(ZT_SOURCE_DIR) + "/examples/ds_offload_cpu_7b.json", 1);
+  EXPECT_EQ(cpu.zero.offload_optimizer.device, "cpu");
+  const Config nvme = Config::from_file(std::string(ZT_SOURCE_DIR) + "/examples/ds_offload_nvme_7b.json", 1);
+  EXPECT_EQ(nvme.zero.offload_optimizer.device, "nvme");
+  EXPECT_EQ(nvme.zero.sub_group_size, 100000000);
+  EXPECT_EQ(nvme.aio.queue_depth, 16);
+}
+
 TEST(Config, OverlapCommFollowsTheStageUnlessGiven) {
   for (int stage : {0, 1, 2, 3}) {
     const Config c = Config::from_json(with_micro({{"zero_optimization", {{"stage", stage}}}}), 1);
@@ -230,7 +286,7 @@ TEST(ConfigErrors, UnknownKeysNameThePathAndTheNearestKey) {
              "unknown key 'scheduler.params.warmup_num_step' (did you mean 'warmup_num_steps'?)");
   // Nothing near (a short key is near too much): the supported keys at that level are listed.
   EXPECT_HAS(config_error({{"train_micro_batch_size_per_gpu", 1}, {"foo", 1}}),
-             "unknown key 'foo'; the keys at the top level are: activation_checkpointing, bf16, bfloat16, comms_logger,");
+             "unknown key 'foo'; the keys at the top level are: activation_checkpointing, aio, bf16, bfloat16, comms_logger,");
   EXPECT_HAS(config_error(with_micro({{"comms_logger", {{"xyzzy", true}}}})),
              "the keys of comms_logger are: enabled, prof_all, prof_ops, verbose");
   // DeepSpeed's optimizer-offload section has no buffer_size (only offload_param does).
@@ -255,8 +311,8 @@ TEST(ConfigErrors, UnsupportedDeepSpeedKeysSaySo) {
   EXPECT_HAS(config_error(with_micro({{"zero_optimization", {{"stage", 3}, {"zero_hpz_partition_size", 8}}}})),
              "zero_hpz_partition_size = 8");
   EXPECT_HAS(config_error(with_micro(
-                 {{"zero_optimization", {{"stage", 3}, {"offload_optimizer", {{"device", "nvme"}, {"nvme_path", "/x"}}}}}})),
-             "zero_optimization.offload_optimizer.device = \"nvme\": offload to NVMe (ZeRO-Infinity) is a DeepSpeed "
+                 {{"zero_optimization", {{"stage", 3}, {"offload_param", {{"device", "nvme"}, {"nvme_path", "/x"}}}}}})),
+             "zero_optimization.offload_param.device = \"nvme\": offload to NVMe (ZeRO-Infinity) is a DeepSpeed "
              "feature that this version of zt does not support");
   EXPECT_HAS(config_error(with_micro({{"optimizer", {{"type", "OneBitAdam"}}}})), "does not support");
   EXPECT_HAS(config_error(with_micro({{"fp16", {{"enabled", true}, {"auto_cast", true}}}})), "fp16.auto_cast = true");

@@ -1,10 +1,12 @@
 // Lion, LAMB and SGD against hand-written references of their updates (in double) over several
-// steps, LAMB's per-segment trust ratio and its cross-shard norm reducer, and the factory's reading
-// of DeepSpeed's optimizer params.
+// steps, LAMB's per-segment trust ratio and its cross-shard norm reducer, the factory's reading
+// of DeepSpeed's optimizer params, and the offload form of a step (tiles with the caller's states,
+// bf16 gradients, a bf16 copy of the parameters, done() in order) against the plain step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "zt/core/error.hpp"
@@ -279,6 +281,93 @@ TEST(Optimizers, HostBuffersOnly) {
   Lion opt(LionConfig{});
   const Tensor p = Tensor::zeros({3}, DType::f64);
   EXPECT_NE(error_of([&] { opt.step({{0, p, p}}, 0.1, 1.0); }).find("must be f32"), std::string::npos);
+}
+
+// ---- the offload form of a step -----------------------------------------------------------------
+
+std::unique_ptr<Optimizer> each_optimizer(int which) {
+  switch (which) {
+    case 0: return std::make_unique<AdamW>(AdamWConfig{0.9, 0.95, 1e-8, 0.1, true});
+    case 1: return std::make_unique<AdamW>(AdamWConfig{0.9, 0.95, 1e-8, 0.1, false});  // Adam with L2
+    case 2: return std::make_unique<Lion>(LionConfig{0.9, 0.99, 0.1});
+    case 3: return std::make_unique<Sgd>(SgdConfig{0.9, 0.3, 0.01, false});
+    case 4: return std::make_unique<Sgd>(SgdConfig{0.0, 0.0, 0.01, false});
+    default: return std::make_unique<Lamb>(LambConfig{});
+  }
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+// One buffer stepped whole (f32 gradients holding bf16 values, the optimizer's own states) and the
+// same buffer as three tiles with bf16 gradients, states the caller owns (created through create()
+// at the first step, passed back as views afterwards, as the engine's offload does) and a bf16 copy
+// of the parameters: the elementwise optimizers agree bit for bit; LAMB, whose pieces of one
+// tensor sum their norms through the reducer, to rounding.
+TEST(Optimizers, OffloadFormEqualsThePlainStep) {
+  for (int which = 0; which < 6; ++which) {
+    auto plain = each_optimizer(which), tiled = each_optimizer(which);
+    SCOPED_TRACE(plain->name() + " #" + std::to_string(which));
+    const bool lamb = plain->name() == "LAMB";
+    const Vec p0 = random_values(kN, 21, 1.0);
+    const Tensor whole = tensor_of(p0), split = tensor_of(p0);
+    const Tensor copy = Tensor::zeros({kN}, DType::bf16);
+    std::map<std::string, Tensor> owned;  // the caller's states, whole-buffer tensors
+    const std::vector<std::pair<int64_t, int64_t>> tiles = {{0, 100}, {100, 101}, {201, 100}};
+    const Segment whole_segment{0, kN, 7};
+    if (lamb)
+      dynamic_cast<Lamb&>(*tiled).set_norm_reducer([](std::vector<SegmentNorms>& keyed) {
+        SegmentNorms sum{7, 0, 0};
+        for (const auto& k : keyed) sum.param_sq += k.param_sq, sum.update_sq += k.update_sq;
+        for (auto& k : keyed) k = sum;
+      });
+    for (int step = 1; step <= 4; ++step) {
+      const Vec g = random_values(kN, 500 + step, 0.3);
+      const Tensor g16 = tensor_of(g).to(DType::bf16), g32 = g16.to(DType::f32);
+      plain->step({{0, whole, g32, {whole_segment}}}, 1e-2, 0.5);
+      std::vector<ExternalStates> states(tiles.size());
+      std::vector<StepTarget> targets;
+      std::vector<int> done;
+      for (size_t i = 0; i < tiles.size(); ++i) {
+        const auto [at, n] = tiles[i];
+        for (const auto& [name, t] : owned) states[i].tensors[name] = t.view(size_t(at), {n});
+        states[i].create = [&owned, at = at, n = n](const std::string& name) {
+          Tensor& t = owned[name];
+          if (!t.defined()) t = Tensor::zeros({kN}, DType::f32);
+          return t.view(size_t(at), {n});
+        };
+        StepTarget t{int64_t(i), split.view(size_t(at), {n}), g16.view(size_t(at), {n}), {{0, n, 7}}};
+        t.param_out = copy.view(size_t(at), {n});
+        t.states = &states[i];
+        t.done = [&done, i] { done.push_back(int(i)); };
+        targets.push_back(t);
+      }
+      tiled->step(targets, 1e-2, 0.5);
+      ASSERT_EQ(done, (std::vector<int>{0, 1, 2})) << "done() once per target, in order";
+      if (lamb) {
+        const std::vector<float> w = whole.to_floats();
+        expect_close(split, Vec(w.begin(), w.end()), 1e-6, "LAMB tiles");
+      } else {
+        ASSERT_TRUE(same_bits(split, whole)) << "step " << step;
+        for (const auto& name : plain->state_names()) ASSERT_TRUE(same_bits(owned.at(name), plain->state(0).at(name))) << name;
+      }
+      ASSERT_TRUE(same_bits(copy, split.to(DType::bf16))) << "the bf16 copy is the parameters rounded";
+      EXPECT_EQ(tiled->state_bytes(), 0u) << "the caller owns offloaded states";
+      std::vector<std::string> names;
+      for (const auto& [name, t] : owned) names.push_back(name);
+      auto expected = plain->state_names();
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(names, expected);
+    }
+  }
+}
+
+TEST(Optimizers, OnlyLambReadsEveryTargetFirst) {
+  for (int which = 0; which < 6; ++which) {
+    auto opt = each_optimizer(which);
+    EXPECT_EQ(opt->streams_targets(), opt->name() != "LAMB") << opt->name();
+  }
 }
 
 }  // namespace

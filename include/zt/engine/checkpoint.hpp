@@ -74,6 +74,8 @@ class CheckpointShards {
   ~CheckpointShards();
   // Copies the saved flat elements [begin, end) of tensor `name` into dst (end - begin floats).
   void read(const std::string& name, int64_t begin, int64_t end, float* dst);
+  // Opens and checks every shard that holds saved flat elements of [begin, end).
+  void check(int64_t begin, int64_t end);
   // One parameter, whole, in f32 with its shape.
   Tensor read_parameter(const CheckpointParameter& p);
   const CheckpointMeta& meta() const { return meta_; }

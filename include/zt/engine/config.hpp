@@ -32,10 +32,11 @@ struct Fp16Config {
 };
 
 struct OffloadConfig {
-  std::string device = "none";      // none | cpu | nvme (nvme: offload_param only)
+  std::string device = "none";      // none | cpu | nvme
   bool pin_memory = false;
-  std::string nvme_path;
+  std::string nvme_path;            // nvme: a folder on the drive; each rank swaps in a folder of its own there
   int64_t buffer_count = 5;         // DeepSpeed: 5 for offload_param, 4 for offload_optimizer
+  bool pipeline_read = false, pipeline_write = false, fast_init = false;  // offload_optimizer to nvme
   int64_t buffer_size = 100000000;  // offload_param only
   double ratio = 1.0;               // offload_optimizer only (< 1: stage 3 only)
   int64_t max_in_cpu = 1000000000;  // offload_param only
@@ -45,6 +46,16 @@ struct OffloadConfig {
     c.buffer_count = 4;
     return c;
   }
+};
+
+// DeepSpeed's "aio" section: how NVMe swap files are read and written (zt/io/async_file.hpp).
+struct AioConfig {
+  int64_t block_size = 1048576;     // bytes per request
+  int64_t queue_depth = 8;          // requests in flight per thread
+  int64_t thread_count = 1;
+  bool single_submit = false;
+  bool overlap_events = true;
+  bool use_gds = false;             // GPUDirect Storage: not supported (false only)
 };
 
 struct ZeroConfig {
@@ -97,6 +108,7 @@ struct Config {
   bool prescale_gradients = false;
   CommsLoggerSettings comms_logger;
   ActivationCheckpointingConfig activation_checkpointing;
+  AioConfig aio;
   nlohmann::json raw;               // the document as given
 
   // Parses and validates; `source` names the file (or "config string") in errors; world_size

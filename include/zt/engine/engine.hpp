@@ -28,6 +28,7 @@ namespace zt::engine {
 
 class LossScale;
 class LearningRate;
+class OptimizerOffload;
 
 class Engine {
  public:
@@ -61,13 +62,13 @@ class Engine {
   optim::Optimizer& optimizer() { return *optimizer_; }
   const zero::FlatLayout& layout() const { return *layout_; }
   // offload_optimizer {device: cpu}: this rank's f32 master weights and optimizer states live in
-  // host memory (pinned with CUDA and pin_memory), the optimizer steps there.
-  bool offloads_optimizer() const { return offload_optimizer_; }
+  // host memory or files on NVMe, the optimizer steps there (docs/ARCHITECTURE.md, "Optimizer offload").
+  bool offloads_optimizer() const { return offload_ != nullptr; }
   // offload_param {device: cpu | nvme} (stage 3): this rank's parameter partition lives in host
   // memory or an NVMe file, and each module's parameters are fetched to the device before it runs.
   bool offloads_parameters() const { return param_store_ != nullptr; }
   // Where the model states live and how activations are kept, one line: "parameters: cuda:0,
-  // gradients: cuda:0, master weights and optimizer states: host (pinned), activations:
+  // gradients: cuda:0, master weights and optimizer states: host (pinned transfers), activations:
   // checkpointed at 12 of 12 blocks, inputs in pinned host memory"; with offload_param
   // "parameters: host (pinned), fetched per module, ...".
   std::string placement() const;
@@ -94,9 +95,9 @@ class Engine {
   void install_hooks();
   void install_segments();
   Tensor master_gradients_f32();
-  Tensor host_gradients_f32();
-  Tensor host_buffer(int64_t n, DType dtype) const;
-  void write_back_parameters();
+  Tensor my_parameters() const;        // this rank's partition of the parameter storage
+  void cast_master_into_parameters();  // the master weights (host or device) into my_parameters()
+  void publish_parameters();           // stages 1-2: all-gather the partitions; stage 3: refresh
 
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<nn::Loss> loss_;
@@ -107,10 +108,8 @@ class Engine {
   std::unique_ptr<zero::FlatLayout> layout_;
   Tensor param_storage_;   // full flat (stages 0-2) or this rank's partition (stage 3), storage dtype
   std::shared_ptr<zero::ParamStore> param_store_;  // offload_param: the partition instead of param_storage_
-  Tensor master_;          // f32: this rank's shard (all of it at stage 0); may alias param_storage_
-  bool offload_optimizer_ = false;
-  Tensor host_grads_;      // offload: (partition) f32, the reduced gradients copied down
-  Tensor host_staging_;    // offload on a device: (partition) storage dtype, gradients down and parameters up
+  Tensor master_;          // f32: this rank's shard (all of it at stage 0); may alias param_storage_; none when offloaded
+  std::unique_ptr<OptimizerOffload> offload_;  // offload_optimizer: master and states off the device
   std::unique_ptr<zero::GradReducer> reducer_;
   std::unique_ptr<zero::ParamCoordinator> coordinator_;
   std::unique_ptr<optim::Optimizer> optimizer_;

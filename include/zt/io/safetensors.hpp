@@ -93,6 +93,9 @@ class SafetensorsWriter {
   // tensor must have the declared dtype and shape; a CUDA tensor is copied to the host first.
   void write(const std::string& name, const Tensor& tensor);
   void write_bytes(const std::string& name, std::string_view bytes);
+  // Elements [element_offset, element_offset + part.numel()) of a declared 1-D-or-any tensor (flat
+  // order), for tensors written piece by piece; the pieces must not overlap and must cover it.
+  void write_range(const std::string& name, int64_t element_offset, const Tensor& part);
   void finish();
   const SafetensorsLayout& layout() const { return layout_; }
 
@@ -100,7 +103,7 @@ class SafetensorsWriter {
   std::string path_;
   SafetensorsLayout layout_;
   std::unordered_map<std::string, size_t> index_;  // name -> position in layout_.tensors
-  std::vector<bool> written_;
+  std::vector<uint64_t> written_;  // bytes of each tensor written
   std::unique_ptr<AtomicFile> file_;
 };
 

@@ -16,6 +16,7 @@ class AdamW : public Optimizer {
   explicit AdamW(const AdamWConfig& config) : config_(config) {}
   std::string name() const override { return config_.adam_w_mode ? "AdamW" : "Adam"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
   const AdamWConfig& config() const { return config_; }
   bool set_betas(double beta1, double beta2) override {
     config_.beta1 = beta1;

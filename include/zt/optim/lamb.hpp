@@ -37,6 +37,8 @@ class Lamb : public Optimizer {
   explicit Lamb(const LambConfig& config) : config_(config) {}
   std::string name() const override { return "LAMB"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
+  bool streams_targets() const override { return false; }  // every target's norms come before any update
   bool set_betas(double beta1, double beta2) override {
     config_.beta1 = beta1;
     config_.beta2 = beta2;

@@ -17,6 +17,7 @@ class Lion : public Optimizer {
   explicit Lion(const LionConfig& config) : config_(config) {}
   std::string name() const override { return "Lion"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
+  std::vector<std::string> state_names() const override { return {"exp_avg"}; }
   bool set_betas(double beta1, double beta2) override {
     config_.beta1 = beta1;
     config_.beta2 = beta2;

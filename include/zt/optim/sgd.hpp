@@ -21,6 +21,9 @@ class Sgd : public Optimizer {
   explicit Sgd(const SgdConfig& config);
   std::string name() const override { return "SGD"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
+  std::vector<std::string> state_names() const override {
+    return config_.momentum != 0 ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{};
+  }
   const SgdConfig& config() const { return config_; }
 
  private:

@@ -11,6 +11,7 @@
 // Reductions are sums; the engine divides by the world size when it steps.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,12 @@ class GradReducer {
   void grad_ready(int slot);
   // Waits for every reduction of this backward; afterwards gradients() holds the sums.
   void finish_backward();
+  // Called at the accumulation boundary as each bucket's reduction completes (with overlap_comm,
+  // as soon as it is seen complete, while backward goes on), with the range of gradients() that
+  // is now final, in its own coordinates: the optimizer offload copies it down there and then.
+  // Every element of gradients() is in exactly one such range per boundary.
+  using ReducedHook = std::function<void(Range)>;
+  void set_reduced_hook(ReducedHook hook) { reduced_hook_ = std::move(hook); }
 
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
@@ -51,6 +58,7 @@ class GradReducer {
   };
   void launch(int bucket);
   void complete(int bucket);
+  void complete_finished();  // completes the in-flight buckets whose reduction has finished
   Tensor bucket_storage(int bucket);
   Tensor slot_storage(int slot);  // where a parameter's gradient lives in the comm-dtype buffers
   bool partitioned_grads() const { return options_.stage >= 2; }
@@ -65,6 +73,8 @@ class GradReducer {
   bool boundary_ = true;
   bool first_micro_batch_ = true;   // stages 2, 3: the partition is overwritten, not added to
   size_t bucket_bytes_now_ = 0, bucket_peak_ = 0;
+  ReducedHook reduced_hook_;
+  std::vector<int> in_flight_;  // buckets launched and not completed, in launch order
 };
 
 }  // namespace zt::zero

@@ -51,6 +51,8 @@ struct MemoryReport {
   size_t persistent_gathered = 0;  // stage 3: small parameters kept whole
   size_t bucket_peak = 0;       // gradient buckets in flight, at most
   size_t gathered_peak = 0;     // stage 3: gathered parameters, at most
+  size_t offload_buffers = 0;   // optimizer offload: host gradient copy, staging tiles, swap buffers
+  size_t nvme = 0;              // optimizer offload to NVMe: bytes in this rank's swap files
   size_t model_states() const { return parameters + gradients + master_weights + optimizer_states + persistent_gathered; }
 };
 

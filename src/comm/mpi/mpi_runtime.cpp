@@ -147,6 +147,10 @@ bool MpiRuntime::poll_active(std::list<std::shared_ptr<MpiOp>>& active) {
     if (done) {
       try {
         if (op.finish) op.finish();
+        // The op's temporaries (staging buffers the lambdas hold) go before its waiter wakes, so that
+        // what the waiter reads of the memory counters is settled.
+        op.finish = nullptr;
+        op.start = nullptr;
         const double seconds = seconds_since(op.started);
         if (op.work->complete() && info.profile)
           comms_logger().record(info.op, info.bytes, seconds, info.group_size, info.what);

@@ -67,10 +67,16 @@ template <class T>
 int64_t cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
                       double dloss);
 
-// The vectorized step (AVX-512 or AVX2, OpenMP); param_bf16 (n), when given, receives the updated
-// parameters rounded to bf16 in the same pass. adamw_step_reference is the plain loop it follows.
+// The vectorized step (AVX-512 or AVX2, OpenMP). grad (n) is grad_dtype (f32, bf16 or f16);
+// param_out (n), when given, receives the updated parameters rounded to out_dtype (f32, bf16 or
+// f16) in the same pass. adamw_step_reference is the plain loop it follows.
+void adamw_step(float* param, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq, int64_t n,
+                const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype);
+// f32 gradients; param_bf16 (n), when given, receives the parameters rounded to bf16.
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                 const ops::AdamWParams& p, double grad_scale, uint16_t* param_bf16 = nullptr);
+// Tests: run the AVX2 form even where AVX-512 is present (returns the previous setting).
+bool adamw_force_avx2(bool force);
 void adamw_step_reference(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                           const ops::AdamWParams& p, double grad_scale);
 
