@@ -44,6 +44,7 @@ zero::ZeroOptions zero_options(const Config& c, Device device) {
     o.offload_param.buffer_size = p.buffer_size;
     o.offload_param.max_in_cpu = p.max_in_cpu;
     o.offload_param.nvme_path = p.nvme_path;
+    o.offload_param.aio = aio_options(c.aio);
   }
   return o;
 }

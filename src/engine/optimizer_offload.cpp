@@ -244,12 +244,18 @@ std::unique_ptr<OptimizerOffload> make_optimizer_offload(const Config& config, c
            s.sub_group_size);
   s.rank = rank;
   s.config = c;
-  s.aio.block_size = config.aio.block_size;
-  s.aio.queue_depth = config.aio.queue_depth;
-  s.aio.thread_count = config.aio.thread_count;
-  s.aio.single_submit = config.aio.single_submit;
-  s.aio.overlap_events = config.aio.overlap_events;
+  s.aio = aio_options(config.aio);
   return std::make_unique<OptimizerOffload>(s, initial_master, optimizer);
+}
+
+io::AioOptions aio_options(const AioConfig& aio) {
+  io::AioOptions o;
+  o.block_size = aio.block_size;
+  o.queue_depth = aio.queue_depth;
+  o.thread_count = aio.thread_count;
+  o.single_submit = aio.single_submit;
+  o.overlap_events = aio.overlap_events;
+  return o;
 }
 
 std::string offload_placement(const OptimizerOffload& offload, Device device) {

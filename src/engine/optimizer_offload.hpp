@@ -116,6 +116,9 @@ class OptimizerOffload {
   int64_t tile_elements_ = 0;       // T
 };
 
+// DeepSpeed's aio section as the file layer takes it (the NVMe stores of optimizer and parameters).
+io::AioOptions aio_options(const AioConfig& aio);
+
 // A host buffer of n elements, pinned when asked (page-locked memory for asynchronous copies).
 Tensor offload_host_buffer(int64_t n, DType dtype, bool pinned);
 

@@ -310,10 +310,6 @@ TEST(ConfigErrors, UnsupportedDeepSpeedKeysSaySo) {
              "stage3_gather_16bit_weights_on_model_save = true: a DeepSpeed setting");
   EXPECT_HAS(config_error(with_micro({{"zero_optimization", {{"stage", 3}, {"zero_hpz_partition_size", 8}}}})),
              "zero_hpz_partition_size = 8");
-  EXPECT_HAS(config_error(with_micro(
-                 {{"zero_optimization", {{"stage", 3}, {"offload_param", {{"device", "nvme"}, {"nvme_path", "/x"}}}}}})),
-             "zero_optimization.offload_param.device = \"nvme\": offload to NVMe (ZeRO-Infinity) is a DeepSpeed "
-             "feature that this version of zt does not support");
   EXPECT_HAS(config_error(with_micro({{"optimizer", {{"type", "OneBitAdam"}}}})), "does not support");
   EXPECT_HAS(config_error(with_micro({{"fp16", {{"enabled", true}, {"auto_cast", true}}}})), "fp16.auto_cast = true");
   EXPECT_HAS(config_error(with_micro({{"zero_optimization", {{"stage", 1}, {"cpu_offload", true}}}})),
