@@ -204,14 +204,14 @@ void bench_attention() {
       cuda::FlashAttentionTuning tuning;
       bool forward, backward;
     };
-    cuda::FlashAttentionTuning rows64, kv_shared, one_block;
+    cuda::FlashAttentionTuning rows64, kv_registers, one_block;
     rows64.forward_rows = 64;
-    kv_shared.dkv_kv_from_shared = true;
+    kv_registers.dkv_kv_in_registers = true;
     one_block.dkv_splits = 1;
     const bool grouped = a.nh != a.nkv;
     const Version versions[] = {{"v3", cuda::AttentionKernels::automatic, {}, true, true},
                                 {"v3 64-row fwd", cuda::AttentionKernels::automatic, rows64, true, false},
-                                {"v3 dkv K,V smem", cuda::AttentionKernels::automatic, kv_shared, false, true},
+                                {"v3 dkv K,V in registers", cuda::AttentionKernels::automatic, kv_registers, false, true},
                                 {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped},
                                 {"v2", cuda::AttentionKernels::flash_v2, {}, true, true}};
     for (const Version& v : versions) {

@@ -21,6 +21,7 @@ namespace zt::engine {
 namespace {
 
 constexpr int64_t kMaxLive = 24000;  // elements gathered at most (beyond the module in use)
+constexpr int64_t kBufferCount = 2, kBufferElements = 16384;  // offload_param buffers
 
 // offload_param's device: "none", "cpu" or "nvme" (files under the build folder).
 Config tiny_config(const std::string& param_device, bool offload_optimizer) {
@@ -41,6 +42,10 @@ Config tiny_config(const std::string& param_device, bool offload_optimizer) {
     c.zero.offload_param.pin_memory = true;
     c.zero.offload_param.nvme_path = std::string(ZT_BINARY_DIR) + "/param_offload_cuda_files";
     c.zero.offload_param.max_in_cpu = 0;
+    // Buffers of the largest matrix (64 x 256), two of them: what the NVMe store holds is bounded by
+    // these, not by the partition.
+    c.zero.offload_param.buffer_count = kBufferCount;
+    c.zero.offload_param.buffer_size = kBufferElements;
   }
   if (offload_optimizer) {
     c.zero.offload_optimizer.device = "cpu";
@@ -110,7 +115,9 @@ TEST_P(ParamOffloadCuda, Bf16TrainsLikeStageThreeWithThePartitionOffTheGpu) {
   // One rank from host memory: pieces are copied straight into place; from the file, through
   // buffer_count pinned read buffers (and two for writing).
   if (nvme) {
+    // buffer_count read buffers and two write buffers, each of buffer_size bf16 elements at most.
     EXPECT_GT(offloaded.memory.parameter_buffers, 0u);
+    EXPECT_LE(offloaded.memory.parameter_buffers, size_t(kBufferCount + 2) * kBufferElements * 2);
     EXPECT_LT(offloaded.memory.parameter_buffers, partition);
   } else {
     EXPECT_EQ(offloaded.memory.parameter_buffers, 0u);
@@ -124,8 +131,9 @@ TEST_P(ParamOffloadCuda, Bf16TrainsLikeStageThreeWithThePartitionOffTheGpu) {
   const size_t largest = 16384 * 2;  // gpt2-tiny's largest matrix (64 x 256), bf16
   EXPECT_LE(offloaded.memory.gathered_peak, size_t(kMaxLive) * 2 + largest);
   EXPECT_LT(offloaded.memory.gathered_peak + offloaded.memory.persistent_gathered, partition / 2);
-  const std::string states = offload_optimizer ? "host (pinned)" : "cuda:0";
-  const std::string tail = ", fetched per module, gradients: cuda:0, master weights and optimizer states: " + states;
+  const std::string states = offload_optimizer ? "host (pinned transfers)" : "cuda:0";
+  const std::string tail = ", fetched per module, gradients: cuda:0, master weights and optimizer states: " + states +
+                           ", activations: kept for backward";
   if (nvme) {
     EXPECT_EQ(offloaded.placement.rfind("parameters: nvme (", 0), 0u) << offloaded.placement;
     EXPECT_NE(offloaded.placement.find(tail), std::string::npos) << offloaded.placement;

@@ -52,12 +52,12 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
 
 // Which attention kernels run: the tensor-core ones where they apply (v3, as tuned by default
 // or with one of its alternatives), their previous version (v2), or the simple ones everywhere.
-enum class Kernels { automatic, forward_64_rows, dkv_kv_from_shared, one_dkv_block, flash_v2, simple };
+enum class Kernels { automatic, forward_64_rows, dkv_kv_in_registers, one_dkv_block, flash_v2, simple };
 const char* kernels_name(Kernels k) {
   switch (k) {
     case Kernels::automatic: return "tensor cores";
     case Kernels::forward_64_rows: return "tensor cores, 64-row forward blocks";
-    case Kernels::dkv_kv_from_shared: return "tensor cores, dK/dV reading K, V from shared memory";
+    case Kernels::dkv_kv_in_registers: return "tensor cores, dK/dV keeping K, V in registers";
     case Kernels::one_dkv_block: return "tensor cores, one dK/dV block per group";
     case Kernels::flash_v2: return "tensor cores v2";
     case Kernels::simple: return "simple";
@@ -66,7 +66,7 @@ const char* kernels_name(Kernels k) {
 }
 // Whether an alternative changes anything for this case (else it would run the default again).
 bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
-  if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_from_shared) return hd == 64;
+  if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_in_registers) return hd == 64;
   if (k == Kernels::one_dkv_block) return nh != nkv;
   return true;
 }
@@ -77,7 +77,7 @@ void use_kernels(Kernels kernels) {
                                                              : cuda::AttentionKernels::automatic);
   cuda::FlashAttentionTuning tuning;
   tuning.forward_rows = kernels == Kernels::forward_64_rows ? 64 : 0;
-  tuning.dkv_kv_from_shared = kernels == Kernels::dkv_kv_from_shared;
+  tuning.dkv_kv_in_registers = kernels == Kernels::dkv_kv_in_registers;
   tuning.dkv_splits = kernels == Kernels::one_dkv_block ? 1 : 0;
   cuda::set_flash_attention_tuning(tuning);
 #endif
@@ -143,7 +143,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
     ops::unpack_columns(parts, dqkv.reshape({n, width}));
 
     for (DType dtype : {DType::f32, DType::bf16})
-      for (Kernels kernels : {Kernels::automatic, Kernels::forward_64_rows, Kernels::dkv_kv_from_shared,
+      for (Kernels kernels : {Kernels::automatic, Kernels::forward_64_rows, Kernels::dkv_kv_in_registers,
                               Kernels::one_dkv_block, Kernels::flash_v2, Kernels::simple}) {
         if (dtype == DType::f32 && kernels != Kernels::automatic) continue;  // f32 always runs the simple ones
         const bool flash = dtype == DType::bf16 && kernels != Kernels::simple && tensor_core_size;

@@ -312,7 +312,7 @@ void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const 
   const FlashAttentionTuning tuning = flash_attention_tuning();
   auto dkv = flash_backward_dkv_kernel<HD, false>;
   if constexpr (HD == 64) {
-    if (!tuning.dkv_kv_from_shared) dkv = flash_backward_dkv_kernel<HD, true>;
+    if (tuning.dkv_kv_in_registers) dkv = flash_backward_dkv_kernel<HD, true>;
   }
   allow_shared(dkv, dkv_shared<HD>());
   const int splits = dkv_splits(dkv, dkv_shared<HD>(), b, t, nh, nkv, tuning.dkv_splits);
