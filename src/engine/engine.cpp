@@ -8,6 +8,7 @@
 #include "zt/core/log.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
+#include "zt/optim/adamw.hpp"
 #include "zt/optim/clip.hpp"
 #include "zt/optim/lamb.hpp"
 #include "zt/zero/param_store.hpp"
@@ -249,6 +250,12 @@ bool Engine::step() {
     offload_->step(*optimizer_, segments_, learning_rate_->current(), coefficient / denominator,
                    param_store_ ? Tensor() : my_parameters());
     if (param_store_) cast_master_into_parameters();
+  } else if (steps_mixed_on_device()) {
+    // AdamW on the GPU reads the bf16/f16 gradients as they are and writes the rounded parameters
+    // in the same pass: no f32 copy of the gradients, no separate cast of the master weights.
+    optim::StepTarget target{0, master_, grads, segments_};
+    target.param_out = options_.stage == 0 ? param_storage_ : my_parameters();
+    optimizer_->step({target}, learning_rate_->current(), coefficient / denominator);
   } else {
     optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
     cast_master_into_parameters();
@@ -257,6 +264,11 @@ bool Engine::step() {
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
   return true;
+}
+
+bool Engine::steps_mixed_on_device() const {
+  return options_.device.is_cuda() && options_.storage_dtype != DType::f32 && !param_store_ &&
+         dynamic_cast<const optim::AdamW*>(optimizer_.get()) != nullptr;
 }
 
 Tensor Engine::my_parameters() const {

@@ -16,17 +16,17 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
     kernels::check_matches(*t, param, param.shape(), op, name);
   ZT_CHECK(p.step >= 1, op, ": step must be >= 1 (it is counted from 1), got ", p.step);
   const bool host = param.device().is_cpu();
-  if (host && grad.defined() && grad.dtype() != DType::f32) {
+  if (grad.defined() && grad.dtype() != DType::f32) {
     ZT_CHECK(grad.dtype() == DType::bf16 || grad.dtype() == DType::f16, op, ": grad must be f32, bf16 or f16, got ",
              grad.describe());
-    ZT_CHECK(grad.device().is_cpu() && grad.numel() == param.numel(), op, ": grad ", grad.describe(),
+    ZT_CHECK(grad.device() == param.device() && grad.numel() == param.numel(), op, ": grad ", grad.describe(),
              " does not match param ", param.describe());
   } else {
     kernels::check_matches(grad, param, param.shape(), op, "grad");
   }
   if (param_out.defined()) {
-    ZT_CHECK(host && param_out.device().is_cpu(), op, ": param_out is for host steps, got param ", param.describe(),
-             " and param_out ", param_out.describe());
+    ZT_CHECK(param_out.device() == param.device(), op, ": param_out ", param_out.describe(), " is not on param's device (",
+             param.describe(), ")");
     ZT_CHECK(param_out.numel() == param.numel() &&
                  (param_out.dtype() == DType::f32 || param_out.dtype() == DType::bf16 || param_out.dtype() == DType::f16),
              op, ": param_out must be f32, bf16 or f16 of param's length ", param.numel(), ", got ", param_out.describe());
@@ -34,8 +34,15 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 #if ZT_HAS_CUDA
   if (param.device().is_cuda()) {
     cuda::set_device(param.device().index);
-    cuda::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
-                     param.numel(), p, grad_scale);
+    if (grad.dtype() == DType::f32 && !param_out.defined()) {
+      cuda::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
+                       param.numel(), p, grad_scale);
+    } else {
+      cuda::adamw_step_mixed(param.data<float>(), grad.raw(), grad.dtype(), exp_avg.data<float>(),
+                             exp_avg_sq.data<float>(), param.numel(), p, grad_scale,
+                             param_out.defined() ? param_out.raw() : nullptr,
+                             param_out.defined() ? param_out.dtype() : DType::f32);
+    }
     return;
   }
 #endif

@@ -163,6 +163,38 @@ TEST(CudaAdamW, StepMatchesCpu) {
   }
 }
 
+// Mixed precision in one pass: bf16/f16 gradients read as they are, the rounded parameters written
+// into param_out; against the CPU's same step (which takes the same forms), every combination of
+// gradient and copy dtype, aligned and not.
+TEST(CudaAdamW, MixedPrecisionStepMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(406);
+  const int64_t n = 100003;
+  for (DType grad_dtype : {DType::f32, DType::bf16, DType::f16})
+    for (DType out_dtype : {DType::f32, DType::bf16, DType::f16})
+      for (int64_t offset : {0, 1}) {
+        SCOPED_TRACE(testing::Message() << "grad " << dtype_name(grad_dtype) << " out " << dtype_name(out_dtype)
+                                        << " offset=" << offset);
+        const Tensor param = host_values({n + offset}, DType::f32, rng);
+        const Tensor grad = host_values({n + offset}, DType::f32, rng).to(grad_dtype);
+        const Tensor m = host_values({n + offset}, DType::f32, rng, -0.1, 0.1);
+        const Tensor v = host_values({n + offset}, DType::f32, rng, 0.0, 0.01);
+        const Tensor out = Tensor::empty({n + offset}, out_dtype);
+        ops::AdamWParams p;
+        p.lr = 1e-3, p.beta1 = 0.9, p.beta2 = 0.95, p.eps = 1e-8, p.weight_decay = 0.1, p.step = 5;
+        auto tail = [&](const Tensor& t) { return t.view(size_t(offset), {n}); };
+        const Tensor d_param = on_device(param), d_grad = on_device(grad), d_m = on_device(m), d_v = on_device(v);
+        const Tensor d_out = poisoned({n + offset}, out_dtype);
+        ops::adamw_step(tail(param), tail(grad), tail(m), tail(v), p, 0.25, tail(out));
+        ops::adamw_step(tail(d_param), tail(d_grad), tail(d_m), tail(d_v), p, 0.25, tail(d_out));
+        EXPECT_TRUE(expect_close("adamw_step (mixed).param", tail(d_param), tail(param), DType::f32, 1e-6));
+        EXPECT_TRUE(expect_close("adamw_step (mixed).exp_avg_sq", tail(d_v), tail(v), DType::f32, 1e-6));
+        // The copy is the rounded parameter: to a unit in the last place of its dtype.
+        EXPECT_TRUE(expect_close("adamw_step (mixed).param_out", tail(d_out), tail(out), out_dtype,
+                                 out_dtype == DType::f32 ? 1e-6 : 1e-2));
+      }
+}
+
 TEST(CudaAdamW, ManyBuffersInOnePassMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(407);

@@ -112,10 +112,11 @@ struct AdamWParams {
   int64_t step = 1;  // 1-based, after incrementing: the bias corrections use it
 };
 // PyTorch's AdamW on flat f32 buffers of equal length: decoupled weight decay, bias correction.
-// grad_scale multiplies the gradient first (unscaling and clipping in one pass). On the host the
-// gradient may also be bf16 or f16 (widened in the pass: the result is that of its f32 value), and
-// param_out, when given (host, f32, bf16 or f16, param's length), receives the updated parameters
-// rounded to its dtype in the same pass (an offloaded optimizer's upload).
+// grad_scale multiplies the gradient first (unscaling and clipping in one pass). The gradient may
+// also be bf16 or f16 (widened in the pass: the result is that of its f32 value), and param_out,
+// when given (on param's device, f32, bf16 or f16, param's length), receives the updated
+// parameters rounded to its dtype in the same pass (mixed precision's cast of the master weights
+// into the parameters; an offloaded optimizer's upload tile).
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const AdamWParams& p, double grad_scale = 1.0, const Tensor& param_out = Tensor());
 // The same step over many buffers in one pass (on CUDA, one launch per 64 buffers): each entry's

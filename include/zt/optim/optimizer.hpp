@@ -39,9 +39,9 @@ struct ExternalStates {
 struct StepTarget {
   int64_t id = 0;   // stable across steps
   Tensor param;     // f32 (n), updated in place
-  Tensor grad;      // (n): f32; on the host also bf16 or f16
+  Tensor grad;      // (n): f32, bf16 or f16 (AdamW on any device; the other optimizers on the host)
   std::vector<Segment> segments = {};  // empty: the whole buffer is one tensor
-  Tensor param_out = {};               // optional (n) host f32/bf16/f16: the updated param, rounded to its dtype
+  Tensor param_out = {};               // optional (n) f32/bf16/f16 on param's device: the updated param, rounded to its dtype
   ExternalStates* states = nullptr;    // optional: the caller's states for this target (else the optimizer's, by id)
   std::function<void()> done = {};     // optional: called once the target is final (param, param_out, states)
 };

@@ -1,7 +1,12 @@
 // AdamW on flat f32 buffers with the CPU reference's arithmetic (PyTorch's): decay, the moments,
 // then the bias-corrected update. Four elements per thread where the buffers are 16-byte aligned.
+// The mixed form reads bf16/f16 gradients and writes the rounded parameters in the same pass.
 #include <algorithm>
 #include <cmath>
+
+#include <cuda_fp16.h>
+
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -39,6 +44,44 @@ __global__ void adamw_vec4_kernel(float4* param, const float4* grad, float4* exp
     param[i] = p;
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
+  }
+}
+
+// The mixed-precision step: the gradient in its storage type G (read as its f32 value, exactly),
+// and the updated parameter also written rounded into out (type O; void: none), so that neither
+// an f32 copy of the gradients nor a separate cast pass over the parameters is needed.
+template <class G, class O>
+__global__ void adamw_mixed_kernel(float* param, const G* grad, float* exp_avg, float* exp_avg_sq, O* out, int64_t n,
+                                   AdamWConstants k) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    float p = param[i];
+    adamw_update(p, to_float(grad[i]), exp_avg[i], exp_avg_sq[i], k);
+    param[i] = p;
+    if constexpr (!std::is_void_v<O>) out[i] = from_float<O>(p);
+  }
+}
+
+// Four elements a thread: f32 buffers 16 bytes, the gradient and the copy 4 x sizeof(G or O) bytes.
+template <class G, class O>
+__global__ void adamw_mixed_vec4_kernel(float4* param, const G* grad, float4* exp_avg, float4* exp_avg_sq, O* out,
+                                        int64_t n4, AdamWConstants k) {
+  struct alignas(4 * sizeof(G)) G4 { G v[4]; };
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    float4 p = param[i], m = exp_avg[i], v = exp_avg_sq[i];
+    const G4 g = reinterpret_cast<const G4*>(grad)[i];
+    adamw_update(p.x, to_float(g.v[0]), m.x, v.x, k);
+    adamw_update(p.y, to_float(g.v[1]), m.y, v.y, k);
+    adamw_update(p.z, to_float(g.v[2]), m.z, v.z, k);
+    adamw_update(p.w, to_float(g.v[3]), m.w, v.w, k);
+    param[i] = p;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    if constexpr (!std::is_void_v<O>) {
+      struct alignas(4 * sizeof(O)) O4 { O v[4]; };
+      O4 o;
+      o.v[0] = from_float<O>(p.x), o.v[1] = from_float<O>(p.y), o.v[2] = from_float<O>(p.z), o.v[3] = from_float<O>(p.w);
+      reinterpret_cast<O4*>(out)[i] = o;
+    }
   }
 }
 
@@ -111,6 +154,59 @@ void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_
   }
   adamw_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(param, grad, exp_avg, exp_avg_sq, n, k);
   ZT_CUDA_CHECK_LAUNCH("adamw_kernel");
+}
+
+namespace {
+
+template <class G, class O>
+void launch_mixed(float* param, const G* grad, float* exp_avg, float* exp_avg_sq, O* out, int64_t n, AdamWConstants k) {
+  const bool vec = aligned16(param) && aligned16(exp_avg) && aligned16(exp_avg_sq) &&
+                   reinterpret_cast<uintptr_t>(grad) % (4 * sizeof(G)) == 0 &&
+                   (std::is_void_v<O> || reinterpret_cast<uintptr_t>(out) % (4 * sizeof(std::conditional_t<std::is_void_v<O>, char, O>)) == 0);
+  int64_t done = 0;
+  if (vec && n / 4 > 0) {
+    const int64_t n4 = n / 4;
+    adamw_mixed_vec4_kernel<G, O><<<grid_size(n4, 256), 256, 0, compute_stream()>>>(
+        reinterpret_cast<float4*>(param), grad, reinterpret_cast<float4*>(exp_avg), reinterpret_cast<float4*>(exp_avg_sq),
+        out, n4, k);
+    ZT_CUDA_CHECK_LAUNCH("adamw_mixed_vec4_kernel");
+    done = n4 * 4;
+  }
+  if (done == n) return;
+  O* out_tail = nullptr;
+  if constexpr (!std::is_void_v<O>) out_tail = out + done;
+  adamw_mixed_kernel<G, O><<<grid_size(n - done, 256), 256, 0, compute_stream()>>>(
+      param + done, grad + done, exp_avg + done, exp_avg_sq + done, out_tail, n - done, k);
+  ZT_CUDA_CHECK_LAUNCH("adamw_mixed_kernel");
+}
+
+template <class G>
+void launch_mixed_out(float* param, const G* grad, float* exp_avg, float* exp_avg_sq, void* out, DType out_dtype,
+                      int64_t n, AdamWConstants k) {
+  if (!out) return launch_mixed<G, void>(param, grad, exp_avg, exp_avg_sq, nullptr, n, k);
+  switch (out_dtype) {
+    case DType::f32: return launch_mixed(param, grad, exp_avg, exp_avg_sq, static_cast<float*>(out), n, k);
+    case DType::bf16: return launch_mixed(param, grad, exp_avg, exp_avg_sq, static_cast<bf16*>(out), n, k);
+    case DType::f16: return launch_mixed(param, grad, exp_avg, exp_avg_sq, static_cast<__half*>(out), n, k);
+    default: ZT_THROW("adamw_step: no CUDA parameter copy in ", dtype_name(out_dtype));
+  }
+}
+
+}  // namespace
+
+void adamw_step_mixed(float* param, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq, int64_t n,
+                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype) {
+  if (n == 0) return;
+  const AdamWConstants k = constants(p, grad_scale);
+  switch (grad_dtype) {
+    case DType::f32:
+      return launch_mixed_out(param, static_cast<const float*>(grad), exp_avg, exp_avg_sq, param_out, out_dtype, n, k);
+    case DType::bf16:
+      return launch_mixed_out(param, static_cast<const bf16*>(grad), exp_avg, exp_avg_sq, param_out, out_dtype, n, k);
+    case DType::f16:
+      return launch_mixed_out(param, static_cast<const __half*>(grad), exp_avg, exp_avg_sq, param_out, out_dtype, n, k);
+    default: ZT_THROW("adamw_step: no CUDA step for ", dtype_name(grad_dtype), " gradients");
+  }
 }
 
 void adamw_step_many(const AdamWPointers* buffers, int64_t count, const ops::AdamWParams& p, double grad_scale) {

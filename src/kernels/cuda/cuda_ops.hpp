@@ -124,6 +124,11 @@ double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dlos
 // ---- optimizer -------------------------------------------------------------------------------
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                 const ops::AdamWParams& p, double grad_scale);
+// The same with the gradient in grad_dtype (f32, bf16, f16; read as its exact f32 value) and, when
+// param_out is given, the updated parameters also written there rounded to out_dtype (f32, bf16,
+// f16) in the same pass.
+void adamw_step_mixed(float* param, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq, int64_t n,
+                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype);
 struct AdamWPointers {
   float* param;
   const float* grad;
