@@ -199,11 +199,15 @@ TEST(CudaAttention, SavedStateIsTheLogSumExp) {
   EXPECT_EQ(ops::stats_dtype(DType::bf16), DType::f32);
 }
 
+// Head sizes that are multiples of 4 take the pairs kernel (sin/cos once per token), others the
+// element kernel; an offset of 2000 gives Llama-length angles.
 TEST(CudaRope, ForwardAndInverseMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(302);
+  for (const auto& [hd, offset] : {std::pair<int64_t, int64_t>{32, 7}, {64, 2000}, {6, 3}})
   for (DType dtype : {DType::f32, DType::bf16}) {
-    const int64_t b = 2, t = 50, heads = 8, rotated = 6, hd = 32, offset = 7;
+    SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " HD=" << hd << " offset=" << offset);
+    const int64_t b = 2, t = 50, heads = 8, rotated = 6;
     std::vector<float> inv(size_t(hd / 2));
     for (int64_t i = 0; i < hd / 2; ++i) inv[size_t(i)] = 1.0f / std::pow(10000.0f, float(2 * i) / float(hd));
     const Tensor inv_freq = Tensor::from_floats({hd / 2}, inv);
