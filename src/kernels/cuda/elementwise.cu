@@ -66,23 +66,49 @@ __global__ void scale_kernel(T* x, float factor, int64_t n) {
     x[i] = from_float<T>(to_float(x[i]) * factor);
 }
 
-// total += sum of x^2 over the block's share, one double atomic per block.
+// Sums of a thread's values over the block, in a fixed order (shared holds 32 doubles).
+__device__ __forceinline__ double block_sum_double(double s, double* shared) {
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = s;
+  __syncthreads();
+  double b = 0;
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) b += shared[w];
+  return b;
+}
+
+// partial[block] = sum of x^2 over the block's share, 16 bytes a thread where x is aligned
+// (element by element otherwise); the blocks' sums are added by sum_partials_kernel in block
+// order, so the total is the same from run to run.
 template <class T>
-__global__ void sum_squares_kernel(double* total, const T* x, int64_t n) {
-  __shared__ double partial[32];
+__global__ void sum_squares_kernel(double* partial, const T* x, int64_t n, bool vectorized) {
+  __shared__ double shared[32];
+  constexpr int V = Chunk16<T>::n;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t chunks = vectorized ? n / V : 0;
   double s = 0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t c = first; c < chunks; c += stride) {
+    Chunk16<T> v;
+    v.raw = reinterpret_cast<const uint4*>(x)[c];
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const double d = to_double(v.v[e]);
+      s += d * d;
+    }
+  }
+  for (int64_t i = chunks * V + first; i < n; i += stride) {
     const double v = to_double(x[i]);
     s += v * v;
   }
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double b = 0;
-    for (int w = 0; w < int(blockDim.x >> 5); ++w) b += partial[w];
-    atomicAdd(total, b);
-  }
+  const double b = block_sum_double(s, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = b;
+}
+
+__global__ void sum_partials_kernel(double* total, const double* partial, int blocks) {
+  __shared__ double shared[32];
+  double s = 0;
+  for (int i = threadIdx.x; i < blocks; i += blockDim.x) s += partial[i];
+  const double b = block_sum_double(s, shared);
+  if (threadIdx.x == 0) *total = b;
 }
 
 template <class T>
@@ -159,14 +185,18 @@ void scale(T* x, double factor, int64_t n) {
 
 double sum_squares(const void* x, DType dtype, int64_t n) {
   if (n == 0) return 0.0;
-  Scratch total(sizeof(double));
-  ZT_CUDA_CHECK(cudaMemsetAsync(total.as<double>(), 0, sizeof(double), compute_stream()));
+  const int blocks = grid_size(n, 256);
+  Scratch partial(size_t(blocks + 1) * sizeof(double));
+  const bool vectorized = reinterpret_cast<uintptr_t>(x) % 16 == 0;
   by_dtype(dtype, "sum_squares", [&](auto zero) {
     using T = decltype(zero);
-    sum_squares_kernel<<<grid_size(n, 256), 256, 0, compute_stream()>>>(total.as<double>(), static_cast<const T*>(x), n);
+    sum_squares_kernel<<<blocks, 256, 0, compute_stream()>>>(partial.as<double>() + 1, static_cast<const T*>(x), n,
+                                                            vectorized);
   });
   ZT_CUDA_CHECK_LAUNCH("sum_squares_kernel");
-  return read_back(total.as<double>());
+  sum_partials_kernel<<<1, 1024, 0, compute_stream()>>>(partial.as<double>(), partial.as<double>() + 1, blocks);
+  ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
+  return read_back(partial.as<double>());
 }
 
 bool all_finite(const void* x, DType dtype, int64_t n) {
