@@ -21,7 +21,9 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
   j["model"] = o.model;
   j["data"] = o.data;
   j["steps"] = o.steps;
-  j["batch_size"] = o.batch_size;
+  j["batch_size"] = o.batch_size;  // --batch-size; a DeepSpeed config's batch is train_batch_size below
+  j["train_batch_size"] = r.train_batch_size;
+  j["tokens_per_step"] = r.tokens_per_step;
   j["seq_len"] = o.seq_len;
   j["seed"] = o.seed;
   j["stage"] = r.stage;

@@ -171,6 +171,8 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   say(str("model: ", result.model_description));
   say(str("data: ", result.data_description));
   const int64_t tokens_per_step = config.train_batch_size * o.seq_len;
+  result.train_batch_size = config.train_batch_size;
+  result.tokens_per_step = tokens_per_step;
   say(str("ZeRO stage ", config.zero.stage, " on ", world, " rank(s) (", group->backend_name(), ") on ", result.device, ", ",
           config.bf16 ? "bf16" : (config.fp16.enabled ? "fp16" : "f32"), ", batch ", config.train_batch_size, " = ",
           config.train_micro_batch_size_per_gpu, " x ", config.gradient_accumulation_steps, " x ", world, " of ", o.seq_len,

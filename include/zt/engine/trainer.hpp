@@ -69,6 +69,8 @@ struct TrainResult {
   size_t device_peak_bytes = 0;     // most CUDA memory held at once by one rank, the largest over the
                                     // ranks (0 on the CPU)
   double median_step_ms = 0;        // over the steps after the first
+  int64_t train_batch_size = 0;     // sequences a step over all ranks (the config's train_batch_size)
+  int64_t tokens_per_step = 0;      // train_batch_size x seq_len
   std::string model_description, data_description;
 };
 
