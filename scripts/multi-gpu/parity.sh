@@ -19,6 +19,10 @@ source "$here/env.sh"
 zt_parse_args "$@" || exit 2
 zt_setup parity "$zt_dry" || exit 1
 n="$(zt_world_size)" || exit 1
+# Every run takes cuBLASLt's first algorithm for each product: with the timed choice (the
+# default) two processes can pick different kernels and differ at the rounding level, which bf16
+# training amplifies; the stages are then compared on the same arithmetic.
+export ZT_GEMM_AUTOTUNE=0
 zt_build zt_cli || exit 1
 
 # name batch seq lr reduce_bucket prefetch_bucket persistence_threshold

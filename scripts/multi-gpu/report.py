@@ -139,7 +139,10 @@ def scaling(runs_dir, out_path):
     runs, skipped = [], []
     for path in sorted(glob.glob(os.path.join(runs_dir, "zt_*.json"))):
         j = load(path)
-        n, B, T = j["world_size"], j["batch_size"], j["seq_len"]
+        # The per-GPU micro-batch: a DeepSpeed config's batch (train_batch_size over the ranks and
+        # accumulation steps) is in tokens_per_step; --batch-size alone is only the CLI's default.
+        n, T = j["world_size"], j["seq_len"]
+        B = j["tokens_per_step"] // (T * n) if "tokens_per_step" in j else j["batch_size"]
         psi = j["parameters"]
         ms = j["median_step_ms"]
         mem = j["memory_per_rank"]

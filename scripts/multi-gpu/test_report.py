@@ -121,6 +121,19 @@ class Scaling(unittest.TestCase):
         self.assertIsNone(goals[1]["ahead_of_peer"])
         self.assertEqual(j["skipped"], [{"run": "zt_m_n4_stage0", "reason": "out of time: 20 s left"}])
 
+    def test_a_deepspeed_configs_batch_comes_from_tokens_per_step(self):
+        # --batch-size stays at the CLI's 16 when a DeepSpeed file sets the micro-batch (2 here, 4
+        # ranks, 2 accumulation steps): the tokens a GPU trains a step are what zt reports.
+        runs = Runs(self)
+        curve = zt_curve(1, 4, [5.0, 4.0], model="m", ms=100.0)
+        curve["batch_size"] = 16
+        curve["tokens_per_step"] = 2 * 2 * 4 * 64
+        runs.put("zt_m_n4_stage1.json", curve)
+        self.assertEqual(quiet(report.scaling, runs.dir, runs.out()), 0)
+        r = report.load(runs.out())["runs"][0]
+        self.assertEqual(r["B"], 4)
+        self.assertAlmostEqual(r["tokens_per_s_per_gpu"], 4 * 64 / 0.1)
+
     def test_goal_falls_back_to_stage0_on_one_gpu(self):
         runs = Runs(self)
         runs.put("zt_m_n1_stage0.json", zt_curve(0, 1, [5.0, 4.0], model="m", ms=100.0))
