@@ -18,9 +18,9 @@ cxx="${FUZZ_CXX:-clang++}"
 mkdir -p "$out/obj" "$out/crashes"
 
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-       -I"$root/include" -I"$root/src" $(pkg-config --cflags libpcre2-8 sentencepiece icu-uc)
+       -I"$root/include" -I"$root/src" $(pkg-config --cflags libpcre2-8 sentencepiece icu-uc liburing)
        -DZT_FIXTURES_DIR="\"$fixtures\"")
-libs=($(pkg-config --libs libpcre2-8 sentencepiece icu-uc) -lpthread)
+libs=($(pkg-config --libs libpcre2-8 sentencepiece icu-uc liburing) -lpthread)
 
 # The library pieces the targets use: core (its CPU-only build: CUDA sources live in core/cuda/)
 # and io.

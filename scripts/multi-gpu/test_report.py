@@ -57,6 +57,21 @@ class Parity(unittest.TestCase):
         self.assertEqual([r["stage"] for r in j["runs"]], [1, 2, 3])
         self.assertAlmostEqual(j["runs"][2]["max_rel_loss_diff"], 3e-3, places=9)
 
+    def test_bf16_norms_are_reported_and_f32_norms_checked(self):
+        ref = [5.0, 4.0, 3.0]
+        curves = {}
+        for precision in ("bf16", "fp32"):
+            for s in range(2):
+                c = zt_curve(s, 1, ref, precision=precision)
+                c["grad_norm"] = [1.0, 1.0 + 0.05 * s, 1.0]  # 5 % apart at one step
+                curves[f"zt_m_{precision}_stage{s}.json"] = c
+        rc, j = self.parity(curves)
+        by = {r["precision"]: r for r in j["runs"]}
+        self.assertAlmostEqual(by["bf16"]["max_rel_norm_diff"], 0.05)
+        self.assertTrue(by["bf16"]["ok"])
+        self.assertFalse(by["fp32"]["ok"])
+        self.assertEqual(rc, 1)
+
     def test_past_the_f32_bound_fails(self):
         ref = [5.0, 4.0, 3.0]
         curves = {f"zt_m_fp32_stage{s}.json": zt_curve(s, 2, ref, precision="fp32") for s in range(4)}
@@ -65,9 +80,9 @@ class Parity(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertEqual([r["ok"] for r in j["runs"]], [True, False, True])
 
-    def test_a_gradient_norm_off_fails(self):
-        curves = {f"zt_m_bf16_stage{s}.json": zt_curve(s, 2, [5.0, 4.0]) for s in range(2)}
-        curves["zt_m_bf16_stage1.json"]["grad_norm"] = [1.0, 1.1]
+    def test_a_gradient_norm_off_fails_in_f32(self):
+        curves = {f"zt_m_fp32_stage{s}.json": zt_curve(s, 2, [5.0, 4.0], precision="fp32") for s in range(2)}
+        curves["zt_m_fp32_stage1.json"]["grad_norm"] = [1.0, 1.1]
         self.assertEqual(self.parity(curves)[0], 1)
 
     def test_a_run_that_does_not_train_fails(self):

@@ -1,6 +1,7 @@
 // `zt bench comm`: collectives from 8 B to 256 MiB over MPI (host buffers) or NCCL (CUDA
 // buffers), printed in nccl-tests' layout by rank 0, then one JSON line per op and size
 // (also written to --out). Start it with zt launch or mpirun for more than one rank.
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -34,7 +35,9 @@ struct BenchCommArgs {
   std::string commit;
 };
 
+// ZT_COMMIT when set (a copy of the tree on another machine may carry stale git metadata), else git's.
 std::string git_commit() {
+  if (const char* given = std::getenv("ZT_COMMIT"); given && *given) return given;
   std::string commit = "unknown";
   if (FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r")) {
     char buf[64] = {0};
