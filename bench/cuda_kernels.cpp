@@ -175,8 +175,7 @@ void bench_matmuls() {
 }
 
 // Causal attention forward and backward at GPT-2 124M's and Llama 1.1B's shapes, for the
-// flash kernels now in use (v3), v3's tuning alternatives, and the previous version (v2), in the
-// same run. FLOPs are
+// flash kernels in use and their tuning alternatives, in the same run. FLOPs are
 // counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
 // products, the backward is counted as flash attention's 5 whatever a version does.
 void bench_attention() {
@@ -197,7 +196,7 @@ void bench_attention() {
     const std::string shape = std::string(a.name) + " B=" + std::to_string(a.b) + " T=" + std::to_string(a.t) +
                               " NH=" + std::to_string(a.nh) + " NKV=" + std::to_string(a.nkv) +
                               " HD=" + std::to_string(a.hd);
-    // v3 as it runs, v3 with each tuning alternative (timed where it applies), v2.
+    // The kernels as they run, then with each tuning alternative (timed where it applies).
     struct Version {
       const char* name;
       cuda::AttentionKernels kernels;
@@ -212,8 +211,7 @@ void bench_attention() {
     const Version versions[] = {{"v3", cuda::AttentionKernels::automatic, {}, true, true},
                                 {"v3 64-row fwd", cuda::AttentionKernels::automatic, rows64, true, false},
                                 {"v3 dkv K,V in registers", cuda::AttentionKernels::automatic, kv_registers, false, true},
-                                {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped},
-                                {"v2", cuda::AttentionKernels::flash_v2, {}, true, true}};
+                                {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped}};
     for (const Version& v : versions) {
       cuda::set_attention_kernels(v.kernels);
       cuda::set_flash_attention_tuning(v.tuning);

@@ -1,4 +1,4 @@
-// Runs the flash attention kernels (v3 with each tuning alternative, and v2) under the CPU
+// Runs the flash attention kernels (with each tuning alternative) under the CPU
 // emulation of emu.hpp, on the sources transform.py rewrote, against a reference in double:
 // errors by norm and by (token, head) row, with the CUDA tests' bounds.
 // Usage: flash_emulate [B T NH NKV HD]...   (default: a set of small cases)
@@ -122,30 +122,22 @@ int main(int argc, char** argv) {
           }
         }
       }
-    for (int version = 3; version >= 2; --version)
-      for (int variant : {0, 1, 2, 3}) {  // default; one dK/dV block a group; 64-row forward; K, V from shared
-        if (version == 2 && variant != 0) continue;
+    for (int variant : {0, 1, 2, 3}) {  // default; one dK/dV block a group; 64-row forward; K, V in registers
         if (variant == 1 && group == 1) continue;
         if (variant >= 2 && k.hd != 64) continue;
         zt::cuda::FlashAttentionTuning tuning;
         tuning.dkv_splits = variant == 1 ? 1 : 0;
         tuning.forward_rows = variant == 2 ? 64 : 0;
-        tuning.dkv_kv_from_shared = variant == 3;
+        tuning.dkv_kv_in_registers = variant == 3;
         zt::cuda::set_flash_attention_tuning(tuning);
         std::vector<bf16> d_out(out.size()), d_dqkv(qkv.size());
         std::vector<float> d_lse(lse.size()), dsum(lse.size());
         std::memset(d_out.data(), 0xff, d_out.size() * 2);
         std::memset(d_dqkv.data(), 0xff, d_dqkv.size() * 2);
         std::memset(d_lse.data(), 0xff, d_lse.size() * 4);
-        if (version == 3) {
-          zt::cuda::flash_attention_forward(d_out.data(), d_lse.data(), qkv.data(), k.b, k.t, k.nh, k.nkv, k.hd);
-          zt::cuda::flash_attention_backward(d_dqkv.data(), dsum.data(), dout.data(), d_out.data(), qkv.data(),
-                                             d_lse.data(), k.b, k.t, k.nh, k.nkv, k.hd);
-        } else {
-          zt::cuda::flash_attention_forward_v2(d_out.data(), d_lse.data(), qkv.data(), k.b, k.t, k.nh, k.nkv, k.hd);
-          zt::cuda::flash_attention_backward_v2(d_dqkv.data(), dsum.data(), dout.data(), qkv.data(), d_lse.data(), k.b,
-                                                k.t, k.nh, k.nkv, k.hd);
-        }
+        zt::cuda::flash_attention_forward(d_out.data(), d_lse.data(), qkv.data(), k.b, k.t, k.nh, k.nkv, k.hd);
+        zt::cuda::flash_attention_backward(d_dqkv.data(), dsum.data(), dout.data(), d_out.data(), qkv.data(),
+                                           d_lse.data(), k.b, k.t, k.nh, k.nkv, k.hd);
         std::vector<double> go(out.size()), gl(lse.size()), gq, gk, gv, wq, wk, wv;
         for (size_t i = 0; i < out.size(); ++i) go[i] = __bfloat162float(d_out[i]);
         for (size_t i = 0; i < lse.size(); ++i) gl[i] = d_lse[i];
@@ -162,8 +154,8 @@ int main(int argc, char** argv) {
         const bool pass = e[0] < 1.5e-2 && e[1] < 1e-5 && e[2] < 3e-2 && e[3] < 3e-2 && e[4] < 3e-2 && r[0] < 0.05 &&
                           r[1] < 0.1 && r[2] < 0.1 && r[3] < 0.1;
         ok = ok && pass;
-        std::printf("B%d T%d NH%d NKV%d HD%d v%d variant=%d: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e | rows out %.2e dq %.2e dk %.2e dv %.2e %s\n",
-                    k.b, k.t, k.nh, k.nkv, k.hd, version, variant, e[0], e[1], e[2], e[3], e[4], r[0], r[1], r[2], r[3],
+        std::printf("B%d T%d NH%d NKV%d HD%d variant=%d: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e | rows out %.2e dq %.2e dk %.2e dv %.2e %s\n",
+                    k.b, k.t, k.nh, k.nkv, k.hd, variant, e[0], e[1], e[2], e[3], e[4], r[0], r[1], r[2], r[3],
                     pass ? "ok" : "FAIL");
         std::fflush(stdout);
       }

@@ -41,7 +41,7 @@ assert 'asm' not in s, 'a PTX helper of flash_common.cuh is not emulated'
 s = s.replace('#include "common.cuh"', '#include "emu.hpp"\n#include "common.cuh"')
 open(out + 'flash_common.cuh', 'w').write(s)
 
-for f in ['flash_forward.cu', 'flash_backward.cu', 'flash_attention_v2.cu']:
+for f in ['flash_forward.cu', 'flash_backward.cu']:
     s = open(src + f).read()
     decl = 'extern __shared__ __align__(16) unsigned char smem[];'
     assert decl in s, f + ': no dynamic shared memory declaration'

@@ -2,8 +2,8 @@
 // from the forward's output) against the CPU reference, f32 and bf16, MHA and GQA (groups 1 to
 // 8), head sizes on and off the tensor-core kernels' list, lengths that do not fill the last
 // tile (77, 1000) and long ones (2048), B > 1; every kernel family for bf16: the tensor-core
-// kernels (v3, by default and with each of its tuning alternatives), their previous version
-// (v2), and the simple ones. Each gradient part is checked by norm and row by row; the tensor-core kernels
+// kernels (by default and with each of their tuning alternatives) and the simple ones. Each
+// gradient part is checked by norm and row by row; the tensor-core kernels
 // must give bitwise the same results run to run. Also RoPE.
 // Letters: B batch, T sequence, NH query heads, NKV key/value heads, HD head size.
 #include <gtest/gtest.h>
@@ -50,16 +50,15 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
   return Tensor::from_floats({b, nh, t}, lse);
 }
 
-// Which attention kernels run: the tensor-core ones where they apply (v3, as tuned by default
-// or with one of its alternatives), their previous version (v2), or the simple ones everywhere.
-enum class Kernels { automatic, forward_64_rows, dkv_kv_in_registers, one_dkv_block, flash_v2, simple };
+// Which attention kernels run: the tensor-core ones where they apply (as tuned by default or with
+// one of their alternatives), or the simple ones everywhere.
+enum class Kernels { automatic, forward_64_rows, dkv_kv_in_registers, one_dkv_block, simple };
 const char* kernels_name(Kernels k) {
   switch (k) {
     case Kernels::automatic: return "tensor cores";
     case Kernels::forward_64_rows: return "tensor cores, 64-row forward blocks";
     case Kernels::dkv_kv_in_registers: return "tensor cores, dK/dV keeping K, V in registers";
     case Kernels::one_dkv_block: return "tensor cores, one dK/dV block per group";
-    case Kernels::flash_v2: return "tensor cores v2";
     case Kernels::simple: return "simple";
   }
   return "?";
@@ -72,9 +71,8 @@ bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 }
 void use_kernels(Kernels kernels) {
 #if ZT_HAS_CUDA
-  cuda::set_attention_kernels(kernels == Kernels::simple     ? cuda::AttentionKernels::simple
-                              : kernels == Kernels::flash_v2 ? cuda::AttentionKernels::flash_v2
-                                                             : cuda::AttentionKernels::automatic);
+  cuda::set_attention_kernels(kernels == Kernels::simple ? cuda::AttentionKernels::simple
+                                                         : cuda::AttentionKernels::automatic);
   cuda::FlashAttentionTuning tuning;
   tuning.forward_rows = kernels == Kernels::forward_64_rows ? 64 : 0;
   tuning.dkv_kv_in_registers = kernels == Kernels::dkv_kv_in_registers;
@@ -144,7 +142,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
 
     for (DType dtype : {DType::f32, DType::bf16})
       for (Kernels kernels : {Kernels::automatic, Kernels::forward_64_rows, Kernels::dkv_kv_in_registers,
-                              Kernels::one_dkv_block, Kernels::flash_v2, Kernels::simple}) {
+                              Kernels::one_dkv_block, Kernels::simple}) {
         if (dtype == DType::f32 && kernels != Kernels::automatic) continue;  // f32 always runs the simple ones
         const bool flash = dtype == DType::bf16 && kernels != Kernels::simple && tensor_core_size;
         if (kernels != Kernels::automatic && kernels != Kernels::simple && !flash) continue;  // as automatic
@@ -179,7 +177,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
         }
 
         // Run to run, the same inputs give the same bits (no atomics, a fixed order of sums).
-        if (flash && kernels != Kernels::flash_v2) {
+        if (flash) {
           const Tensor again_out = poisoned(d_out.shape(), dtype), again_lse = poisoned(d_lse.shape(), DType::f32);
           ops::attention_forward(again_out, again_lse, d_qkv, k.nh, k.nkv);
           EXPECT_TRUE(bitwise_equal(again_out, d_out) && bitwise_equal(again_lse, d_lse)) << "forward repeated";

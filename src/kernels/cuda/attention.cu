@@ -28,11 +28,10 @@ std::atomic<int> g_kernels{-1};
 AttentionKernels attention_kernels() {
   if (const int set = g_kernels; set >= 0) return AttentionKernels(set);
   static const AttentionKernels from_environment = [] {
-    const std::string v = env_string("ZT_ATTENTION_KERNELS", "v3");
-    if (v == "v3" || v.empty()) return AttentionKernels::automatic;
-    if (v == "v2") return AttentionKernels::flash_v2;
+    const std::string v = env_string("ZT_ATTENTION_KERNELS", "flash");
+    if (v == "flash" || v.empty()) return AttentionKernels::automatic;
     if (v == "simple") return AttentionKernels::simple;
-    ZT_THROW("environment variable ZT_ATTENTION_KERNELS='", v, "' is not one of v3, v2, simple");
+    ZT_THROW("environment variable ZT_ATTENTION_KERNELS='", v, "' is not one of flash, simple");
   }();
   return from_environment;
 }
@@ -243,11 +242,7 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_forward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
   if constexpr (std::is_same_v<T, bf16>) {
-    if (use_flash(hd, {qkv, out})) {
-      if (attention_kernels() == AttentionKernels::flash_v2)
-        return flash_attention_forward_v2(out, lse, qkv, b, t, nh, nkv, hd);
-      return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
-    }
+    if (use_flash(hd, {qkv, out})) return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
   const dim3 grid(unsigned((t + kSimpleWarps - 1) / kSimpleWarps), unsigned(b * nh));
@@ -264,11 +259,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
            32 * kMaxHeadChunks);
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
-    if (use_flash(hd, {dqkv, dout, qkv, out})) {
-      if (attention_kernels() == AttentionKernels::flash_v2)
-        return flash_attention_backward_v2(dqkv, dsum.as<float>(), dout, qkv, lse, b, t, nh, nkv, hd);
+    if (use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd);
-    }
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
   const float scale = float(1.0 / std::sqrt(double(hd)));

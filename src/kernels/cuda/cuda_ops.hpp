@@ -67,10 +67,9 @@ template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
                         int64_t nh, int64_t nkv, int64_t hd);
 // Which attention kernels run: tensor-core flash kernels where the head size and alignment
-// allow (automatic), the previous version of those (flash_v2, for timing both in one run), or
-// the simple warp-per-row kernels everywhere. For tests of each; until it is called, the
-// environment variable ZT_ATTENTION_KERNELS (v3, the default; v2; simple) decides.
-enum class AttentionKernels { automatic, flash_v2, simple };
+// allow (automatic), or the simple warp-per-row kernels everywhere. For tests of each; until it
+// is called, the environment variable ZT_ATTENTION_KERNELS (flash, the default; simple) decides.
+enum class AttentionKernels { automatic, simple };
 void set_attention_kernels(AttentionKernels kernels);
 // Alternatives inside the tensor-core kernels (v3), for timing them against each other in one
 // run; the tests check each. The defaults are what runs.

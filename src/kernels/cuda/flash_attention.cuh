@@ -1,7 +1,6 @@
 // Tensor-core flash attention for bf16 (mma.sync m16n8k16, f32 accumulation), causal, with
 // grouped key/value heads. Letters as in zt/kernels/ops.hpp; qkv rows are (NH + 2*NKV) * HD wide.
-// v3 (flash_forward.cu, flash_backward.cu) is what runs; v2 (flash_attention_v2.cu) is kept for
-// timing against it in the same run (AttentionKernels::flash_v2).
+// The forward is flash_forward.cu, the backward flash_backward.cu (docs/CUDA_NOTES.md, v3).
 #pragma once
 
 #include <cstdint>
@@ -23,11 +22,5 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, 
 // (B, NH, T) scratch for D = rowsum(dout * out).
 void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
-
-// The previous version: the same results to rounding; its backward recomputes D from P and dP.
-void flash_attention_forward_v2(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
-                                int64_t hd);
-void flash_attention_backward_v2(bf16* dqkv, float* dsum, const bf16* dout, const bf16* qkv, const float* lse,
-                                 int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
 
 }  // namespace zt::cuda

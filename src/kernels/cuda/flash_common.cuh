@@ -1,5 +1,5 @@
-// Device helpers shared by the flash attention kernels (flash_forward.cu, flash_backward.cu, and
-// the previous version kept for comparison in flash_attention_v2.cu): the tensor-core product
+// Device helpers shared by the flash attention kernels (flash_forward.cu, flash_backward.cu): the
+// tensor-core product
 // mma.sync m16n8k16 (bf16 in, f32 accumulators), ldmatrix fragment loads, cp.async staging of
 // 64-row tiles, and the warp-level products the kernels are written in.
 //
