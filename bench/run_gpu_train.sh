@@ -30,14 +30,8 @@ if [ -z "${ZT_FIXTURES_DIR:-}" ]; then
 fi
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
-if [ -n "${ZT_GPU_DEPS:-}" ]; then
-  deps="${TMPDIR:-/tmp}/zt-gpu-deps"
-  rm -rf "$deps" && cp -r "$ZT_GPU_DEPS" "$deps" && find "$deps" -name '*.xz' -exec xz -df {} \;
-  multiarch="$deps/usr/lib/x86_64-linux-gnu"
-  export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-  export PKG_CONFIG_PATH="$multiarch/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$multiarch:$multiarch/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
+source "$root/scripts/gpu-deps-env.sh"
+zt_use_gpu_deps || exit 1
 
 nvidia-smi -L | tee "$logs/device.txt"
 start=$(date +%s)

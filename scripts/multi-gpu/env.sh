@@ -38,22 +38,8 @@ zt_gpu_kind() {
   nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr 'A-Z' 'a-z' | sed -e 's/^nvidia //' -e 's/ .*//'
 }
 
-# The dependencies gathered by scripts/gpu-deps, unpacked once per machine into /tmp, and the
-# variables that make the build and the programs find them.
-zt_use_gpu_deps() {
-  zt_deps=""
-  [ -n "${ZT_GPU_DEPS:-}" ] || return 0
-  [ -d "$ZT_GPU_DEPS" ] || { echo "ZT_GPU_DEPS=$ZT_GPU_DEPS is not a folder (make one with scripts/gpu-deps DIR)" >&2; return 1; }
-  zt_deps="${TMPDIR:-/tmp}/zt-gpu-deps"
-  if [ ! -e "$zt_deps/.unpacked" ] || [ "$ZT_GPU_DEPS" -nt "$zt_deps/.unpacked" ]; then
-    rm -rf "$zt_deps" && cp -r "$ZT_GPU_DEPS" "$zt_deps" && find "$zt_deps" -name '*.xz' -exec xz -df {} \; &&
-      touch "$zt_deps/.unpacked" || return 1
-  fi
-  local multiarch="$zt_deps/usr/lib/x86_64-linux-gnu"
-  export CMAKE_PREFIX_PATH="$zt_deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-  export PKG_CONFIG_PATH="$multiarch/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$multiarch:$multiarch/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-}
+# The dependencies gathered by scripts/gpu-deps: zt_use_gpu_deps.
+source "$zt_root/scripts/gpu-deps-env.sh"
 
 # Whose mpirun: the image's, or the relocated Open MPI of ZT_GPU_DEPS (OPAL_PREFIX and the other
 # install-directory variables point it, its plugins, help files and wrapper compilers at the
