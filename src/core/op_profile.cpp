@@ -41,7 +41,6 @@ struct Registry {
   std::mutex mutex;
   std::map<std::string, Totals> totals;
   std::vector<Pending> pending;  // device ops whose events are not read yet
-  std::vector<Pending> open;     // slot -> op in progress
 
   // Reads the events of finished device ops into the totals (waits for them).
   void drain() {
@@ -65,6 +64,7 @@ Registry& registry() {
 }
 
 thread_local int t_depth = 0;
+thread_local std::vector<Pending> t_open;  // this thread's ops in progress, innermost last
 
 }  // namespace
 
@@ -85,8 +85,6 @@ OpScope::OpScope(const char* name, bool on_device) {
   if (!op_profiling()) return;
   active_ = true;
   if (t_depth++ > 0) return;
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
   Pending p;
   p.name = name;
   p.start = Clock::now();
@@ -98,18 +96,18 @@ OpScope::OpScope(const char* name, bool on_device) {
     ZT_CUDA_CHECK(cudaEventRecord(p.begin, cuda::compute_stream()));
   }
 #endif
-  slot_ = int(r.open.size());
-  r.open.push_back(std::move(p));
+  slot_ = int(t_open.size());
+  t_open.push_back(std::move(p));
 }
 
 OpScope::~OpScope() {
   if (!active_) return;
   --t_depth;
   if (slot_ < 0) return;
+  Pending p = std::move(t_open[size_t(slot_)]);
+  t_open.pop_back();  // scopes close in reverse order of opening on their thread
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  Pending p = std::move(r.open[size_t(slot_)]);
-  r.open.pop_back();  // scopes close in reverse order of opening on this thread
   Totals& t = r.totals[p.name];
   ++t.calls;
   t.host_ms += std::chrono::duration<double, std::milli>(Clock::now() - p.start).count();

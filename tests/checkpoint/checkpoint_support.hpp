@@ -8,23 +8,12 @@
 
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
+#include "odd_gpt.hpp"
 #include "zt/models/causal_lm.hpp"
 
 namespace zt::engine::testing {
 
-inline models::TransformerConfig odd_gpt(int64_t vocab = 37, int64_t hidden = 12) {
-  models::TransformerConfig c;
-  c.model_type = "gpt2";
-  c.vocab_size = vocab;
-  c.hidden_size = hidden;
-  c.num_layers = 2;
-  c.num_heads = c.num_kv_heads = 3;
-  c.intermediate_size = 20;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = true;
-  c.attention_bias = c.attention_out_bias = c.mlp_bias = true;
-  return c;
-}
+using test::odd_gpt;
 
 inline Config make_config(int stage, int world, bool bf16 = false) {
   Config c;

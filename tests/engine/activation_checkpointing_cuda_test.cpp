@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "short_run.hpp"
 #include "zt/core/device.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/data/markov_corpus.hpp"
@@ -28,18 +29,7 @@ class CheckpointingCuda : public ::testing::TestWithParam<std::tuple<std::string
   }
 };
 
-TrainOptions short_run(const std::string& precision, int stage) {
-  TrainOptions o;  // gpt2-tiny on the synthetic corpus
-  o.steps = 30;
-  o.batch_size = 8;
-  o.seq_len = 64;
-  o.warmup_steps = 5;
-  o.threads = 2;
-  o.device = "cuda";
-  o.precision = precision;
-  o.zero_stage = stage;
-  return o;
-}
+TrainOptions short_run(const std::string& precision, int stage) { return test_runs::short_run("cuda", precision, stage); }
 
 TEST_P(CheckpointingCuda, TrainingFollowsTheRunWithoutIt) {
   const auto [precision, stage] = GetParam();

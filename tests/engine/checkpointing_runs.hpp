@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "bit_equal.hpp"
 #include "../../examples/mlp_regressor.hpp"
 #include "zt/comm/process_group.hpp"
 #include "zt/data/markov_corpus.hpp"
@@ -20,6 +21,8 @@
 #include "zt/nn/checkpoint.hpp"
 
 namespace zt::engine::testing_runs {
+
+using test::bit_equal;
 
 struct TrainingRun {
   std::vector<double> losses, norms;
@@ -131,10 +134,6 @@ inline TrainingRun train_user_model(bool checkpointed, int stage, const Activati
   return finish(*engine, std::move(run));
 }
 
-inline bool bit_equal(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
-  return x.nbytes() == y.nbytes() && std::memcmp(x.raw(), y.raw(), x.nbytes()) == 0;
-}
 
 inline void expect_same_training(const TrainingRun& checkpointed, const TrainingRun& plain) {
   ASSERT_EQ(checkpointed.losses.size(), plain.losses.size());

@@ -17,24 +17,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "short_run.hpp"
 #include "zt/core/device.hpp"
 #include "zt/engine/trainer.hpp"
 
 namespace zt::engine {
 namespace {
 
-TrainOptions short_run(const std::string& device, const std::string& precision, int stage) {
-  TrainOptions o;  // gpt2-tiny on the synthetic corpus
-  o.steps = 30;
-  o.batch_size = 8;
-  o.seq_len = 64;
-  o.warmup_steps = 5;
-  o.threads = 2;
-  o.device = device;
-  o.precision = precision;
-  o.zero_stage = stage;
-  return o;
-}
+using test_runs::short_run;
 
 class EngineCuda : public ::testing::TestWithParam<int> {
  protected:

@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "bit_equal.hpp"
 #include "../comm/mpi_test_main.hpp"
+#include "odd_gpt.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
@@ -20,19 +22,9 @@
 namespace zt::engine {
 namespace {
 
-models::TransformerConfig odd_gpt() {
-  models::TransformerConfig c;  // sizes that divide by no world size
-  c.model_type = "gpt2";
-  c.vocab_size = 37;
-  c.hidden_size = 12;
-  c.num_layers = 2;
-  c.num_heads = c.num_kv_heads = 3;
-  c.intermediate_size = 20;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = true;
-  c.attention_bias = c.attention_out_bias = c.mlp_bias = true;
-  return c;
-}
+using test::bit_equal;
+
+using test::odd_gpt;
 
 struct Setting {
   bool bf16 = false;
@@ -103,10 +95,6 @@ TrainingRun train_gpt(const Setting& s, int steps) {
   return run;
 }
 
-bool bit_equal(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());  // f32
-  return x.nbytes() == y.nbytes() && std::memcmp(x.data<float>(), y.data<float>(), x.nbytes()) == 0;
-}
 
 void expect_bit_equal(const TrainingRun& got, const TrainingRun& want) {
   ASSERT_EQ(got.losses.size(), want.losses.size());

@@ -9,6 +9,7 @@
 
 #include "../../examples/mlp_regressor.hpp"
 #include "../comm/mpi_test_main.hpp"
+#include "odd_gpt.hpp"
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
 #include "zt/engine/trainer.hpp"
@@ -17,20 +18,7 @@
 namespace zt::engine {
 namespace {
 
-models::TransformerConfig odd_gpt() {
-  // Sizes that divide by no world size: 7,621 parameters in all.
-  models::TransformerConfig c;
-  c.model_type = "gpt2";
-  c.vocab_size = 37;
-  c.hidden_size = 12;
-  c.num_layers = 2;
-  c.num_heads = c.num_kv_heads = 3;
-  c.intermediate_size = 20;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = true;
-  c.attention_bias = c.attention_out_bias = c.mlp_bias = true;
-  return c;
-}
+using test::odd_gpt;
 
 Config make_config(int stage, bool bf16, int64_t micro, int64_t gas, int world) {
   Config c;

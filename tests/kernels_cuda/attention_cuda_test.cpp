@@ -13,6 +13,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "bit_equal.hpp"
 #include "cuda_compare.hpp"
 #if ZT_HAS_CUDA
 #include "kernels/cuda/cuda_ops.hpp"
@@ -21,6 +22,8 @@
 
 namespace zt {
 namespace {
+
+using test::bit_equal;
 
 using namespace test;
 
@@ -102,10 +105,6 @@ double worst_row_error(const Tensor& got, const Tensor& want, int64_t width) {
   return worst;
 }
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
-  return x.nbytes() == y.nbytes() && std::memcmp(x.raw(), y.raw(), x.nbytes()) == 0;
-}
 
 struct Case {
   int64_t b, t, nh, nkv, hd;
@@ -180,10 +179,10 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
         if (flash) {
           const Tensor again_out = poisoned(d_out.shape(), dtype), again_lse = poisoned(d_lse.shape(), DType::f32);
           ops::attention_forward(again_out, again_lse, d_qkv, k.nh, k.nkv);
-          EXPECT_TRUE(bitwise_equal(again_out, d_out) && bitwise_equal(again_lse, d_lse)) << "forward repeated";
+          EXPECT_TRUE(bit_equal(again_out, d_out) && bit_equal(again_lse, d_lse)) << "forward repeated";
           const Tensor again = poisoned(qkv.shape(), dtype);
           ops::attention_backward(again, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
-          EXPECT_TRUE(bitwise_equal(again, d_dqkv)) << "backward repeated";
+          EXPECT_TRUE(bit_equal(again, d_dqkv)) << "backward repeated";
         }
       }
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "bit_equal.hpp"
 #include "zt/core/random.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/models/builtin.hpp"
@@ -18,11 +19,10 @@
 namespace zt::models {
 namespace {
 
+using test::bit_equal;
+
 constexpr int64_t B = 2, T = 32;
 
-bool bit_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
 
 std::shared_ptr<CausalLM> tiny(const std::string& name) {
   auto model = build_causal_lm(builtin_config(name));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "bit_equal.hpp"
 #include "zt/core/random.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/nn/attention.hpp"
@@ -17,14 +18,13 @@
 namespace zt::nn {
 namespace {
 
+using test::bit_equal;
+
 constexpr int64_t B = 2, T = 8, C = 16;
 
 // Host bytes a tensor's storage takes (Storage::allocate rounds to 64).
 size_t storage_bytes(const Tensor& t) { return (t.storage()->nbytes() + 63) / 64 * 64; }
 
-bool bit_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
 
 std::shared_ptr<Linear> linear(int64_t in, int64_t out, ops::Activation act = ops::Activation::none, bool bias = true) {
   return std::make_shared<Linear>(LinearOptions{in, out, bias, ops::WeightLayout::out_in, act, 0.2});

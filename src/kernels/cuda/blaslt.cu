@@ -59,8 +59,8 @@ cublasLtMatmulAlgo_t fastest(BlasLtContext& ctx, const Descriptors& desc, const 
   // A product that accumulates (beta != 0) must not run into its real output: a scratch copy
   // takes the trial runs. Otherwise the real output (and GELU's aux) are overwritten by the run
   // that follows the choice anyway.
-  const size_t d_bytes = size_t(p.ldd) * size_t(p.n) * (p.beta != 0.0f ? 1 : 0);
-  Scratch scratch(d_bytes * 4);  // element size at most 4 bytes
+  const size_t scratch_elements = p.beta != 0.0f ? size_t(p.ldd) * size_t(p.n) : 0;
+  Scratch scratch(scratch_elements * sizeof(float));  // f32 is the widest element type here
   void* d = p.beta != 0.0f ? scratch.as<void>() : p.d;
   cudaEvent_t start, stop;
   ZT_CUDA_CHECK(cudaEventCreate(&start));
