@@ -51,4 +51,14 @@ inline std::vector<double> train_steps(Engine& engine, data::Dataset& data, int 
   return losses;
 }
 
+// The whole model's f32 parameters end to end (from the master weights), on every rank.
+inline std::vector<float> flat_parameters(Engine& engine) {
+  std::vector<float> all;
+  for (const auto& [name, t] : engine.full_parameters()) {
+    const auto v = t.to_floats();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
 }  // namespace zt::engine::testing

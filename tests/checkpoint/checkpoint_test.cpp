@@ -16,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::make_engine;
+using testing::flat_parameters;
 using testing::odd_gpt;
 using testing::train_steps;
 
@@ -39,15 +40,6 @@ std::string error_of(F&& f) {
 
 #define EXPECT_ERROR_HAS(message, part) \
   EXPECT_NE((message).find(part), std::string::npos) << "error: '" << (message) << "' lacks '" << (part) << "'"
-
-std::vector<float> flat_parameters(Engine& engine) {
-  std::vector<float> all;
-  for (const auto& [name, t] : engine.full_parameters()) {
-    const auto v = t.to_floats();
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
-}
 
 class KillDuringSave : public ::testing::TestWithParam<const char*> {};
 

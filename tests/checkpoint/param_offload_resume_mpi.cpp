@@ -13,6 +13,7 @@
 namespace zt::engine {
 namespace {
 
+using testing::flat_parameters;
 using testing::train_steps;
 
 std::string fresh_dir(comm::ProcessGroup& world, const std::string& name) {
@@ -53,15 +54,6 @@ Initialized make_engine(const Setting& s, std::shared_ptr<comm::ProcessGroup> gr
   auto out = initialize(model, std::make_shared<nn::CrossEntropyLoss>(), c, corpus, group);
   EXPECT_EQ(out.engine->offloads_parameters(), s.param_device != "none");
   return out;
-}
-
-std::vector<float> flat_parameters(Engine& engine) {
-  std::vector<float> all;
-  for (const auto& [name, t] : engine.full_parameters()) {
-    const auto v = t.to_floats();
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
 }
 
 class ParamOffloadResume : public ::testing::TestWithParam<std::tuple<std::string, bool, bool>> {};

@@ -12,6 +12,7 @@ namespace zt::engine {
 namespace {
 
 using testing::make_engine;
+using testing::flat_parameters;
 using testing::train_steps;
 
 // A folder all ranks share, emptied by rank 0.
@@ -23,15 +24,6 @@ std::string fresh_dir(comm::ProcessGroup& world, const std::string& name) {
   }
   world.barrier().wait();
   return dir;
-}
-
-std::vector<float> flat_parameters(Engine& engine) {
-  std::vector<float> all;
-  for (const auto& [name, t] : engine.full_parameters()) {
-    const auto v = t.to_floats();
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
 }
 
 class ExactResume : public ::testing::TestWithParam<int> {};
