@@ -31,6 +31,7 @@ Attention::Attention(const AttentionOptions& o) : options_(o) {
     q_proj_ = register_module("q_proj", linear(o.n_embd, nh * hd, o.qkv_bias, o.init_std));
     k_proj_ = register_module("k_proj", linear(o.n_embd, nkv * hd, o.qkv_bias, o.init_std));
     v_proj_ = register_module("v_proj", linear(o.n_embd, nkv * hd, o.qkv_bias, o.init_std));
+    qkv_proj_ = std::make_unique<SiblingLinears>(std::vector<std::shared_ptr<Linear>>{q_proj_, k_proj_, v_proj_});
   }
   out_proj_ = register_module(o.out_name, linear(nh * hd, o.n_embd, o.out_bias, o.out_init_std));
   if (o.rope_theta > 0) {
@@ -44,28 +45,11 @@ Attention::Attention(const AttentionOptions& o) : options_(o) {
 }
 
 Tensor Attention::project_qkv(const Tensor& x) {
-  if (c_attn_) return c_attn_->forward(x);
-  const int64_t b = x.size(0), t = x.size(1);
-  const Tensor q = q_proj_->forward(x), k = k_proj_->forward(x), v = v_proj_->forward(x);
-  const int64_t width = q.size(-1) + k.size(-1) + v.size(-1);
-  Tensor qkv = Tensor::empty({b, t, width}, x.dtype(), x.device());
-  ops::pack_columns(qkv.reshape({b * t, width}), {as_rows(q), as_rows(k), as_rows(v)});
-  return qkv;
+  return c_attn_ ? c_attn_->forward(x) : qkv_proj_->forward(x);
 }
 
 Tensor Attention::project_qkv_backward(const Tensor& dqkv) {
-  if (c_attn_) return c_attn_->backward(dqkv);
-  const int64_t b = dqkv.size(0), t = dqkv.size(1);
-  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
-  Tensor dq = Tensor::empty({b, t, nh * hd}, dqkv.dtype(), dqkv.device());
-  Tensor dk = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
-  Tensor dv = Tensor::empty({b, t, nkv * hd}, dqkv.dtype(), dqkv.device());
-  ops::unpack_columns({as_rows(dq), as_rows(dk), as_rows(dv)}, as_rows(dqkv));
-  // Backward in the reverse order of the forward's projections.
-  Tensor dx = v_proj_->backward(dv);
-  ops::add_(dx, k_proj_->backward(dk));
-  ops::add_(dx, q_proj_->backward(dq));
-  return dx;
+  return c_attn_ ? c_attn_->backward(dqkv) : qkv_proj_->backward(dqkv);
 }
 
 Tensor Attention::forward_impl(const Tensor& x) {
@@ -92,7 +76,7 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   Tensor dattn = out_proj_->backward(dy);
   Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
   ops::attention_backward(dqkv, dattn, qkv_, out_, att_, nh, nkv);
-  drop_saved();
+  qkv_ = out_ = att_ = Tensor();  // the projection's saved input stays for its backward below
   if (inv_freq_.defined()) {
     ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, dqkv), nh + nkv,
                        position_offset_);
@@ -100,6 +84,9 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   return project_qkv_backward(dqkv);
 }
 
-void Attention::drop_saved() { qkv_ = out_ = att_ = Tensor(); }
+void Attention::drop_saved() {
+  qkv_ = out_ = att_ = Tensor();
+  if (qkv_proj_) qkv_proj_->drop_saved();
+}
 
 }  // namespace zt::nn

@@ -14,15 +14,17 @@ MLP::MLP(const MLPOptions& o) : options_(o) {
     gate_proj_ = register_module("gate_proj", linear(o.n_embd, o.hidden, ops::Activation::none, o.init_std));
     up_proj_ = register_module("up_proj", linear(o.n_embd, o.hidden, ops::Activation::none, o.init_std));
     down_proj_ = register_module("down_proj", linear(o.hidden, o.n_embd, ops::Activation::none, o.out_init_std));
+    gate_up_proj_ = std::make_unique<SiblingLinears>(std::vector<std::shared_ptr<Linear>>{gate_proj_, up_proj_});
   }
 }
 
 Tensor MLP::forward_impl(const Tensor& x) {
   if (c_fc_) return c_proj_->forward(c_fc_->forward(x));
-  gate_ = gate_proj_->forward(x);
-  up_ = up_proj_->forward(x);
-  Tensor h = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());
-  ops::swiglu_forward(h, gate_, up_);
+  gate_up_ = gate_up_proj_->forward(x);
+  Shape hidden = gate_up_.shape();
+  hidden.back() = options_.hidden;
+  Tensor h = Tensor::empty(hidden, gate_up_.dtype(), gate_up_.device());
+  ops::swiglu_forward(h, gate_up_);
   return down_proj_->forward(h);
 }
 
@@ -32,17 +34,18 @@ Tensor MLP::backward_impl(const Tensor& dy) {
     c_proj_->backward_through_activation_of(*c_fc_);
     return c_fc_->backward(c_proj_->backward(dy));
   }
-  ZT_CHECK(gate_.defined(), "MLP: backward before forward");
+  ZT_CHECK(gate_up_.defined(), "MLP: backward before forward");
   Tensor dh = down_proj_->backward(dy);
-  Tensor dgate = Tensor::empty(gate_.shape(), gate_.dtype(), gate_.device());
-  Tensor dup = Tensor::empty(up_.shape(), up_.dtype(), up_.device());
-  ops::swiglu_backward(dgate, dup, dh, gate_, up_);
-  drop_saved();
-  Tensor dx = up_proj_->backward(dup);
-  ops::add_(dx, gate_proj_->backward(dgate));
-  return dx;
+  // The gradient replaces the saved (gate, up) values it is computed from, in place.
+  Tensor dgate_up = gate_up_;
+  ops::swiglu_backward(dgate_up, dh, gate_up_);
+  gate_up_ = Tensor();
+  return gate_up_proj_->backward(dgate_up);
 }
 
-void MLP::drop_saved() { gate_ = up_ = Tensor(); }
+void MLP::drop_saved() {
+  gate_up_ = Tensor();
+  if (gate_up_proj_) gate_up_proj_->drop_saved();
+}
 
 }  // namespace zt::nn

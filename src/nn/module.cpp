@@ -13,23 +13,26 @@ RecomputeScope::RecomputeScope() { ++g_recompute_depth; }
 RecomputeScope::~RecomputeScope() { --g_recompute_depth; }
 bool Module::recomputing() { return g_recompute_depth > 0; }
 
-Tensor Module::forward(const Tensor& x) {
+void Module::begin_forward() {
   for (const auto& h : hooks_)
     if (h->before_forward) h->before_forward(*this);
   if (!recomputing()) {
     for (const auto& [name, p] : params_)
       if (p->requires_grad) ++p->pending_backward;
   }
-  Tensor y = forward_impl(x);
-  for (const auto& h : hooks_)
-    if (h->after_forward) h->after_forward(*this);
-  return y;
 }
 
-Tensor Module::backward(const Tensor& dy) {
+void Module::end_forward() {
+  for (const auto& h : hooks_)
+    if (h->after_forward) h->after_forward(*this);
+}
+
+void Module::begin_backward() {
   for (const auto& h : hooks_)
     if (h->before_backward) h->before_backward(*this);
-  Tensor dx = backward_impl(dy);
+}
+
+void Module::end_backward() {
   for (const auto& [name, p] : params_) {
     if (!p->requires_grad) continue;
     ZT_CHECK(p->pending_backward > 0, type_name(), ".", name, ": backward without a matching forward");
@@ -40,6 +43,33 @@ Tensor Module::backward(const Tensor& dy) {
   }
   for (const auto& h : hooks_)
     if (h->after_backward) h->after_backward(*this);
+}
+
+Tensor Module::forward(const Tensor& x) {
+  begin_forward();
+  Tensor y = forward_impl(x);
+  end_forward();
+  return y;
+}
+
+Tensor Module::backward(const Tensor& dy) {
+  begin_backward();
+  Tensor dx = backward_impl(dy);
+  end_backward();
+  return dx;
+}
+
+Tensor Module::forward_together(const std::vector<Module*>& members, const std::function<Tensor()>& body) {
+  for (Module* m : members) m->begin_forward();
+  Tensor y = body();
+  for (Module* m : members) m->end_forward();
+  return y;
+}
+
+Tensor Module::backward_together(const std::vector<Module*>& members, const std::function<Tensor()>& body) {
+  for (Module* m : members) m->begin_backward();
+  Tensor dx = body();
+  for (Module* m : members) m->end_backward();
   return dx;
 }
 

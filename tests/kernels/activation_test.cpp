@@ -55,17 +55,22 @@ TEST(Gelu, BackwardMatchesFiniteDifferences) {
   test::check_gradients({{"inp", inp, dinp, false}}, loss, backward);
 }
 
-TEST(SwiGLU, ForwardMatchesSiluTimesUp) {
+TEST(SwiGLU, ForwardMatchesSiluTimesUpOfEachRowsHalves) {
   Rng rng(43);
-  for (const Shape& shape : {Shape{1, 1}, Shape{7, 45}, Shape{16, 257}}) {
+  for (const Shape& shape : {Shape{1, 2}, Shape{7, 90}, Shape{2, 8, 514}}) {
     for (DType dtype : {DType::f32, DType::f64}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_str(shape));
-      const Tensor gate = random_tensor(shape, dtype, rng, -8.0, 8.0), up = random_tensor(shape, dtype, rng, -2.0, 2.0);
-      const Tensor out = Tensor::empty(shape, dtype);
-      ops::swiglu_forward(out, gate, up);
-      const std::vector<double> g = values(gate), u = values(up);
-      std::vector<double> expected(g.size());
-      for (size_t i = 0; i < g.size(); ++i) expected[i] = silu(g[i]) * u[i];
+      const int64_t h = shape.back() / 2, rows = Tensor::empty(shape, dtype).numel() / (2 * h);
+      const Tensor gate_up = random_tensor(shape, dtype, rng, -8.0, 8.0);
+      Shape out_shape = shape;
+      out_shape.back() = h;
+      const Tensor out = Tensor::empty(out_shape, dtype);
+      ops::swiglu_forward(out, gate_up);
+      const std::vector<double> gu = values(gate_up);
+      std::vector<double> expected(size_t(rows * h));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < h; ++i)
+          expected[size_t(r * h + i)] = silu(gu[size_t(r * 2 * h + i)]) * gu[size_t(r * 2 * h + h + i)];
       EXPECT_TRUE(close_by_norm(out, expected, dtype == DType::f32 ? 1e-6 : 1e-14));
     }
   }
@@ -73,16 +78,26 @@ TEST(SwiGLU, ForwardMatchesSiluTimesUp) {
 
 TEST(SwiGLU, BackwardMatchesFiniteDifferences) {
   Rng rng(44);
-  const Tensor gate = random_tensor({4, 9}, DType::f64, rng, -4.0, 4.0), up = random_tensor({4, 9}, DType::f64, rng);
-  const Tensor r = random_tensor(gate.shape(), DType::f64, rng);
-  const Tensor out = Tensor::empty(gate.shape(), DType::f64);
-  const Tensor dgate = Tensor::empty(gate.shape(), DType::f64), dup = Tensor::empty(gate.shape(), DType::f64);
+  const Tensor gate_up = random_tensor({4, 18}, DType::f64, rng, -4.0, 4.0);
+  const Tensor r = random_tensor({4, 9}, DType::f64, rng);
+  const Tensor out = Tensor::empty({4, 9}, DType::f64);
+  const Tensor dgate_up = Tensor::empty(gate_up.shape(), DType::f64);
   auto loss = [&] {
-    ops::swiglu_forward(out, gate, up);
+    ops::swiglu_forward(out, gate_up);
     return test::sum_product(out, r);
   };
-  auto backward = [&] { ops::swiglu_backward(dgate, dup, r, gate, up); };
-  test::check_gradients({{"gate", gate, dgate, false}, {"up", up, dup, false}}, loss, backward);
+  auto backward = [&] { ops::swiglu_backward(dgate_up, r, gate_up); };
+  test::check_gradients({{"gate_up", gate_up, dgate_up, false}}, loss, backward);
+}
+
+TEST(SwiGLU, BackwardInPlaceEqualsOutOfPlace) {
+  Rng rng(45);
+  const Tensor gate_up = random_tensor({5, 34}, DType::f32, rng, -4.0, 4.0), dout = random_tensor({5, 17}, DType::f32, rng);
+  const Tensor separate = Tensor::empty(gate_up.shape(), DType::f32);
+  ops::swiglu_backward(separate, dout, gate_up);
+  const Tensor in_place = gate_up.clone();
+  ops::swiglu_backward(in_place, dout, in_place);
+  EXPECT_EQ(values(in_place), values(separate));
 }
 
 TEST(Activation, ArgumentErrorsNameTheOpAndArgument) {
@@ -92,10 +107,12 @@ TEST(Activation, ArgumentErrorsNameTheOpAndArgument) {
   EXPECT_TRUE(throws_error_naming([&] { ops::gelu_forward(x.to(DType::f64), x); }, {"gelu_forward", "out", "f64"}));
   EXPECT_TRUE(throws_error_naming([&] { ops::gelu_backward(x, wrong, x); }, {"gelu_backward", "dout"}));
   EXPECT_TRUE(throws_error_naming([&] { ops::gelu_backward(wrong, x, x); }, {"gelu_backward", "dinp"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x, x, wrong); }, {"swiglu_forward", "up"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x, x, x.to(DType::f64)); }, {"swiglu_forward", "up", "f64"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(x, wrong, x, x, x); }, {"swiglu_backward", "dup"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(x, x, wrong, x, x); }, {"swiglu_backward", "dout"}));
+  const Tensor gate_up = Tensor::zeros({2, 6}, DType::f32);
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x, x); }, {"swiglu_forward", "gate_up", "even", "(2, 3)"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(wrong, gate_up); }, {"swiglu_forward", "out", "(3, 2)"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_forward(x.to(DType::f64), gate_up); }, {"swiglu_forward", "out", "f64"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(x, x, gate_up); }, {"swiglu_backward", "dgate_up"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::swiglu_backward(gate_up, wrong, gate_up); }, {"swiglu_backward", "dout"}));
   EXPECT_TRUE(throws_error_naming([&] { ops::gelu_forward(Tensor::zeros({2}, DType::bf16), Tensor::zeros({2}, DType::bf16)); },
                                   {"gelu_forward", "bf16"}));
 }

@@ -80,9 +80,12 @@ void rope_backward(const Tensor& dx, const Tensor& inv_freq, int64_t n_rotated_h
 // GELU, tanh approximation (Hugging Face "gelu_new" / torch approximate="tanh"). Any shape.
 void gelu_forward(const Tensor& out, const Tensor& inp);
 void gelu_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp);
-// out (N, H) = silu(gate) * up.
-void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up);
-void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up);
+// out (..., H) = silu(gate) * up, where gate_up (..., 2H) holds each row's gate then its up (the
+// output of the gate and up projections computed as one product).
+void swiglu_forward(const Tensor& out, const Tensor& gate_up);
+// dgate_up (..., 2H): each row's dgate then dup, from dout (..., H). dgate_up may be gate_up
+// itself (in place).
+void swiglu_backward(const Tensor& dgate_up, const Tensor& dout, const Tensor& gate_up);
 
 // ---- embedding ------------------------------------------------------------------------------
 // out (N, C) = weight (V, C)[ids (N) i32], or += when accumulate. An id outside [0, V) is an error.

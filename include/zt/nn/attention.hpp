@@ -6,6 +6,7 @@
 #include <string>
 
 #include "zt/nn/layers.hpp"
+#include "zt/nn/sibling_linears.hpp"
 
 namespace zt::nn {
 
@@ -43,6 +44,7 @@ class Attention : public Module {
 
   AttentionOptions options_;
   std::shared_ptr<Linear> c_attn_, q_proj_, k_proj_, v_proj_, out_proj_;
+  std::unique_ptr<SiblingLinears> qkv_proj_;  // q_proj, k_proj, v_proj as one packed projection
   Tensor inv_freq_;  // (HD / 2)
   int64_t position_offset_ = 0;
   // Saved for the backward: qkv (B, T, (NH + 2*NKV) * HD), the attention output before the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "zt/nn/layers.hpp"
+#include "zt/nn/sibling_linears.hpp"
 
 namespace zt::nn {
 
@@ -32,7 +33,8 @@ class MLP : public Module {
   MLPOptions options_;
   std::shared_ptr<Linear> c_fc_, c_proj_;                  // gelu
   std::shared_ptr<Linear> gate_proj_, up_proj_, down_proj_;  // swiglu
-  Tensor gate_, up_;  // (..., H), saved by the SwiGLU form
+  std::unique_ptr<SiblingLinears> gate_up_proj_;             // gate_proj and up_proj as one
+  Tensor gate_up_;  // (..., 2H), saved by the SwiGLU form
 };
 
 }  // namespace zt::nn

@@ -50,6 +50,14 @@ class Module {
   // Parameter::pending_backward (and with it grad_ready) sees each use once.
   static bool recomputing();
 
+  // For sibling modules whose forwards one fused op computes (projections of one input as one
+  // product): runs every member's before-forward hooks and counts its parameter uses, then body,
+  // then every member's after-forward hooks, as if each had run its own forward.
+  static Tensor forward_together(const std::vector<Module*>& members, const std::function<Tensor()>& body);
+  // The backward counterpart: every member's before-backward hooks, body, then each member's
+  // parameters reported (grad_ready at their last use) and its after-backward hooks.
+  static Tensor backward_together(const std::vector<Module*>& members, const std::function<Tensor()>& body);
+
   virtual std::string type_name() const = 0;
 
   // Every parameter of the tree with its dotted name; a shared (tied) parameter appears once,
@@ -96,6 +104,10 @@ class Module {
   void replace_child(const std::string& name, std::shared_ptr<Module> m);
 
  private:
+  void begin_forward();
+  void end_forward();
+  void begin_backward();
+  void end_backward();
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void collect(const std::string& prefix, std::vector<std::pair<std::string, ParameterPtr>>& out) const;
 

@@ -54,9 +54,9 @@ void gelu_forward(T* out, const T* inp, int64_t n);
 template <class T>
 void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n);
 template <class T>
-void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
+void swiglu_forward(T* out, const T* gate_up, int64_t rows, int64_t hidden);  // out (rows, H), gate_up (rows, 2H)
 template <class T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int64_t rows, int64_t hidden);
 
 template <class T>
 void embedding_forward(T* out, const int32_t* ids, const T* weight, int64_t n, int64_t v, int64_t c, bool accumulate);

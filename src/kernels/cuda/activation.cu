@@ -94,13 +94,16 @@ void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n) {
 }
 
 template <class T>
-void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
-  elementwise_map<T, 2, 1>("swiglu_forward", {{out}}, {{gate, up}}, n, SwigluForward());
+void swiglu_forward(T* out, const T* gate_up, int64_t rows, int64_t hidden) {
+  elementwise_rows<T, 2, 1>("swiglu_forward", {{out}}, {{hidden}}, {{gate_up, gate_up + hidden}},
+                            {{2 * hidden, 2 * hidden}}, rows, hidden, SwigluForward());
 }
 
 template <class T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  elementwise_map<T, 3, 2>("swiglu_backward", {{dgate, dup}}, {{dout, gate, up}}, n, SwigluBackward());
+void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int64_t rows, int64_t hidden) {
+  elementwise_rows<T, 3, 2>("swiglu_backward", {{dgate_up, dgate_up + hidden}}, {{2 * hidden, 2 * hidden}},
+                            {{dout, gate_up, gate_up + hidden}}, {{hidden, 2 * hidden, 2 * hidden}}, rows, hidden,
+                            SwigluBackward());
 }
 
 template <class T>
@@ -124,8 +127,8 @@ void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_hea
 #define ZT_INSTANTIATE(T)                                                                                \
   template void gelu_forward<T>(T*, const T*, int64_t);                                                  \
   template void gelu_backward<T>(T*, const T*, const T*, int64_t);                                       \
-  template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                      \
-  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                       \
+  template void swiglu_forward<T>(T*, const T*, int64_t, int64_t);                                      \
+  template void swiglu_backward<T>(T*, const T*, const T*, int64_t, int64_t);                            \
   template void rope_apply<T>(T*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(bf16)

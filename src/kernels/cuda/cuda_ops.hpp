@@ -97,9 +97,9 @@ void gelu_forward(T* out, const T* inp, int64_t n);
 template <class T>
 void gelu_backward(T* dinp, const T* dout, const T* inp, int64_t n);
 template <class T>
-void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
+void swiglu_forward(T* out, const T* gate_up, int64_t rows, int64_t hidden);  // out (rows, H), gate_up (rows, 2H)
 template <class T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int64_t rows, int64_t hidden);  // may alias gate_up
 
 // ---- embedding -------------------------------------------------------------------------------
 // Rows whose id is outside [0, V) come out NaN (forward) or are skipped (backward): the ids are
