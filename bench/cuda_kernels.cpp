@@ -175,7 +175,7 @@ void bench_matmuls() {
 }
 
 // Causal attention forward and backward at GPT-2 124M's and Llama 1.1B's shapes, for the
-// flash kernels in use and their tuning alternatives, in the same run. FLOPs are
+// flash kernels in use and their tuning alternatives, and cuDNN's fused backward, in the same run. FLOPs are
 // counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
 // products, the backward is counted as flash attention's 5 whatever a version does.
 void bench_attention() {
@@ -208,10 +208,10 @@ void bench_attention() {
     kv_registers.dkv_kv_in_registers = true;
     one_block.dkv_splits = 1;
     const bool grouped = a.nh != a.nkv;
-    const Version versions[] = {{"v3", cuda::AttentionKernels::automatic, {}, true, true},
-                                {"v3 64-row fwd", cuda::AttentionKernels::automatic, rows64, true, false},
-                                {"v3 dkv K,V in registers", cuda::AttentionKernels::automatic, kv_registers, false, true},
-                                {"v3 dkv 1 block/group", cuda::AttentionKernels::automatic, one_block, false, grouped}};
+    const Version versions[] = {{"v3", cuda::AttentionKernels::flash, {}, true, true},
+                                {"v3 64-row fwd", cuda::AttentionKernels::flash, rows64, true, false},
+                                {"v3 dkv K,V in registers", cuda::AttentionKernels::flash, kv_registers, false, true},
+                                {"v3 dkv 1 block/group", cuda::AttentionKernels::flash, one_block, false, grouped}};
     for (const Version& v : versions) {
       cuda::set_attention_kernels(v.kernels);
       cuda::set_flash_attention_tuning(v.tuning);
@@ -224,8 +224,22 @@ void bench_attention() {
              time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
              v.name);
     }
-    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
     cuda::set_flash_attention_tuning({});
+    // cuDNN's fused backward after our forward, where the build has cuDNN and it has a plan for
+    // the shape (else a line saying why, so no fallback is timed under its name).
+    const std::string no_cudnn = cuda::cudnn_attention_backward_support(a.b, a.t, a.nh, a.nkv, a.hd);
+    if (no_cudnn.empty()) {
+      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+      ops::attention_forward(out, lse, qkv, a.nh, a.nkv);
+      report("attention_backward", shape,
+             time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
+             "cudnn");
+    } else {
+      const nlohmann::json j = {{"op", "attention_backward"}, {"shape", shape}, {"version", "cudnn"},
+                                {"skipped", no_cudnn}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
   }
 }
 

@@ -21,8 +21,9 @@ zt_setup parity "$zt_dry" || exit 1
 n="$(zt_world_size)" || exit 1
 # Every run takes cuBLASLt's first algorithm for each product: with the timed choice (the
 # default) two processes can pick different kernels and differ at the rounding level, which bf16
-# training amplifies; the stages are then compared on the same arithmetic.
-export ZT_GEMM_AUTOTUNE=0
+# training amplifies; the stages are then compared on the same arithmetic. The attention backward
+# stays on zt's kernels for the same reason (cuDNN's adds dQ across blocks in a varying order).
+export ZT_GEMM_AUTOTUNE=0 ZT_ATTENTION_KERNELS=flash
 zt_build zt_cli || exit 1
 
 # name batch seq lr reduce_bucket prefetch_bucket persistence_threshold

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <tuple>
 
@@ -53,8 +54,9 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
   return Tensor::from_floats({b, nh, t}, lse);
 }
 
-// Which attention kernels run: the tensor-core ones where they apply (as tuned by default or with
-// one of their alternatives), or the simple ones everywhere.
+// Which of our attention kernels run: the tensor-core ones where they apply (as tuned by default
+// or with one of their alternatives), or the simple ones everywhere. cuDNN's backward has its own
+// test below.
 enum class Kernels { automatic, forward_64_rows, dkv_kv_in_registers, one_dkv_block, simple };
 const char* kernels_name(Kernels k) {
   switch (k) {
@@ -75,7 +77,7 @@ bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 void use_kernels(Kernels kernels) {
 #if ZT_HAS_CUDA
   cuda::set_attention_kernels(kernels == Kernels::simple ? cuda::AttentionKernels::simple
-                                                         : cuda::AttentionKernels::automatic);
+                                                         : cuda::AttentionKernels::flash);
   cuda::FlashAttentionTuning tuning;
   tuning.forward_rows = kernels == Kernels::forward_64_rows ? 64 : 0;
   tuning.dkv_kv_in_registers = kernels == Kernels::dkv_kv_in_registers;
@@ -118,26 +120,52 @@ const Case kCases[] = {
     {1, 2048, 4, 4, 128, true},
 };
 
+// The CPU reference of one case, on values every dtype under test holds exactly: out (B, T,
+// NH*HD), lse (B, NH, T), and the gradient's query, key and value columns (B*T, NH*HD or NKV*HD).
+struct Reference {
+  Tensor qkv, dout, out, lse;
+  std::vector<Tensor> parts;
+};
+Reference reference_attention(Rng& rng, const Case& k) {
+  const int64_t width = (k.nh + 2 * k.nkv) * k.hd, n = k.b * k.t;
+  Reference r;
+  r.qkv = host_values({k.b, k.t, width}, DType::bf16, rng, -2.0, 2.0);
+  r.dout = host_values({k.b, k.t, k.nh * k.hd}, DType::bf16, rng);
+  r.out = Tensor::empty({k.b, k.t, k.nh * k.hd}, DType::f32);
+  const Tensor att = Tensor::empty({k.b, k.nh, k.t, k.t}, DType::f32);
+  ops::attention_forward(r.out, att, r.qkv, k.nh, k.nkv);
+  const Tensor dqkv = Tensor::empty(r.qkv.shape(), DType::f32);
+  ops::attention_backward(dqkv, r.dout, r.qkv, r.out, att, k.nh, k.nkv);
+  r.lse = reference_lse(r.qkv, k.nh, k.nkv);
+  for (const int64_t w : {k.nh * k.hd, k.nkv * k.hd, k.nkv * k.hd})
+    r.parts.push_back(Tensor::empty({n, w}, DType::f32));
+  ops::unpack_columns(r.parts, dqkv.reshape({n, width}));
+  return r;
+}
+
+// The device gradient d_dqkv (B, T, (NH + 2*NKV)*HD) against the reference's parts, each part on
+// its own: by norm (tol as expect_close's) and row by row.
+void expect_gradient_close(const Tensor& d_dqkv, const Reference& ref, const Case& k, DType dtype, double tol,
+                           const std::string& family) {
+  const int64_t n = k.b * k.t, width = (k.nh + 2 * k.nkv) * k.hd;
+  std::vector<Tensor> d_parts;
+  for (const Tensor& p : ref.parts) d_parts.push_back(Tensor::empty(p.shape(), dtype));
+  ops::unpack_columns(d_parts, d_dqkv.to(Device::cpu()).reshape({n, width}));
+  const char* names[3] = {"attention_backward.dq", "attention_backward.dk", "attention_backward.dv"};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(expect_close(names[i] + family, d_parts[size_t(i)], ref.parts[size_t(i)], dtype, tol));
+    EXPECT_LT(worst_row_error(d_parts[size_t(i)], ref.parts[size_t(i)], k.hd), dtype == DType::bf16 ? 0.1 : 1e-4)
+        << names[i] << ": worst (token, head) row";
+  }
+}
+
 TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(301);
   for (const Case& k : kCases) {
-    const int64_t width = (k.nh + 2 * k.nkv) * k.hd;
     const bool tensor_core_size = k.hd == 64 || k.hd == 128;
-    // The CPU reference, once per case, on values every dtype under test holds exactly.
-    const Tensor qkv = host_values({k.b, k.t, width}, DType::bf16, rng, -2.0, 2.0);
-    const Tensor dout = host_values({k.b, k.t, k.nh * k.hd}, DType::bf16, rng);
-    const Tensor out = Tensor::empty({k.b, k.t, k.nh * k.hd}, DType::f32);
-    const Tensor att = Tensor::empty({k.b, k.nh, k.t, k.t}, DType::f32);
-    ops::attention_forward(out, att, qkv, k.nh, k.nkv);
-    const Tensor dqkv = Tensor::empty(qkv.shape(), DType::f32);
-    ops::attention_backward(dqkv, dout, qkv, out, att, k.nh, k.nkv);
-    const Tensor lse = reference_lse(qkv, k.nh, k.nkv);
-    const int64_t n = k.b * k.t;
-    const int64_t widths[3] = {k.nh * k.hd, k.nkv * k.hd, k.nkv * k.hd};
-    std::vector<Tensor> parts;
-    for (int i = 0; i < 3; ++i) parts.push_back(Tensor::empty({n, widths[i]}, DType::f32));
-    ops::unpack_columns(parts, dqkv.reshape({n, width}));
+    const Reference ref = reference_attention(rng, k);
+    const Tensor &qkv = ref.qkv, &dout = ref.dout, &out = ref.out, &lse = ref.lse;
 
     for (DType dtype : {DType::f32, DType::bf16})
       for (Kernels kernels : {Kernels::automatic, Kernels::forward_64_rows, Kernels::dkv_kv_in_registers,
@@ -162,18 +190,8 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
         const Tensor d_dout = on_device(dout, dtype);
         const Tensor d_dqkv = poisoned(qkv.shape(), dtype);
         ops::attention_backward(d_dqkv, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
-        // Query, key and value gradients separately: each must be right on its own.
-        std::vector<Tensor> d_parts;
-        for (int i = 0; i < 3; ++i) d_parts.push_back(Tensor::empty({n, widths[i]}, dtype));
-        ops::unpack_columns(d_parts, d_dqkv.to(Device::cpu()).reshape({n, width}));
-        const char* names[3] = {"attention_backward.dq", "attention_backward.dk", "attention_backward.dv"};
         // The tensor-core backward rounds P and dS to bf16 for its products, as flash attention does.
-        const double tol = flash ? 3e-2 : -1;
-        for (int i = 0; i < 3; ++i) {
-          EXPECT_TRUE(expect_close(names[i] + family, d_parts[size_t(i)], parts[size_t(i)], dtype, tol));
-          EXPECT_LT(worst_row_error(d_parts[size_t(i)], parts[size_t(i)], k.hd), dtype == DType::bf16 ? 0.1 : 1e-4)
-              << names[i] << ": worst (token, head) row";
-        }
+        expect_gradient_close(d_dqkv, ref, k, dtype, flash ? 3e-2 : -1, family);
 
         // Run to run, the same inputs give the same bits (no atomics, a fixed order of sums).
         if (flash) {
@@ -187,6 +205,52 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
       }
   }
   use_kernels(Kernels::automatic);
+#if ZT_HAS_CUDA
+  cuda::set_attention_kernels(cuda::AttentionKernels::automatic);  // what runs outside this test
+#endif
+}
+
+// cuDNN's fused backward (AttentionKernels::automatic, after our forward) against the CPU
+// reference: MHA and GQA, head sizes 64 and 128, lengths that are multiples of 128, of 64 only,
+// and of neither (cuDNN 9.15 and older need the graph's padding mask for those). A shape cuDNN
+// has no plan for is reported with its reason and skipped; a head size it cannot take (36) must
+// still give right gradients, from our kernels.
+TEST(CudaAttention, CudnnBackwardMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+#if ZT_HAS_CUDA
+  const std::string probe = cuda::cudnn_attention_backward_support(1, 128, 2, 2, 64);
+  if (probe.find("no cuDNN") != std::string::npos) GTEST_SKIP() << probe;
+  const Case cases[] = {{2, 256, 4, 4, 64, false},  {2, 256, 8, 2, 64, false},   {2, 320, 8, 2, 64, false},
+                        {1, 200, 4, 1, 64, false},  {2, 128, 4, 2, 128, false},  {1, 1024, 4, 4, 64, false},
+                        {1, 96, 2, 1, 36, false}};
+  Rng rng(303);
+  int ran = 0;
+  for (const Case& k : cases) {
+    SCOPED_TRACE(testing::Message() << "cuDNN backward B=" << k.b << " T=" << k.t << " NH=" << k.nh
+                                    << " NKV=" << k.nkv << " HD=" << k.hd);
+    const std::string why = cuda::cudnn_attention_backward_support(k.b, k.t, k.nh, k.nkv, k.hd);
+    const bool cudnn = why.empty();
+    if (!cudnn) std::printf("[ cuDNN    ] B=%lld T=%lld NH=%lld NKV=%lld HD=%lld: no plan: %s\n", (long long)k.b,
+                            (long long)k.t, (long long)k.nh, (long long)k.nkv, (long long)k.hd, why.c_str());
+    if (k.hd % 8 != 0) {
+      EXPECT_FALSE(cudnn) << "head size " << k.hd << " should have no cuDNN plan";
+    }
+    if (!cudnn && k.hd % 8 == 0) continue;
+    const Reference ref = reference_attention(rng, k);
+    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
+    const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
+    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
+    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
+    const Tensor d_dout = on_device(ref.dout, DType::bf16);
+    const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
+    ops::attention_backward(d_dqkv, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
+    expect_gradient_close(d_dqkv, ref, k, DType::bf16, cudnn ? 3e-2 : -1, cudnn ? " (cuDNN)" : " (fallback)");
+    ran += cudnn;
+  }
+  cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+  if (ran == 0) GTEST_SKIP() << "cuDNN had a plan for none of the cases: " << probe;
+#endif
 }
 
 TEST(CudaAttention, SavedStateIsTheLogSumExp) {

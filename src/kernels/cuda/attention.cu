@@ -6,7 +6,9 @@
 //
 // Backward, both families: D_i = sum_j P_ij dP_ij = dO_i . O_i from the forward's output, then
 // dQ in one pass over the keys of query row i; a separate kernel walks each key row's queries
-// for dK and dV, so nothing is accumulated across blocks by atomics.
+// for dK and dV, so nothing is accumulated across blocks by atomics. By default the bf16
+// backward runs on cuDNN's fused engines instead where they have a plan (cudnn_attention.cu; they
+// accumulate dQ across blocks in f32); AttentionKernels::flash keeps ours.
 #include <atomic>
 #include <cmath>
 #include <initializer_list>
@@ -17,6 +19,9 @@
 #include "common.cuh"
 #include "flash_attention.cuh"
 #include "zt/core/env.hpp"
+#if ZT_HAS_CUDNN
+#include "cudnn_attention.hpp"
+#endif
 
 namespace zt::cuda {
 
@@ -28,10 +33,11 @@ std::atomic<int> g_kernels{-1};
 AttentionKernels attention_kernels() {
   if (const int set = g_kernels; set >= 0) return AttentionKernels(set);
   static const AttentionKernels from_environment = [] {
-    const std::string v = env_string("ZT_ATTENTION_KERNELS", "flash");
-    if (v == "flash" || v.empty()) return AttentionKernels::automatic;
+    const std::string v = env_string("ZT_ATTENTION_KERNELS", "auto");
+    if (v == "auto" || v.empty()) return AttentionKernels::automatic;
+    if (v == "flash") return AttentionKernels::flash;
     if (v == "simple") return AttentionKernels::simple;
-    ZT_THROW("environment variable ZT_ATTENTION_KERNELS='", v, "' is not one of flash, simple");
+    ZT_THROW("environment variable ZT_ATTENTION_KERNELS='", v, "' is not one of auto, flash, simple");
   }();
   return from_environment;
 }
@@ -226,6 +232,14 @@ bool use_flash(int64_t hd, std::initializer_list<const void*> tensors) {
 
 void set_attention_kernels(AttentionKernels kernels) { g_kernels = int(kernels); }
 
+std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+#if ZT_HAS_CUDNN
+  return cudnn_attention_backward_plan(b, t, nh, nkv, hd);
+#else
+  return "this build of zt has no cuDNN";
+#endif
+}
+
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
   g_tuning = tuning;
@@ -259,6 +273,12 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
            32 * kMaxHeadChunks);
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
+#if ZT_HAS_CUDNN
+    // cuDNN's fused backward where it has a plan for the shape; ours otherwise.
+    if (attention_kernels() == AttentionKernels::automatic && use_flash(hd, {dqkv, dout, qkv, out}) &&
+        cudnn_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd))
+      return;
+#endif
     if (use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd);
   }

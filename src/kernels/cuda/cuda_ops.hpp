@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <string>
 
 #include "zt/core/cuda_stream.hpp"
 #include "zt/kernels/ops.hpp"
@@ -66,11 +67,18 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
                         int64_t nh, int64_t nkv, int64_t hd);
-// Which attention kernels run: tensor-core flash kernels where the head size and alignment
-// allow (automatic), or the simple warp-per-row kernels everywhere. For tests of each; until it
-// is called, the environment variable ZT_ATTENTION_KERNELS (flash, the default; simple) decides.
-enum class AttentionKernels { automatic, simple };
+// Which attention kernels run. automatic: our tensor-core flash forward, and for bf16 cuDNN's
+// fused backward where the build has cuDNN and cuDNN has a plan for the shape (it measures
+// faster; it sums dQ across blocks, so its bits may differ run to run), else our flash backward.
+// flash: our tensor-core kernels only (bitwise repeatable). Either falls back to the simple
+// warp-per-row kernels where the head size or alignment rules the tensor-core kernels out;
+// simple: those everywhere. For tests and timings of each; until it is called, the environment
+// variable ZT_ATTENTION_KERNELS (auto, the default; flash; simple) decides.
+enum class AttentionKernels { automatic, flash, simple };
 void set_attention_kernels(AttentionKernels kernels);
+// Whether cuDNN's fused backward runs for bf16 at this shape: "" when it does, else why not
+// (this build has no cuDNN, or cuDNN's own reason). Builds and caches the shape's plan.
+std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
 // Alternatives inside the tensor-core kernels (v3), for timing them against each other in one
 // run; the tests check each. The defaults are what runs.
 struct FlashAttentionTuning {
