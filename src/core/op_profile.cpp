@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 struct Totals {
   long long calls = 0;
   double host_ms = 0, device_ms = 0;
+  double gap_before_ms = 0;  // compute stream time from the previous op's end to this op's start
 };
 
 // An op in flight or done but not yet read: its events (device) or start time (host).
@@ -34,6 +35,7 @@ struct Pending {
   Clock::time_point start;
 #if ZT_HAS_CUDA
   cudaEvent_t begin = nullptr, end = nullptr;
+  cudaStream_t stream = nullptr;
 #endif
 };
 
@@ -41,20 +43,40 @@ struct Registry {
   std::mutex mutex;
   std::map<std::string, Totals> totals;
   std::vector<Pending> pending;  // device ops whose events are not read yet
+#if ZT_HAS_CUDA
+  cudaEvent_t last_end = nullptr;  // the end of the last device op read, and its stream
+  cudaStream_t last_stream = nullptr;
+#endif
 
-  // Reads the events of finished device ops into the totals (waits for them).
+  // Reads the events of finished device ops into the totals (waits for them), with the gap on
+  // the stream between each op and the one before it on the same stream.
   void drain() {
 #if ZT_HAS_CUDA
     for (Pending& p : pending) {
       ZT_CUDA_CHECK(cudaEventSynchronize(p.end));
       float ms = 0;
       ZT_CUDA_CHECK(cudaEventElapsedTime(&ms, p.begin, p.end));
-      totals[p.name].device_ms += ms;
+      Totals& t = totals[p.name];
+      t.device_ms += ms;
+      if (last_end && last_stream == p.stream) {
+        float gap = 0;
+        ZT_CUDA_CHECK(cudaEventElapsedTime(&gap, last_end, p.begin));
+        t.gap_before_ms += std::max(gap, 0.0f);
+      }
+      forget_last();
+      last_end = p.end, last_stream = p.stream;
       cudaEventDestroy(p.begin);
-      cudaEventDestroy(p.end);
     }
 #endif
     pending.clear();
+  }
+
+  // Starts the gaps afresh (after a reset, the time spent resetting is no gap of the run's).
+  void forget_last() {
+#if ZT_HAS_CUDA
+    if (last_end) cudaEventDestroy(last_end);
+    last_end = nullptr;
+#endif
   }
 };
 
@@ -93,7 +115,8 @@ OpScope::OpScope(const char* name, bool on_device) {
   if (on_device) {
     ZT_CUDA_CHECK(cudaEventCreate(&p.begin));
     ZT_CUDA_CHECK(cudaEventCreate(&p.end));
-    ZT_CUDA_CHECK(cudaEventRecord(p.begin, cuda::compute_stream()));
+    p.stream = cuda::compute_stream();
+    ZT_CUDA_CHECK(cudaEventRecord(p.begin, p.stream));
   }
 #endif
   slot_ = int(t_open.size());
@@ -113,7 +136,7 @@ OpScope::~OpScope() {
   t.host_ms += std::chrono::duration<double, std::milli>(Clock::now() - p.start).count();
 #if ZT_HAS_CUDA
   if (p.on_device) {
-    cudaEventRecord(p.end, cuda::compute_stream());
+    cudaEventRecord(p.end, p.stream);
     r.pending.push_back(std::move(p));
     if (r.pending.size() >= 4096) r.drain();
   }
@@ -128,13 +151,15 @@ std::string op_profile_table() {
   std::vector<std::pair<std::string, Totals>> rows(r.totals.begin(), r.totals.end());
   auto key = [](const Totals& t) { return t.device_ms > 0 ? t.device_ms : t.host_ms; };
   std::sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) { return key(a.second) > key(b.second); });
-  double total = 0;
-  for (const auto& [name, t] : rows) total += key(t);
-  std::string out = str("op profile (ZT_PROFILE_OPS): ", total, " ms in ops\n");
-  char line[160];
+  double total = 0, gaps = 0;
+  for (const auto& [name, t] : rows) total += key(t), gaps += t.gap_before_ms;
+  std::string out = str("op profile (ZT_PROFILE_OPS): ", total, " ms in ops, ", gaps,
+                        " ms between them on the GPU (the stream waiting for the host, or work outside the table)\n");
+  char line[200];
   for (const auto& [name, t] : rows) {
-    std::snprintf(line, sizeof line, "  %-28s %8lld calls %10.3f ms %5.1f%% %s\n", name.c_str(), t.calls, key(t),
-                  total > 0 ? 100.0 * key(t) / total : 0.0, t.device_ms > 0 ? "(gpu)" : "(host)");
+    std::snprintf(line, sizeof line, "  %-28s %8lld calls %10.3f ms %5.1f%% %s  %8.3f ms before\n", name.c_str(),
+                  t.calls, key(t), total > 0 ? 100.0 * key(t) / total : 0.0, t.device_ms > 0 ? "(gpu)" : "(host)",
+                  t.gap_before_ms);
     out += line;
   }
   return out;
@@ -145,6 +170,7 @@ void op_profile_reset() {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   r.drain();
+  r.forget_last();
   r.totals.clear();
 }
 

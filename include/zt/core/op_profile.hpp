@@ -2,7 +2,10 @@
 // (zt/kernels/ops.hpp) counts its calls and time under its name; ops on a GPU are timed by events
 // on the compute stream (from when the stream reaches the op to when it finishes it, so waiting
 // for the host counts against the op that waited), ops on the CPU by the host clock. Nested ops
-// count once, in the outermost. Off (the default), a scope costs one branch.
+// count once, in the outermost. For device ops the table also sums, under each op, the time on
+// its stream from the end of the op before it to its own start: the GPU waiting for the host
+// (launch overhead, host work between ops, synchronizations), or work outside the op table.
+// Off (the default), a scope costs one branch.
 #pragma once
 
 #include <string>
