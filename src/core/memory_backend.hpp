@@ -10,8 +10,9 @@ void* cuda_allocate(size_t nbytes, int device);
 void cuda_release(void* ptr, int device);
 void* pinned_allocate(size_t nbytes);
 void pinned_release(void* ptr);
-// Copies nbytes between any two of host and device memory; waits for the copy when either side
-// is host memory (device-to-device copies are ordered on the compute stream).
+// Copies nbytes between any two of host and device memory. Device-to-device copies, and
+// host-to-device copies up to 16 MiB (through pinned staging buffers: the source may be reused
+// at once), are queued on the compute stream without waiting; the others wait for the copy.
 void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes);
 // Queues the copy on the compute stream and returns without waiting.
 void cuda_copy_async(void* dst, const void* src, size_t nbytes);

@@ -4,15 +4,6 @@
 
 namespace zt::nn {
 
-namespace {
-
-// The rotary frequencies where and as the op wants them: on x's device, in stats_dtype.
-Tensor frequencies_for(const Tensor& inv_freq, const Tensor& x) {
-  return inv_freq.to(ops::stats_dtype(x.dtype())).to(x.device());
-}
-
-}  // namespace
-
 Attention::Attention(const AttentionOptions& o) : options_(o) {
   ZT_CHECK(o.n_embd > 0 && o.n_head > 0, "Attention: n_embd and n_head must be positive");
   if (options_.n_kv_head == 0) options_.n_kv_head = o.n_head;
@@ -44,6 +35,14 @@ Attention::Attention(const AttentionOptions& o) : options_(o) {
   }
 }
 
+const Tensor& Attention::frequencies_for(const Tensor& x) {
+  const DType dtype = ops::stats_dtype(x.dtype());
+  // Made once per device and dtype: a copy to the GPU at every call would wait for it each time.
+  if (!inv_freq_here_.defined() || inv_freq_here_.device() != x.device() || inv_freq_here_.dtype() != dtype)
+    inv_freq_here_ = inv_freq_.to(dtype).to(x.device());
+  return inv_freq_here_;
+}
+
 Tensor Attention::project_qkv(const Tensor& x) {
   return c_attn_ ? c_attn_->forward(x) : qkv_proj_->forward(x);
 }
@@ -59,7 +58,7 @@ Tensor Attention::forward_impl(const Tensor& x) {
   const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
   qkv_ = project_qkv(x);
   if (inv_freq_.defined()) {
-    ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, x), nh + nkv,
+    ops::rope_forward(qkv_.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(x), nh + nkv,
                       position_offset_);
   }
   out_ = Tensor::empty({b, t, nh * hd}, x.dtype(), x.device());
@@ -78,7 +77,7 @@ Tensor Attention::backward_impl(const Tensor& dy) {
   ops::attention_backward(dqkv, dattn, qkv_, out_, att_, nh, nkv);
   qkv_ = out_ = att_ = Tensor();  // the projection's saved input stays for its backward below
   if (inv_freq_.defined()) {
-    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(inv_freq_, dqkv), nh + nkv,
+    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(dqkv), nh + nkv,
                        position_offset_);
   }
   return project_qkv_backward(dqkv);

@@ -40,6 +40,7 @@ class MarkovCorpus : public Dataset {
   std::vector<int32_t> next_token_;  // (V, successors)
   std::vector<double> cumulative_;   // (V, successors): running sums of the probabilities
   std::vector<double> stationary_;   // (V)
+  std::vector<double> stationary_below_;  // (V) sum of stationary_ over the tokens before each one
   double entropy_rate_ = 0;
   uint64_t batches_drawn_ = 0;
 };

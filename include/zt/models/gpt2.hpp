@@ -22,6 +22,9 @@ class GPT2LMHeadModel : public CausalLM {
   std::shared_ptr<nn::Embedding> wte_, wpe_;
   std::shared_ptr<nn::LayerNorm> ln_f_;
   std::shared_ptr<nn::Linear> lm_head_;
+  // On a GPU, the position ids (B, T) of the last forward's shape: made and copied up once per
+  // shape, not at every forward.
+  Tensor positions_;
 };
 
 }  // namespace zt::models

@@ -41,11 +41,14 @@ class Attention : public Module {
  private:
   Tensor project_qkv(const Tensor& x);             // (B, T, (NH + 2*NKV) * HD)
   Tensor project_qkv_backward(const Tensor& dqkv); // -> dx (B, T, C)
+  // The rotary frequencies on x's device, in ops::stats_dtype of x's dtype.
+  const Tensor& frequencies_for(const Tensor& x);
 
   AttentionOptions options_;
   std::shared_ptr<Linear> c_attn_, q_proj_, k_proj_, v_proj_, out_proj_;
   std::unique_ptr<SiblingLinears> qkv_proj_;  // q_proj, k_proj, v_proj as one packed projection
-  Tensor inv_freq_;  // (HD / 2)
+  Tensor inv_freq_;       // (HD / 2), f32 on the host
+  Tensor inv_freq_here_;  // inv_freq_ where and as the last call wanted it (frequencies_for)
   int64_t position_offset_ = 0;
   // Saved for the backward: qkv (B, T, (NH + 2*NKV) * HD), the attention output before the
   // projection (B, T, NH*HD), and ops::attention_saved_shape.

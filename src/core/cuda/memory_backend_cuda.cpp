@@ -3,7 +3,10 @@
 // driver, in the order of the kernels that use them.
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 
 #include "../memory_backend.hpp"
 #include "zt/core/cuda_check.hpp"
@@ -41,6 +44,52 @@ void keep_pool_memory(int device) {
   kept[device] = true;
 }
 
+// Host-to-device copies up to kStagedBytes go through pinned staging buffers, so that they are
+// truly asynchronous: the source is copied into the buffer at once (the caller may then free or
+// reuse it) and the device copy is queued on the compute stream behind the kernels before it,
+// with no wait for the GPU. A copy from pageable memory would otherwise have the host wait for
+// everything queued before it (the optimizer step, a whole forward) each time a batch goes up.
+// A ring of kStagingSlots buffers, each reused once the copy that last used it has finished.
+constexpr size_t kStagedBytes = size_t(16) << 20;
+constexpr int kStagingSlots = 4;
+
+struct StagingSlot {
+  void* buffer = nullptr;
+  size_t capacity = 0;
+  cudaEvent_t done = nullptr;  // recorded after the device copy that last read the buffer
+};
+
+class StagingRing {
+ public:
+  void copy_to_device(void* dst, const void* src, size_t nbytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    StagingSlot& s = slots_[size_t(next_)];
+    next_ = (next_ + 1) % kStagingSlots;
+    if (s.done) ZT_CUDA_CHECK(cudaEventSynchronize(s.done));
+    else ZT_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
+    if (s.capacity < nbytes) {
+      if (s.buffer) ZT_CUDA_CHECK(cudaFreeHost(s.buffer));
+      s.buffer = nullptr;
+      s.capacity = 0;
+      ZT_CUDA_CHECK(cudaHostAlloc(&s.buffer, nbytes, cudaHostAllocPortable));
+      s.capacity = nbytes;
+    }
+    std::memcpy(s.buffer, src, nbytes);
+    ZT_CUDA_CHECK(cudaMemcpyAsync(dst, s.buffer, nbytes, cudaMemcpyHostToDevice, cuda::compute_stream()));
+    ZT_CUDA_CHECK(cudaEventRecord(s.done, cuda::compute_stream()));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::array<StagingSlot, kStagingSlots> slots_{};
+  int next_ = 0;
+};
+
+StagingRing& staging_ring() {
+  static StagingRing* ring = new StagingRing;  // lives with the process: freed with the context
+  return *ring;
+}
+
 }  // namespace
 
 void* cuda_allocate(size_t nbytes, int device) {
@@ -65,6 +114,7 @@ void* pinned_allocate(size_t nbytes) {
 void pinned_release(void* ptr) { cudaFreeHost(ptr); }
 
 void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes) {
+  if (dst_on_device && !src_on_device && nbytes <= kStagedBytes) return staging_ring().copy_to_device(dst, src, nbytes);
   ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cuda::compute_stream()));
   // A copy between two device buffers is ordered with the kernels on the stream: no wait.
   if (!(dst_on_device && src_on_device)) ZT_CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream()));

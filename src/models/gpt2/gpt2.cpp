@@ -44,10 +44,15 @@ Tensor GPT2LMHeadModel::forward_impl(const Tensor& ids) {
   const int64_t b = ids.size(0), t = ids.size(1);
   ZT_CHECK(t <= config().max_position_embeddings, "GPT2LMHeadModel: sequence length ", t,
            " exceeds n_positions ", config().max_position_embeddings);
-  std::vector<int32_t> positions(size_t(b * t));
-  for (int64_t i = 0; i < b * t; ++i) positions[size_t(i)] = int32_t(i % t);
+  Tensor position_ids = positions_;
+  if (!position_ids.defined() || position_ids.shape() != ids.shape() || position_ids.device() != ids.device()) {
+    std::vector<int32_t> positions(size_t(b * t));
+    for (int64_t i = 0; i < b * t; ++i) positions[size_t(i)] = int32_t(i % t);
+    position_ids = Tensor::from_ints({b, t}, positions).to(ids.device());
+  }
+  if (ids.device().is_cuda()) positions_ = position_ids;
   Tensor x = wte_->forward(ids);
-  const Tensor pos = wpe_->forward(Tensor::from_ints({b, t}, positions).to(ids.device()));
+  const Tensor pos = wpe_->forward(position_ids);
   ops::add(x, x, pos);
   return lm_head_->forward(ln_f_->forward(blocks_forward(std::move(x))));
 }
