@@ -4,6 +4,7 @@
 #include "zt/comm/process_group.hpp"
 #include "zt/core/log.hpp"
 #include "zt/data/markov_corpus.hpp"
+#include "zt/data/prefetching_dataset.hpp"
 #include "zt/data/token_dataset.hpp"
 #include "zt/data/tokenize_corpus.hpp"
 #include "zt/engine/trainer.hpp"
@@ -64,9 +65,10 @@ std::unique_ptr<data::Dataset> make_dataset(const TrainOptions& o, int64_t vocab
     data::MarkovCorpusOptions corpus;
     corpus.vocab_size = vocab_size;
     corpus.stream_seed = o.seed * 1000003ull + uint64_t(rank);
-    return std::make_unique<data::MarkovCorpus>(corpus);
+    return std::make_unique<data::PrefetchingDataset>(std::make_unique<data::MarkovCorpus>(corpus));
   }
-  return std::make_unique<data::TokenDataset>(prepare_token_data(o), vocab_size, o.seed, rank, world_size);
+  return std::make_unique<data::PrefetchingDataset>(
+      std::make_unique<data::TokenDataset>(prepare_token_data(o), vocab_size, o.seed, rank, world_size));
 }
 
 }  // namespace zt::engine
