@@ -1,5 +1,6 @@
 // LayerNorm and RMSNorm: forwards (and saved statistics) against naive loops, backwards against
-// finite differences, argument errors. Letters: N rows, C channels.
+// finite differences, the residual add fused in front (forward) and the residual gradient added
+// (backward) against the formulas, argument errors. Letters: N rows, C channels.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -141,6 +142,47 @@ TEST(RMSNorm, BackwardMatchesFiniteDifferences) {
   test::check_gradients({{"inp", inp, dinp, false}, {"weight", weight, dweight, true}}, loss, backward);
 }
 
+// sum = inp + residual is written (also over inp itself) and normalized as the naive loop does;
+// the backward's dinp_add is added to the input gradient.
+TEST(Norm, ResidualAddInFrontAndResidualGradientAdded) {
+  Rng rng(25);
+  const int64_t n = 6, c = 33;
+  for (bool rms : {false, true})
+    for (bool in_place : {false, true}) {
+      SCOPED_TRACE(testing::Message() << (rms ? "rmsnorm" : "layernorm") << (in_place ? " in place" : ""));
+      const Tensor inp = random_tensor({n, c}, DType::f64, rng, -2.0, 2.0), residual = random_tensor({n, c}, DType::f64, rng);
+      const Tensor weight = random_tensor({c}, DType::f64, rng, 0.5, 1.5), bias = random_tensor({c}, DType::f64, rng);
+      std::vector<double> expected_sum = values(inp);
+      const std::vector<double> res = values(residual);
+      for (size_t i = 0; i < expected_sum.size(); ++i) expected_sum[i] += res[i];
+      const Tensor summed = Tensor::from_floats({n, c}, std::vector<float>(n * c), DType::f64);
+      for (int64_t i = 0; i < n * c; ++i) summed.data<double>()[i] = expected_sum[size_t(i)];
+      const NormRef ref = rms ? naive_rmsnorm(summed, weight, 1e-6) : naive_layernorm(summed, weight, bias, 1e-5);
+
+      const Tensor x = inp.clone(), sum = in_place ? x : Tensor::empty({n, c}, DType::f64);
+      const Tensor out = Tensor::empty({n, c}, DType::f64), mean = Tensor::empty({n}, DType::f64),
+                   rstd = Tensor::empty({n}, DType::f64);
+      if (rms) ops::rmsnorm_forward_residual(sum, out, rstd, x, residual, weight, 1e-6);
+      else ops::layernorm_forward_residual(sum, out, mean, rstd, x, residual, weight, bias, 1e-5);
+      EXPECT_TRUE(close_by_norm(sum, expected_sum, 1e-15));
+      EXPECT_TRUE(close_by_norm(out, ref.out, 1e-12));
+
+      const Tensor dout = random_tensor({n, c}, DType::f64, rng), dadd = random_tensor({n, c}, DType::f64, rng);
+      const Tensor plain = Tensor::empty({n, c}, DType::f64), plus = Tensor::empty({n, c}, DType::f64);
+      if (rms) {
+        ops::rmsnorm_backward(plain, Tensor(), dout, sum, weight, rstd);
+        ops::rmsnorm_backward(plus, Tensor(), dout, sum, weight, rstd, dadd);
+      } else {
+        ops::layernorm_backward(plain, Tensor(), Tensor(), dout, sum, weight, mean, rstd);
+        ops::layernorm_backward(plus, Tensor(), Tensor(), dout, sum, weight, mean, rstd, dadd);
+      }
+      std::vector<double> expected = values(plain);
+      const std::vector<double> a = values(dadd);
+      for (size_t i = 0; i < expected.size(); ++i) expected[i] += a[i];
+      EXPECT_TRUE(close_by_norm(plus, expected, 1e-15));
+    }
+}
+
 TEST(Norm, ArgumentErrorsNameTheOpAndArgument) {
   using test::throws_error_naming;
   const Tensor x = Tensor::zeros({3, 4}, DType::f32), w = Tensor::zeros({4}, DType::f32);
@@ -169,6 +211,15 @@ TEST(Norm, ArgumentErrorsNameTheOpAndArgument) {
                                   {"rmsnorm_backward", "dinp"}));
   EXPECT_TRUE(throws_error_naming([&] { ops::rmsnorm_forward(x, stat, x.flatten(), w, 1e-6); },
                                   {"rmsnorm_forward", "inp"}));
+  const Tensor other = Tensor::zeros({3, 4}, DType::f32);
+  EXPECT_TRUE(throws_error_naming([&] { ops::rmsnorm_forward_residual(x, other, stat, x, Tensor::zeros({4, 3}, DType::f32), w, 1e-6); },
+                                  {"rmsnorm_forward_residual", "residual"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::layernorm_forward_residual(wrong_c, other, stat, stat, x, x, w, w, 1e-5); },
+                                  {"layernorm_forward_residual", "sum"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::layernorm_backward(x, w, w, x, x, w, stat, stat, Tensor::zeros({3, 5}, DType::f32)); },
+                                  {"layernorm_backward", "dinp_add"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::rmsnorm_backward(other, w, x, x, w, stat, other); },
+                                  {"rmsnorm_backward", "dinp_add", "own"}));
 }
 
 }  // namespace

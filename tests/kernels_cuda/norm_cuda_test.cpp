@@ -1,6 +1,7 @@
 // CUDA LayerNorm and RMSNorm against the CPU reference, f32 and bf16 (statistics in f32):
 // outputs, saved mean/rstd, the input gradient (overwritten) and the parameter gradients
-// (accumulated onto prefilled values). Letters: N rows, C channels.
+// (accumulated onto prefilled values); the residual add fused in front of the forward and the
+// residual gradient added in the backward. Letters: N rows, C channels.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -79,6 +80,50 @@ TEST(CudaRMSNorm, ForwardAndBackwardMatchCpu) {
       EXPECT_TRUE(expect_close("rmsnorm_backward.dinp", d_dinp, dinp, dtype));
       EXPECT_TRUE(expect_close("rmsnorm_backward.dweight", d_dweight, dweight, dtype));
     }
+}
+
+// sum = inp + residual written over inp (as the decoder block does), normalized; the backward
+// adds dinp_add. Both norms, every size (register and general kernels), f32 and bf16.
+TEST(CudaNorm, ResidualAddAndResidualGradientMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(203);
+  for (const auto& [n, c] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (bool rms : {false, true}) {
+        SCOPED_TRACE(testing::Message() << (rms ? "rmsnorm " : "layernorm ") << dtype_name(dtype) << " N=" << n
+                                        << " C=" << c);
+        const Tensor inp = host_values({n, c}, dtype, rng, -2.0, 2.0), residual = host_values({n, c}, dtype, rng);
+        const Tensor weight = host_values({c}, dtype, rng, 0.5, 1.5), bias = host_values({c}, dtype, rng);
+        const Tensor sum = inp.clone(), out = Tensor::empty({n, c}, DType::f32), mean = Tensor::empty({n}, DType::f32),
+                     rstd = Tensor::empty({n}, DType::f32);
+        const Tensor d_x = on_device(inp, dtype), d_residual = on_device(residual, dtype);
+        const Tensor d_weight = on_device(weight, dtype), d_bias = on_device(bias, dtype);
+        const Tensor d_out = poisoned({n, c}, dtype), d_mean = poisoned({n}, DType::f32), d_rstd = poisoned({n}, DType::f32);
+        if (rms) {
+          ops::rmsnorm_forward_residual(sum, out, rstd, sum, residual, weight, 1e-6);
+          ops::rmsnorm_forward_residual(d_x, d_out, d_rstd, d_x, d_residual, d_weight, 1e-6);
+        } else {
+          ops::layernorm_forward_residual(sum, out, mean, rstd, sum, residual, weight, bias, 1e-5);
+          ops::layernorm_forward_residual(d_x, d_out, d_mean, d_rstd, d_x, d_residual, d_weight, d_bias, 1e-5);
+        }
+        EXPECT_TRUE(expect_close("norm_forward_residual.sum", d_x, sum, dtype));
+        EXPECT_TRUE(expect_close("norm_forward_residual.out", d_out, out, dtype));
+
+        const Tensor dout = host_values({n, c}, dtype, rng), dadd = host_values({n, c}, dtype, rng);
+        const Tensor dinp = Tensor::empty({n, c}, DType::f32), d_dinp = poisoned({n, c}, dtype);
+        // The references take the device's sum and statistics, so that only the backward is compared.
+        const Tensor h_sum = d_x.to(Device::cpu()).to(DType::f32);
+        if (rms) {
+          ops::rmsnorm_backward(dinp, Tensor(), dout, h_sum, weight, d_rstd.to(Device::cpu()), dadd);
+          ops::rmsnorm_backward(d_dinp, Tensor(), on_device(dout, dtype), d_x, d_weight, d_rstd, on_device(dadd, dtype));
+        } else {
+          ops::layernorm_backward(dinp, Tensor(), Tensor(), dout, h_sum, weight, d_mean.to(Device::cpu()),
+                                  d_rstd.to(Device::cpu()), dadd);
+          ops::layernorm_backward(d_dinp, Tensor(), Tensor(), on_device(dout, dtype), d_x, d_weight, d_mean, d_rstd,
+                                  on_device(dadd, dtype));
+        }
+        EXPECT_TRUE(expect_close("norm_backward.dinp + dinp_add", d_dinp, dinp, dtype));
+      }
 }
 
 TEST(CudaNorm, StatisticsMustBeF32ForBf16) {

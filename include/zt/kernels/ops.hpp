@@ -47,12 +47,23 @@ void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& db
 // out (N, C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved for backward.
 void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
                        const Tensor& weight, const Tensor& bias, double eps);
+// With dinp_add, dinp receives the norm's input gradient plus dinp_add: the gradient that reaches
+// the same input another way (the residual stream around a pre-norm block), added in the same
+// pass. dinp must not be dout, inp or dinp_add.
 void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
-                        const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+                        const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                        const Tensor& dinp_add = Tensor());
 // out (N, C) = inp * rstd * weight (C), rstd = 1/sqrt(mean(inp^2) + eps) saved (N).
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp, const Tensor& weight, double eps);
 void rmsnorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dout, const Tensor& inp,
-                      const Tensor& weight, const Tensor& rstd);
+                      const Tensor& weight, const Tensor& rstd, const Tensor& dinp_add = Tensor());
+// The residual add fused in front of the norm: sum (N, C) = inp + residual (rounded to their
+// dtype as ops::add rounds it) is written, then normalized as above. sum may be inp or residual.
+void layernorm_forward_residual(const Tensor& sum, const Tensor& out, const Tensor& mean, const Tensor& rstd,
+                                const Tensor& inp, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                                double eps);
+void rmsnorm_forward_residual(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& inp,
+                              const Tensor& residual, const Tensor& weight, double eps);
 
 // ---- attention ------------------------------------------------------------------------------
 // qkv (B, T, (NH + 2*NKV) * HD): per token, NH query heads, then NKV key heads, then NKV value

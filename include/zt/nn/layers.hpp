@@ -2,6 +2,8 @@
 // Shapes: N rows (any leading dimensions flattened), C input and OC output features, V vocabulary.
 #pragma once
 
+#include <utility>
+
 #include "zt/kernels/ops.hpp"
 #include "zt/nn/module.hpp"
 
@@ -66,15 +68,36 @@ class Embedding : public Module {
 };
 
 // Parameters "weight" and (optionally) "bias", over the last dimension.
-class LayerNorm : public Module {
+// A normalization over the last dimension that can also take a pre-norm block's residual add
+// fused into it: forward_after_add normalizes x + residual in one pass, and backward_plus adds,
+// in the same pass, the gradient that reaches that sum through the residual stream.
+class Norm : public Module {
+ public:
+  // Returns (x + residual, its normalization), both (..., C); the sum is written over x. Runs the
+  // module's hooks as forward does.
+  std::pair<Tensor, Tensor> forward_after_add(const Tensor& x, const Tensor& residual);
+  // dy: the gradient of the normalized output; dsum: the gradient of the norm's input reaching it
+  // the other way (the residual). Returns the input's whole gradient. Runs the hooks as backward does.
+  Tensor backward_plus(const Tensor& dy, const Tensor& dsum);
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override { return normalize(x, Tensor()); }
+  Tensor backward_impl(const Tensor& dy) override { return input_gradient(dy, Tensor()); }
+  // x normalized, or x + residual (written over x) when residual is given; saves for the backward.
+  virtual Tensor normalize(const Tensor& x, const Tensor& residual) = 0;
+  // The gradient of the saved input, plus dsum when given.
+  virtual Tensor input_gradient(const Tensor& dy, const Tensor& dsum) = 0;
+};
+
+class LayerNorm : public Norm {
  public:
   explicit LayerNorm(int64_t dim, double eps = 1e-5, bool bias = true);
   std::string type_name() const override { return "LayerNorm"; }
   ParameterPtr weight, bias;
 
  protected:
-  Tensor forward_impl(const Tensor& x) override;
-  Tensor backward_impl(const Tensor& dy) override;
+  Tensor normalize(const Tensor& x, const Tensor& residual) override;
+  Tensor input_gradient(const Tensor& dy, const Tensor& dsum) override;
   void init_own_parameters(Rng& rng) override;
   void drop_saved() override;
 
@@ -84,15 +107,15 @@ class LayerNorm : public Module {
 };
 
 // Parameter "weight"; y = x / rms(x) * weight.
-class RMSNorm : public Module {
+class RMSNorm : public Norm {
  public:
   explicit RMSNorm(int64_t dim, double eps = 1e-6);
   std::string type_name() const override { return "RMSNorm"; }
   ParameterPtr weight;
 
  protected:
-  Tensor forward_impl(const Tensor& x) override;
-  Tensor backward_impl(const Tensor& dy) override;
+  Tensor normalize(const Tensor& x, const Tensor& residual) override;
+  Tensor input_gradient(const Tensor& dy, const Tensor& dsum) override;
   void init_own_parameters(Rng& rng) override;
   void drop_saved() override;
 

@@ -47,17 +47,20 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 void set_matmul_gelu_epilogue(bool enabled);
 
 // ---- normalization ---------------------------------------------------------------------------
+// With a residual the forwards normalize sum = inp + residual and write sum (it may be inp or
+// residual); with dinp_add the backwards write dinp + dinp_add (dinp is another buffer).
 template <class T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t n,
-                       int64_t c, double eps);
+                       int64_t c, double eps, const T* residual = nullptr, T* sum = nullptr);
 template <class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                        const float* mean, const float* rstd, int64_t n, int64_t c);
+                        const float* mean, const float* rstd, int64_t n, int64_t c, const T* dinp_add = nullptr);
 template <class T>
-void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps);
+void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps,
+                     const T* residual = nullptr, T* sum = nullptr);
 template <class T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
-                      int64_t n, int64_t c);
+                      int64_t n, int64_t c, const T* dinp_add = nullptr);
 
 // ---- attention -------------------------------------------------------------------------------
 // lse (B, NH, T): the natural log-sum-exp of each query row's scaled scores.

@@ -184,8 +184,12 @@ void allow_shared(Kernel kernel, size_t bytes) {
 
 template <class T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t n,
-                       int64_t c, double eps) {
-  if (n == 0 || layernorm_forward_rows(out, mean, rstd, inp, weight, bias, n, c, eps)) return;
+                       int64_t c, double eps, const T* residual, T* sum) {
+  if (n == 0 || layernorm_forward_rows(out, mean, rstd, inp, weight, bias, n, c, eps, residual, sum)) return;
+  if (residual) {  // the general kernel after the add
+    add<T>(sum, inp, residual, n * c);
+    inp = sum;
+  }
   layernorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, mean, rstd, inp, weight,
                                                                                        bias, n, c, float(eps));
   ZT_CUDA_CHECK_LAUNCH("layernorm_forward_kernel");
@@ -193,8 +197,8 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
 
 template <class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                        const float* mean, const float* rstd, int64_t n, int64_t c) {
-  if (n == 0 || layernorm_backward_rows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c)) return;
+                        const float* mean, const float* rstd, int64_t n, int64_t c, const T* dinp_add) {
+  if (n == 0 || layernorm_backward_rows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c, dinp_add)) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * 2 * size_t(c) * sizeof(float));
   const bool warp_private = warp_private_sums(c, 2);
@@ -203,6 +207,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
   layernorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(
       dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, c, warp_private);
   ZT_CUDA_CHECK_LAUNCH("layernorm_backward_kernel");
+  if (dinp && dinp_add) add<T>(dinp, dinp, dinp_add, n * c);  // the general kernels' dinp, then the add
   if (!dweight && !dbias) return;
   add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, dbias, partial.as<float>(),
                                                                                  blocks, 2, c);
@@ -210,8 +215,13 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 }
 
 template <class T>
-void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps) {
-  if (n == 0 || rmsnorm_forward_rows(out, rstd, inp, weight, n, c, eps)) return;
+void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps,
+                     const T* residual, T* sum) {
+  if (n == 0 || rmsnorm_forward_rows(out, rstd, inp, weight, n, c, eps, residual, sum)) return;
+  if (residual) {  // the general kernel after the add
+    add<T>(sum, inp, residual, n * c);
+    inp = sum;
+  }
   rmsnorm_forward_kernel<<<row_blocks(n), 32 * kWarpsPerBlock, 0, compute_stream()>>>(out, rstd, inp, weight, n, c,
                                                                                      float(eps));
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
@@ -219,8 +229,8 @@ void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* weight, int64_t
 
 template <class T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
-                      int64_t n, int64_t c) {
-  if (n == 0 || rmsnorm_backward_rows(dinp, dweight, dout, inp, weight, rstd, n, c)) return;
+                      int64_t n, int64_t c, const T* dinp_add) {
+  if (n == 0 || rmsnorm_backward_rows(dinp, dweight, dout, inp, weight, rstd, n, c, dinp_add)) return;
   const int blocks = backward_blocks(n);
   Scratch partial(size_t(blocks) * size_t(c) * sizeof(float));
   const bool warp_private = warp_private_sums(c, 1);
@@ -229,6 +239,7 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   rmsnorm_backward_kernel<<<blocks, 32 * kWarpsPerBlock, shared, compute_stream()>>>(
       dinp, partial.as<float>(), dout, inp, weight, rstd, n, c, warp_private);
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
+  if (dinp && dinp_add) add<T>(dinp, dinp, dinp_add, n * c);  // the general kernels' dinp, then the add
   if (!dweight) return;
   add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, static_cast<T*>(nullptr),
                                                                                  partial.as<float>(), blocks, 1, c);
@@ -236,11 +247,12 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
 }
 
 #define ZT_INSTANTIATE(T)                                                                                          \
-  template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int64_t, int64_t, double);  \
+  template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int64_t, int64_t, double,   \
+                                     const T*, T*);                                                                \
   template void layernorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const float*, const float*,        \
-                                      int64_t, int64_t);                                                           \
-  template void rmsnorm_forward<T>(T*, float*, const T*, const T*, int64_t, int64_t, double);                      \
-  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const float*, int64_t, int64_t);
+                                      int64_t, int64_t, const T*);                                                 \
+  template void rmsnorm_forward<T>(T*, float*, const T*, const T*, int64_t, int64_t, double, const T*, T*);        \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const float*, int64_t, int64_t, const T*);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(bf16)
 #undef ZT_INSTANTIATE

@@ -26,24 +26,54 @@ __device__ __forceinline__ Chunk16<T> load_chunk(const T* row, int k) {
   return c;
 }
 
+// Chunk k of the row starting at element `start` of inp; with a residual, of inp + residual
+// instead, rounded to T as ops::add rounds it, and written to sum (which may be inp or residual:
+// each chunk is read before it is written, by the same lane).
+template <class T>
+__device__ __forceinline__ Chunk16<T> load_row_chunk(const T* inp, const T* residual, T* sum, int64_t start, int k) {
+  Chunk16<T> ch = load_chunk(inp + start, k);
+  if (!residual) return ch;
+  const Chunk16<T> r = load_chunk(residual + start, k);
+#pragma unroll
+  for (int e = 0; e < Chunk16<T>::n; ++e) ch.v[e] = from_float<T>(to_float(ch.v[e]) + to_float(r.v[e]));
+  reinterpret_cast<uint4*>(sum + start)[k] = ch.raw;
+  return ch;
+}
+
+// Chunk k of dinp's row as computed (f32), plus the same chunk of dinp_add when there is one,
+// rounded to T.
+template <class T>
+__device__ __forceinline__ Chunk16<T> plus_chunk(const float (&dx)[Chunk16<T>::n], const T* dinp_add, int64_t start,
+                                                 int k) {
+  Chunk16<T> out;
+  if (dinp_add) {
+    const Chunk16<T> a = load_chunk(dinp_add + start, k);
+#pragma unroll
+    for (int e = 0; e < Chunk16<T>::n; ++e) out.v[e] = from_float<T>(dx[e] + to_float(a.v[e]));
+  } else {
+#pragma unroll
+    for (int e = 0; e < Chunk16<T>::n; ++e) out.v[e] = from_float<T>(dx[e]);
+  }
+  return out;
+}
+
 template <class T, int K>
 __global__ void __launch_bounds__(32 * kWarps) layernorm_forward_rows_kernel(T* out, float* mean, float* rstd,
                                                                               const T* inp, const T* weight,
                                                                               const T* bias, int64_t n, int chunks,
-                                                                              float eps) {
+                                                                              float eps, const T* residual, T* sum) {
   constexpr int V = Chunk16<T>::n;
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= n) return;
   const int64_t c = int64_t(chunks) * V;
-  const T* x = inp + row * c;
   float v[K][V];
   float s = 0;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     const int k = lane + 32 * i;
     if (k < chunks) {
-      const Chunk16<T> ch = load_chunk(x, k);
+      const Chunk16<T> ch = load_row_chunk(inp, residual, sum, row * c, k);
 #pragma unroll
       for (int e = 0; e < V; ++e) v[i][e] = to_float(ch.v[e]), s += v[i][e];
     }
@@ -76,20 +106,19 @@ __global__ void __launch_bounds__(32 * kWarps) layernorm_forward_rows_kernel(T* 
 template <class T, int K>
 __global__ void __launch_bounds__(32 * kWarps) rmsnorm_forward_rows_kernel(T* out, float* rstd, const T* inp,
                                                                             const T* weight, int64_t n, int chunks,
-                                                                            float eps) {
+                                                                            float eps, const T* residual, T* sum) {
   constexpr int V = Chunk16<T>::n;
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= n) return;
   const int64_t c = int64_t(chunks) * V;
-  const T* x = inp + row * c;
   float v[K][V];
   float ms = 0;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     const int k = lane + 32 * i;
     if (k < chunks) {
-      const Chunk16<T> ch = load_chunk(x, k);
+      const Chunk16<T> ch = load_row_chunk(inp, residual, sum, row * c, k);
 #pragma unroll
       for (int e = 0; e < V; ++e) v[i][e] = to_float(ch.v[e]), ms += v[i][e] * v[i][e];
     }
@@ -139,7 +168,8 @@ template <class T, int K>
 __global__ void __launch_bounds__(32 * kWarps) layernorm_backward_rows_kernel(T* dinp, float* partial, const T* dout,
                                                                                const T* inp, const T* weight,
                                                                                const float* mean, const float* rstd,
-                                                                               int64_t n, int chunks) {
+                                                                               int64_t n, int chunks,
+                                                                               const T* dinp_add) {
   constexpr int V = Chunk16<T>::n;
   extern __shared__ float sums[];  // (2, C)
   const int64_t c = int64_t(chunks) * V;
@@ -176,14 +206,14 @@ __global__ void __launch_bounds__(32 * kWarps) layernorm_backward_rows_kernel(T*
       const int k = lane + 32 * i;
       if (k >= chunks) continue;
       const Chunk16<T> xc = load_chunk(x, k), gc = load_chunk(dy, k), wc = load_chunk(weight, k);
-      Chunk16<T> out;
+      float d[V];
 #pragma unroll
       for (int e = 0; e < V; ++e) {
         const float xhat = (to_float(xc.v[e]) - m) * r;
         const float dxhat = to_float(gc.v[e]) * to_float(wc.v[e]);
-        out.v[e] = from_float<T>(r * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat));
+        d[e] = r * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
       }
-      reinterpret_cast<uint4*>(dx)[k] = out.raw;
+      reinterpret_cast<uint4*>(dx)[k] = plus_chunk<T>(d, dinp_add, row * c, k).raw;
     }
   }
   __syncthreads();
@@ -194,7 +224,8 @@ __global__ void __launch_bounds__(32 * kWarps) layernorm_backward_rows_kernel(T*
 template <class T, int K>
 __global__ void __launch_bounds__(32 * kWarps) rmsnorm_backward_rows_kernel(T* dinp, float* partial, const T* dout,
                                                                              const T* inp, const T* weight,
-                                                                             const float* rstd, int64_t n, int chunks) {
+                                                                             const float* rstd, int64_t n, int chunks,
+                                                                             const T* dinp_add) {
   constexpr int V = Chunk16<T>::n;
   extern __shared__ float sums[];  // (1, C)
   const int64_t c = int64_t(chunks) * V;
@@ -226,13 +257,13 @@ __global__ void __launch_bounds__(32 * kWarps) rmsnorm_backward_rows_kernel(T* d
       const int k = lane + 32 * i;
       if (k >= chunks) continue;
       const Chunk16<T> xc = load_chunk(x, k), gc = load_chunk(dy, k), wc = load_chunk(weight, k);
-      Chunk16<T> out;
+      float d[V];
 #pragma unroll
       for (int e = 0; e < V; ++e) {
         const float xv = to_float(xc.v[e]), g = to_float(gc.v[e]) * to_float(wc.v[e]);
-        out.v[e] = from_float<T>(r * (g - xv * r * r * mean_gx));
+        d[e] = r * (g - xv * r * r * mean_gx);
       }
-      reinterpret_cast<uint4*>(dx)[k] = out.raw;
+      reinterpret_cast<uint4*>(dx)[k] = plus_chunk<T>(d, dinp_add, row * c, k).raw;
     }
   }
   __syncthreads();
@@ -309,26 +340,30 @@ void allow_shared(Kernel kernel, size_t bytes) {
 
 template <class T>
 bool layernorm_forward_rows(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias,
-                            int64_t n, int64_t c, double eps) {
+                            int64_t n, int64_t c, double eps, const T* residual, T* sum) {
   int chunks = 0;
   const int k = chunks_per_lane<T>(c, 0, chunks);
-  if (k == 0 || !aligned16(out) || !aligned16(inp) || !aligned16(weight) || !aligned16(bias)) return false;
+  if (k == 0 || !aligned16(out) || !aligned16(inp) || !aligned16(weight) || !aligned16(bias) ||
+      !aligned16(residual) || !aligned16(sum))
+    return false;
   with_chunks(k, [&](auto kc) {
     layernorm_forward_rows_kernel<T, decltype(kc)::value><<<forward_blocks(n), 32 * kWarps, 0, compute_stream()>>>(
-        out, mean, rstd, inp, weight, bias, n, chunks, float(eps));
+        out, mean, rstd, inp, weight, bias, n, chunks, float(eps), residual, sum);
   });
   ZT_CUDA_CHECK_LAUNCH("layernorm_forward_rows_kernel");
   return true;
 }
 
 template <class T>
-bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps) {
+bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps,
+                          const T* residual, T* sum) {
   int chunks = 0;
   const int k = chunks_per_lane<T>(c, 0, chunks);
-  if (k == 0 || !aligned16(out) || !aligned16(inp) || !aligned16(weight)) return false;
+  if (k == 0 || !aligned16(out) || !aligned16(inp) || !aligned16(weight) || !aligned16(residual) || !aligned16(sum))
+    return false;
   with_chunks(k, [&](auto kc) {
     rmsnorm_forward_rows_kernel<T, decltype(kc)::value><<<forward_blocks(n), 32 * kWarps, 0, compute_stream()>>>(
-        out, rstd, inp, weight, n, chunks, float(eps));
+        out, rstd, inp, weight, n, chunks, float(eps), residual, sum);
   });
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_forward_rows_kernel");
   return true;
@@ -336,17 +371,18 @@ bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, in
 
 template <class T>
 bool layernorm_backward_rows(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                             const float* mean, const float* rstd, int64_t n, int64_t c) {
+                             const float* mean, const float* rstd, int64_t n, int64_t c, const T* dinp_add) {
   int chunks = 0;
   const int k = chunks_per_lane<T>(c, 2, chunks);
-  if (k == 0 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight)) return false;
+  if (k == 0 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight) || !aligned16(dinp_add))
+    return false;
   const int blocks = backward_row_blocks(n);
   Scratch partial(size_t(blocks) * 2 * size_t(c) * sizeof(float));
   const size_t shared = 2 * size_t(c) * sizeof(float);
   with_chunks(k, [&](auto kc) {
     allow_shared(layernorm_backward_rows_kernel<T, decltype(kc)::value>, shared);
     layernorm_backward_rows_kernel<T, decltype(kc)::value><<<blocks, 32 * kWarps, shared, compute_stream()>>>(
-        dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, chunks);
+        dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n, chunks, dinp_add);
   });
   ZT_CUDA_CHECK_LAUNCH("layernorm_backward_rows_kernel");
   if (dweight || dbias) sum_partials(dweight, dbias, partial.as<float>(), blocks, 2, c);
@@ -355,17 +391,18 @@ bool layernorm_backward_rows(T* dinp, T* dweight, T* dbias, const T* dout, const
 
 template <class T>
 bool rmsnorm_backward_rows(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
-                           int64_t n, int64_t c) {
+                           int64_t n, int64_t c, const T* dinp_add) {
   int chunks = 0;
   const int k = chunks_per_lane<T>(c, 1, chunks);
-  if (k == 0 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight)) return false;
+  if (k == 0 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight) || !aligned16(dinp_add))
+    return false;
   const int blocks = backward_row_blocks(n);
   Scratch partial(size_t(blocks) * size_t(c) * sizeof(float));
   const size_t shared = size_t(c) * sizeof(float);
   with_chunks(k, [&](auto kc) {
     allow_shared(rmsnorm_backward_rows_kernel<T, decltype(kc)::value>, shared);
     rmsnorm_backward_rows_kernel<T, decltype(kc)::value><<<blocks, 32 * kWarps, shared, compute_stream()>>>(
-        dinp, partial.as<float>(), dout, inp, weight, rstd, n, chunks);
+        dinp, partial.as<float>(), dout, inp, weight, rstd, n, chunks, dinp_add);
   });
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_backward_rows_kernel");
   if (dweight) sum_partials(dweight, static_cast<T*>(nullptr), partial.as<float>(), blocks, 1, c);
@@ -374,11 +411,12 @@ bool rmsnorm_backward_rows(T* dinp, T* dweight, const T* dout, const T* inp, con
 
 #define ZT_INSTANTIATE(T)                                                                                        \
   template bool layernorm_forward_rows<T>(T*, float*, float*, const T*, const T*, const T*, int64_t, int64_t,    \
-                                          double);                                                               \
+                                          double, const T*, T*);                                                 \
   template bool layernorm_backward_rows<T>(T*, T*, T*, const T*, const T*, const T*, const float*, const float*, \
-                                           int64_t, int64_t);                                                    \
-  template bool rmsnorm_forward_rows<T>(T*, float*, const T*, const T*, int64_t, int64_t, double);               \
-  template bool rmsnorm_backward_rows<T>(T*, T*, const T*, const T*, const T*, const float*, int64_t, int64_t);
+                                           int64_t, int64_t, const T*);                                          \
+  template bool rmsnorm_forward_rows<T>(T*, float*, const T*, const T*, int64_t, int64_t, double, const T*, T*); \
+  template bool rmsnorm_backward_rows<T>(T*, T*, const T*, const T*, const T*, const float*, int64_t, int64_t,   \
+                                         const T*);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(bf16)
 #undef ZT_INSTANTIATE

@@ -2,7 +2,9 @@
 // l + 32, ...), for rows that are a whole number of chunks and at most kMaxRowChunks chunks per
 // lane. Each returns false, launching nothing, for a shape it does not cover; norm.cu then runs
 // its general kernels. Same arguments and arithmetic as the general kernels (statistics in f32).
-// Letters: N rows, C channels.
+// With a residual, the forwards normalize inp + residual (rounded to T) and write that sum to sum
+// (which may be inp or residual); with dinp_add, the backwards write dinp + dinp_add (the sum
+// rounded once). Letters: N rows, C channels.
 #pragma once
 
 #include <cstdint>
@@ -11,14 +13,15 @@ namespace zt::cuda {
 
 template <class T>
 bool layernorm_forward_rows(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias,
-                            int64_t n, int64_t c, double eps);
+                            int64_t n, int64_t c, double eps, const T* residual = nullptr, T* sum = nullptr);
 template <class T>
 bool layernorm_backward_rows(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                             const float* mean, const float* rstd, int64_t n, int64_t c);
+                             const float* mean, const float* rstd, int64_t n, int64_t c, const T* dinp_add = nullptr);
 template <class T>
-bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps);
+bool rmsnorm_forward_rows(T* out, float* rstd, const T* inp, const T* weight, int64_t n, int64_t c, double eps,
+                          const T* residual = nullptr, T* sum = nullptr);
 template <class T>
 bool rmsnorm_backward_rows(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const float* rstd,
-                           int64_t n, int64_t c);
+                           int64_t n, int64_t c, const T* dinp_add = nullptr);
 
 }  // namespace zt::cuda

@@ -16,21 +16,35 @@ DecoderBlock::DecoderBlock(const DecoderBlockNames& names, std::shared_ptr<nn::M
   mlp_ = register_module(names.mlp, std::move(mlp));
 }
 
+// h = x + attn(norm_1(x)), y = h + mlp(norm_2(h)). Norms that take the residual stream fused
+// (nn::Norm) form h inside norm_2's pass and add the residual gradients inside their backwards;
+// other modules in their places get the separate adds.
 Tensor DecoderBlock::forward_impl(const Tensor& x) {
-  Tensor h = attn_->forward(norm_1_->forward(x));
-  ops::add(h, h, x);
-  Tensor y = mlp_->forward(norm_2_->forward(h));
-  ops::add(y, y, h);
-  return y;
+  Tensor a = attn_->forward(norm_1_->forward(x));
+  Tensor h, m;
+  if (auto* norm = dynamic_cast<nn::Norm*>(norm_2_.get())) {
+    auto [sum, normed] = norm->forward_after_add(a, x);
+    h = sum;
+    m = mlp_->forward(normed);
+  } else {
+    ops::add(a, a, x);
+    h = a;
+    m = mlp_->forward(norm_2_->forward(h));
+  }
+  ops::add(m, m, h);
+  return m;
 }
 
 Tensor DecoderBlock::backward_impl(const Tensor& dy) {
   // dh = dy + d(mlp(norm_2(h)))/dh ; dx = dh + d(attn(norm_1(x)))/dx
-  Tensor dh = norm_2_->backward(mlp_->backward(dy));
-  ops::add(dh, dh, dy);
-  Tensor dx = norm_1_->backward(attn_->backward(dh));
-  ops::add(dx, dx, dh);
-  return dx;
+  auto through = [](nn::Module* norm, const Tensor& dnormed, const Tensor& dresidual) {
+    if (auto* fused = dynamic_cast<nn::Norm*>(norm)) return fused->backward_plus(dnormed, dresidual);
+    Tensor d = norm->backward(dnormed);
+    ops::add(d, d, dresidual);
+    return d;
+  };
+  const Tensor dh = through(norm_2_.get(), mlp_->backward(dy), dy);
+  return through(norm_1_.get(), attn_->backward(dh), dh);
 }
 
 }  // namespace zt::models
