@@ -15,6 +15,20 @@ struct Arrays {
   T* p[N];
 };
 
+// b = f over the elements of chunks a, one element of every array at a time.
+template <class T, int NIn, int NOut, class F>
+__device__ __forceinline__ void map_chunk(const Chunk16<T> (&a)[NIn], Chunk16<T> (&b)[NOut], const F& f) {
+#pragma unroll
+  for (int e = 0; e < Chunk16<T>::n; ++e) {
+    float x[NIn], y[NOut];
+#pragma unroll
+    for (int k = 0; k < NIn; ++k) x[k] = to_float(a[k].v[e]);
+    f(x, y);
+#pragma unroll
+    for (int k = 0; k < NOut; ++k) b[k].v[e] = from_float<T>(y[k]);
+  }
+}
+
 template <class T, int NIn, int NOut, class F>
 __global__ void elementwise_map_kernel(Arrays<T, NOut> out, Arrays<const T, NIn> in, int64_t n, bool vectorized, F f) {
   constexpr int V = Chunk16<T>::n;
@@ -26,15 +40,7 @@ __global__ void elementwise_map_kernel(Arrays<T, NOut> out, Arrays<const T, NIn>
 #pragma unroll
     for (int k = 0; k < NIn; ++k) a[k].raw = reinterpret_cast<const uint4*>(in.p[k])[c];
     Chunk16<T> b[NOut];
-#pragma unroll
-    for (int e = 0; e < V; ++e) {
-      float x[NIn], y[NOut];
-#pragma unroll
-      for (int k = 0; k < NIn; ++k) x[k] = to_float(a[k].v[e]);
-      f(x, y);
-#pragma unroll
-      for (int k = 0; k < NOut; ++k) b[k].v[e] = from_float<T>(y[k]);
-    }
+    map_chunk(a, b, f);
 #pragma unroll
     for (int k = 0; k < NOut; ++k) reinterpret_cast<uint4*>(out.p[k])[c] = b[k].raw;
   }
@@ -83,15 +89,7 @@ __global__ void elementwise_rows_kernel(Arrays<T, NOut> out, Pitches<NOut> out_p
 #pragma unroll
       for (int k = 0; k < NIn; ++k) a[k].raw = *reinterpret_cast<const uint4*>(in.p[k] + r * in_pitch.v[k] + col);
       Chunk16<T> b[NOut];
-#pragma unroll
-      for (int e = 0; e < V; ++e) {
-        float x[NIn], y[NOut];
-#pragma unroll
-        for (int k = 0; k < NIn; ++k) x[k] = to_float(a[k].v[e]);
-        f(x, y);
-#pragma unroll
-        for (int k = 0; k < NOut; ++k) b[k].v[e] = from_float<T>(y[k]);
-      }
+      map_chunk(a, b, f);
 #pragma unroll
       for (int k = 0; k < NOut; ++k) *reinterpret_cast<uint4*>(out.p[k] + r * out_pitch.v[k] + col) = b[k].raw;
     }
