@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 
 #include "../memory_backend.hpp"
@@ -85,8 +87,15 @@ class StagingRing {
   int next_ = 0;
 };
 
+// The current device's ring (its events belong to that device, as the streams they mark).
 StagingRing& staging_ring() {
-  static StagingRing* ring = new StagingRing;  // lives with the process: freed with the context
+  static std::mutex mutex;
+  static auto* rings = new std::map<int, std::unique_ptr<StagingRing>>;  // live with the process
+  int device = 0;
+  ZT_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& ring = (*rings)[device];
+  if (!ring) ring = std::make_unique<StagingRing>();
   return *ring;
 }
 
