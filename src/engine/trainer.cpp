@@ -14,7 +14,6 @@
 #include "zt/core/storage.hpp"
 #include "zt/core/timer.hpp"
 #include "zt/data/markov_corpus.hpp"
-#include "zt/data/prefetching_dataset.hpp"
 #include "zt/data/token_dataset.hpp"
 #include "zt/engine/config.hpp"
 #include "zt/engine/engine.hpp"
@@ -163,9 +162,8 @@ TrainResult train(const TrainOptions& o, const ProgressFn& progress) {
   std::shared_ptr<data::Dataset> dataset = make_dataset(o, data_vocab_size(o, *model), rank, world);
   ZT_CHECK(dataset->vocab_size() <= model_config.vocab_size, "the data's vocabulary (", dataset->vocab_size(),
            " tokens) is larger than the model's (", model_config.vocab_size, ")");
-  const data::Dataset* source = dataset.get();
-  if (auto* ahead = dynamic_cast<const data::PrefetchingDataset*>(source)) source = &ahead->wrapped();
-  if (auto* corpus = dynamic_cast<const data::MarkovCorpus*>(source)) result.entropy_floor = corpus->entropy_rate();
+  if (auto* corpus = dynamic_cast<const data::MarkovCorpus*>(&dataset->source()))
+    result.entropy_floor = corpus->entropy_rate();
 
   auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(/*in_place_grad=*/true), config, dataset, group).engine;
   result.parameters = engine->layout().parameter_count();

@@ -2,6 +2,7 @@
 // section's presence turning checkpointing on, and each bad value an error naming its key.
 #include <gtest/gtest.h>
 
+#include "error_text.hpp"
 #include "zt/core/error.hpp"
 #include "zt/engine/config.hpp"
 
@@ -17,12 +18,7 @@ ActivationCheckpointingConfig parse(const json& section) {
 }
 
 std::string error_of(const json& section) {
-  try {
-    parse(section);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return zt::test::error_of([&] { parse(section); });
 }
 
 #define EXPECT_ERROR(section, needle)                                                               \

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "error_text.hpp"
 #include "zt/core/error.hpp"
 #include "zt/engine/config.hpp"
 
@@ -14,14 +15,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using zt::test::error_of;
 
 // The error for a config, parsed for world size `world`.
 std::string config_error(const json& j, int world = 1) {

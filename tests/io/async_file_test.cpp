@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "error_text.hpp"
 #include "io_test_util.hpp"
 #include "zt/io/async_file.hpp"
 
@@ -40,14 +41,7 @@ void fill(char* p, size_t n, uint64_t seed) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using zt::test::error_of;
 
 AioOptions options(int64_t block, int64_t depth, int64_t threads, bool single, bool overlap, bool direct) {
   AioOptions o;

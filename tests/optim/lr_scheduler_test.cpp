@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "error_text.hpp"
 #include "zt/core/error.hpp"
 #include "zt/engine/config.hpp"
 #include "zt/optim/lr_scheduler.hpp"
@@ -13,14 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using zt::test::error_of;
 
 TEST(WarmupLR, LogWarmupThenConstant) {
   auto s = make_scheduler("WarmupLR", {{"warmup_min_lr", 0}, {"warmup_max_lr", 0.01}, {"warmup_num_steps", 10}}, 1.0);

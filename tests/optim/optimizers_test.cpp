@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "error_text.hpp"
 #include "zt/core/error.hpp"
 #include "zt/engine/config.hpp"
 #include "zt/optim/adamw.hpp"
@@ -43,14 +44,7 @@ void expect_close(const Tensor& t, const Vec& ref, double tol, const std::string
     ASSERT_NEAR(got[i], ref[i], tol * std::max(1.0, std::fabs(ref[i]))) << what << " element " << i;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using zt::test::error_of;
 
 // ---- Lion ---------------------------------------------------------------------------------------
 

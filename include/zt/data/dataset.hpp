@@ -23,6 +23,9 @@ class Dataset {
   virtual std::string describe() const = 0;
   virtual uint64_t position() const = 0;    // batches drawn so far, for resuming
   virtual void seek(uint64_t position) = 0;
+  // The dataset the batches come from, through any wrappers (a prefetching one): for what only
+  // the source knows, such as a synthetic corpus's entropy floor.
+  virtual const Dataset& source() const { return *this; }
 };
 
 }  // namespace zt::data

@@ -26,7 +26,7 @@ class PrefetchingDataset : public Dataset {
   std::string describe() const override { return inner_->describe(); }
   uint64_t position() const override { return handed_; }
   void seek(uint64_t position) override;
-  const Dataset& wrapped() const { return *inner_; }  // for what only the source knows (no batches)
+  const Dataset& source() const override { return inner_->source(); }
 
  private:
   // Waits for the batch drawn ahead, if any, and returns it when it has this shape; otherwise
