@@ -26,7 +26,7 @@ source "$root/scripts/gpu-deps-env.sh"
 zt_use_gpu_deps || exit 1
 nvidia-smi -L | tee "$logs/device.txt"
 if [ ! -x "$build/zt" ]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DZT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DZT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
     > "$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
 fi
 cmake --build "$build" -j "$(nproc)" --target zt_cli > "$logs/build.log" 2>&1 || { grep -E "^FAILED|error" "$logs/build.log" | head -20; exit 1; }

@@ -35,7 +35,7 @@ zt_use_gpu_deps || exit 1
 
 nvidia-smi -L | tee "$logs/device.txt"
 start=$(date +%s)
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DZT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DZT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   > "$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target zt_cli zt_test_engine zt_test_models > "$logs/build.log" 2>&1 || {
   grep -E "^FAILED|error" "$logs/build.log" | head -40; exit 1; }

@@ -113,7 +113,7 @@ zt_build() {
   fi
   local cuda=ON extra=()
   [ "$zt_dry_run" = 1 ] && cuda=OFF
-  [ "$cuda" = ON ] && extra+=(-DCMAKE_CUDA_ARCHITECTURES="${ZT_CUDA_ARCH:-90}")
+  [ "$cuda" = ON ] && extra+=(-DCMAKE_CUDA_ARCHITECTURES="${ZT_CUDA_ARCH:-90a}")
   # A relocated Open MPI: FindMPI asks its wrapper compiler, which reads OPAL_* for its paths.
   [ -n "${OPAL_PREFIX:-}" ] && extra+=(-DMPI_CXX_COMPILER="$OPAL_PREFIX/bin/mpicxx" -DMPIEXEC_EXECUTABLE="$OPAL_PREFIX/bin/mpirun")
   command -v ccache >/dev/null 2>&1 && extra+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)

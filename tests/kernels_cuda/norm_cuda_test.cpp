@@ -14,9 +14,12 @@ namespace {
 
 using namespace test;
 
-// Rows of whole 16-byte chunks up to 8 per lane run the register kernels (norm_rows.cu), the
-// rest (77, 4096 wide; LayerNorm's backward past 1024 in bf16) the general ones.
-const std::tuple<int64_t, int64_t> kSizes[] = {{7, 64}, {300, 77}, {1000, 768}, {33, 4096}, {513, 1024}, {64, 2048}, {100, 1000}};
+// Rows of whole 16-byte chunks run the register kernels: the forwards up to 8 chunks a lane
+// (norm_rows.cu), the backwards up to 512 chunks a row (norm_rows_backward.cu); the rest (77
+// wide; 4096 wide forwards and f32 backwards) the general ones. 3000 x 768 and 1500 x 2048 are more rows than the
+// backwards' groups, so each group carries its sums over several rows.
+const std::tuple<int64_t, int64_t> kSizes[] = {{7, 64},     {300, 77},  {3000, 768}, {33, 4096},
+                                               {513, 1024}, {64, 2048}, {1500, 2048}, {100, 1000}};
 
 TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
   ZT_REQUIRE_CUDA();

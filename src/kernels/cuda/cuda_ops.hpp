@@ -88,6 +88,9 @@ struct FlashAttentionTuning {
   // Query rows a forward block, HD 64: 128 (4 warps of two m-tiles) or 64 (one m-tile a warp,
   // fewer registers, more blocks a multiprocessor). 0: the default, 128.
   int forward_rows = 0;
+  // HD 64 with the default rows: the mma.sync forward even where the wgmma one runs (sm_90a build
+  // on a Hopper GPU), to time or test both.
+  bool forward_mma_sync = false;
   // The dK/dV kernel for HD 64 keeps K's and V's fragments in registers instead of reading them
   // from shared memory for every product (more registers: 2 blocks a multiprocessor, not 3). Off
   // by default: on an H200 the shared-memory form measured 4-7% faster (GPT-2 and Llama shapes).
@@ -97,6 +100,9 @@ struct FlashAttentionTuning {
   int dkv_splits = 0;
 };
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
+// Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
+// them: then the HD 64 forward runs on them unless the tuning asks for mma.sync.
+bool flash_forward_wgmma_runs();
 
 template <class T>
 void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,

@@ -7,6 +7,7 @@
 // K and V tiles of 64 keys are staged by cp.async two stages deep. The causal mask is applied
 // only on the tiles that the diagonal crosses, and a warp skips a tile that lies wholly after
 // its rows. Probabilities go from the score accumulators straight into the A fragments of P V.
+// For HD 64 on a Hopper GPU the wgmma kernel (flash_forward_wgmma.cu) runs instead, where built.
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
 
@@ -145,10 +146,28 @@ void forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64
 
 bool flash_supports_head_size(int64_t hd) { return hd == 64 || hd == 128; }
 
+bool flash_forward_wgmma_runs() {
+#if ZT_HAS_WGMMA
+  static const bool hopper = [] {
+    int device = 0, major = 0, minor = 0;
+    ZT_CUDA_CHECK(cudaGetDevice(&device));
+    ZT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    ZT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    return major == 9 && minor == 0;
+  }();
+  return hopper;
+#else
+  return false;
+#endif
+}
+
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
                              int64_t hd) {
   if (hd == 128) return forward<128, 1>(out, lse, qkv, b, t, nh, nkv);
-  if (flash_attention_tuning().forward_rows == 64) return forward<64, 1>(out, lse, qkv, b, t, nh, nkv);
+  const FlashAttentionTuning tuning = flash_attention_tuning();
+  if (tuning.forward_rows == 64) return forward<64, 1>(out, lse, qkv, b, t, nh, nkv);
+  if (!tuning.forward_mma_sync && flash_forward_wgmma_runs())
+    return flash_attention_forward_wgmma(out, lse, qkv, b, t, nh, nkv);
   forward<64, 2>(out, lse, qkv, b, t, nh, nkv);
 }
 

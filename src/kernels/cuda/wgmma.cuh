@@ -1,0 +1,113 @@
+// Hopper's warpgroup matrix products (wgmma, sm_90a only): the shared-memory operand
+// descriptor for 128-byte-swizzled tiles, the ordering instructions, and the two shapes the
+// flash attention forward uses. A warpgroup is 4 consecutive warps starting at a warp index
+// divisible by 4; every one of its 128 threads executes each instruction.
+//
+// Accumulators (f32, m64nN): thread t of the warpgroup holds d[j][e] for 8-column block j at row
+// 16 (t / 32) + (t % 32) / 4 + 8 (e / 2), column 8 j + 2 (t % 4) + e % 2: each warp's 16 rows laid
+// out as mma.sync's m16n8 C fragments (flash_common.cuh), so a pair of blocks packs to bf16 as
+// the register A operand of the next product.
+//
+// Tiles in shared memory: rows of 64 bf16 (128 bytes), the 16-byte chunk c of row r stored at
+// chunk c ^ (r % 8), the tile 1024-byte aligned. The same tile serves as a K-major operand (rows
+// are M or N, the 64 columns are K: Q, K) and as an MN-major one (rows are K, columns N: V).
+#pragma once
+
+#include <cstdint>
+
+namespace zt::cuda::wgmma {
+
+// Byte offset of chunk `chunk` (8 bf16) of row `row` in a 128-byte-swizzled tile.
+__device__ __forceinline__ uint32_t swizzled_offset(int row, int chunk) {
+  return uint32_t(row) * 128u + (uint32_t(chunk ^ (row & 7)) << 4);
+}
+
+// The descriptor of a 128-byte-swizzled tile starting at shared address `address` (advance it by
+// 32 bytes for the next 16 columns of a K-major operand, by 16 rows = 2048 bytes for the next 16
+// rows of an MN-major one). Both byte offsets are 1024, the stride between groups of 8 rows: the
+// one the hardware reads for these shapes (every operand here is one 128-byte atom wide); the
+// other is unused for them.
+__device__ __forceinline__ uint64_t sw128_descriptor(uint32_t address) {
+  uint64_t d = uint64_t((address & 0x3FFFF) >> 4);
+  d |= uint64_t(1024 >> 4) << 16;  // leading dimension byte offset
+  d |= uint64_t(1024 >> 4) << 32;  // stride dimension byte offset
+  d |= uint64_t(1) << 62;          // 128-byte swizzle
+  return d;
+}
+
+// Every instruction below exists on sm_90a only; compiled for another target the functions are
+// empty, and the kernels that use them must not run there (ZT_HAS_WGMMA says where they do).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define ZT_WGMMA_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define ZT_WGMMA_ASM(...) \
+  do {                    \
+  } while (0)
+#endif
+
+__device__ __forceinline__ void fence() { ZT_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { ZT_WGMMA_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wait() {
+  ZT_WGMMA_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving reads of accumulators across wait() (their values are written by
+// the tensor cores, not by the asm statement that issued the product).
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&d)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// Shared memory written by ordinary stores or cp.async, read next by the tensor cores: each writing
+// thread fences before the barrier that publishes it.
+__device__ __forceinline__ void fence_shared_for_async() {
+  ZT_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// d (64, 128) (+)= A (64, 16) B (16, 128): A K-major and B K-major (B's rows are its 128 columns),
+// both from shared memory. accumulate = 0 overwrites d.
+__device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uint64_t b, int accumulate) {
+  ZT_WGMMA_ASM(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63},"
+      " %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]),
+        "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
+        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]),
+        "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// d (64, 64) += A (64, 16) B (16, 64): A in registers (a[0..3] as mma.sync's m16n8k16 A fragment of
+// each warp's 16 rows), B MN-major from shared memory (its 16 rows of 64 columns).
+__device__ __forceinline__ void m64n64k16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+  ZT_WGMMA_ASM(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},"
+      " {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+#undef ZT_WGMMA_ASM
+
+}  // namespace zt::cuda::wgmma
