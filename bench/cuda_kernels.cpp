@@ -203,8 +203,9 @@ void bench_attention() {
       cuda::FlashAttentionTuning tuning;
       bool forward, backward;
     };
-    cuda::FlashAttentionTuning mma_sync, rows64, kv_registers, one_block;
+    cuda::FlashAttentionTuning mma_sync, rows64, kv_registers, one_block, w23, w42;
     mma_sync.forward_mma_sync = true;
+    w23.wgmma_forward_shape = 23, w42.wgmma_forward_shape = 42;
     rows64.forward_rows = 64;
     kv_registers.dkv_kv_in_registers = true;
     one_block.dkv_splits = 1;
@@ -212,6 +213,8 @@ void bench_attention() {
     const bool wgmma = a.hd == 64 && cuda::flash_forward_wgmma_runs();
     const Version versions[] = {{wgmma ? "v6 wgmma fwd" : "v3", cuda::AttentionKernels::flash, {}, true, true},
                                 {"v3 mma.sync fwd", cuda::AttentionKernels::flash, mma_sync, wgmma, false},
+                                {"v6 wgmma 3 stages", cuda::AttentionKernels::flash, w23, wgmma, false},
+                                {"v6 wgmma 4 groups", cuda::AttentionKernels::flash, w42, wgmma, false},
                                 {"v3 64-row fwd", cuda::AttentionKernels::flash, rows64, true, false},
                                 {"v3 dkv K,V in registers", cuda::AttentionKernels::flash, kv_registers, false, true},
                                 {"v3 dkv 1 block/group", cuda::AttentionKernels::flash, one_block, false, grouped}};

@@ -237,6 +237,7 @@ bool Engine::step() {
   if (overflow && loss_scale_->dynamic()) {
     ++skipped_steps_;
     loss_scale_->update(true, global_steps_);
+    reducer_->zero_ahead();
     return false;
   }
   ZT_CHECK(!overflow, "gradients overflowed at step ", global_steps_, " (norm is not finite) without fp16 loss scaling");
@@ -263,6 +264,7 @@ bool Engine::step() {
   publish_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
+  reducer_->zero_ahead();  // the next window's gradient buffer, cleared while the next forward runs
   return true;
 }
 

@@ -143,14 +143,33 @@ void GradReducer::finish_backward() {
 
 Tensor GradReducer::gradients() const {
   if (partitioned_grads()) return partition_;
+  wait_for_clearing();
   if (options_.stage == 0) return flat_;
   const Range mine = layout_.partition(group_.rank());
   return flat_.view(size_t(mine.begin), {mine.size()});
 }
 
 void GradReducer::zero() {
-  if (partitioned_grads()) first_micro_batch_ = true;
-  else flat_.zero_();
+  if (partitioned_grads()) {
+    first_micro_batch_ = true;
+  } else if (cleared_ahead_) {
+    wait_for_clearing();
+    cleared_ahead_ = false;
+  } else {
+    flat_.zero_();
+  }
+}
+
+void GradReducer::zero_ahead() {
+  if (partitioned_grads() || !options_.device.is_cuda()) return;
+  if (!clearing_) clearing_ = std::make_unique<CopyStream>(options_.device);
+  clearing_->after_compute();
+  clearing_->fill_zero(flat_);
+  cleared_ahead_ = true;
+}
+
+void GradReducer::wait_for_clearing() const {
+  if (cleared_ahead_) clearing_->before_compute();
 }
 
 size_t GradReducer::gradient_bytes() const { return partitioned_grads() ? partition_.nbytes() : flat_.nbytes(); }

@@ -57,11 +57,29 @@ Tensor reference_lse(const Tensor& qkv, int64_t nh, int64_t nkv) {
 // Which of our attention kernels run: the tensor-core ones where they apply (as tuned by default
 // or with one of their alternatives), or the simple ones everywhere. cuDNN's backward has its own
 // test below.
-enum class Kernels { automatic, forward_mma_sync, forward_64_rows, dkv_kv_in_registers, one_dkv_block, simple };
+enum class Kernels {
+  automatic,
+  forward_mma_sync,
+  wgmma_3_stages,  // the wgmma forward's other block shapes (FlashAttentionTuning::wgmma_forward_shape)
+  wgmma_4_groups,
+  forward_64_rows,
+  dkv_kv_in_registers,
+  one_dkv_block,
+  simple
+};
+int wgmma_shape(Kernels k) {
+  switch (k) {
+    case Kernels::wgmma_3_stages: return 23;
+    case Kernels::wgmma_4_groups: return 42;
+    default: return 0;
+  }
+}
 const char* kernels_name(Kernels k) {
   switch (k) {
     case Kernels::automatic: return "tensor cores";
     case Kernels::forward_mma_sync: return "tensor cores, mma.sync forward where wgmma runs";
+    case Kernels::wgmma_3_stages: return "tensor cores, wgmma forward staging 3 key tiles";
+    case Kernels::wgmma_4_groups: return "tensor cores, wgmma forward of 4 warpgroups";
     case Kernels::forward_64_rows: return "tensor cores, 64-row forward blocks";
     case Kernels::dkv_kv_in_registers: return "tensor cores, dK/dV keeping K, V in registers";
     case Kernels::one_dkv_block: return "tensor cores, one dK/dV block per group";
@@ -72,9 +90,9 @@ const char* kernels_name(Kernels k) {
 // Whether an alternative changes anything for this case (else it would run the default again).
 bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 #if ZT_HAS_CUDA
-  if (k == Kernels::forward_mma_sync) return hd == 64 && cuda::flash_forward_wgmma_runs();
+  if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0) return hd == 64 && cuda::flash_forward_wgmma_runs();
 #else
-  if (k == Kernels::forward_mma_sync) return false;
+  if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0) return false;
 #endif
   if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_in_registers) return hd == 64;
   if (k == Kernels::one_dkv_block) return nh != nkv;
@@ -87,6 +105,7 @@ void use_kernels(Kernels kernels) {
   cuda::FlashAttentionTuning tuning;
   tuning.forward_rows = kernels == Kernels::forward_64_rows ? 64 : 0;
   tuning.forward_mma_sync = kernels == Kernels::forward_mma_sync;
+  tuning.wgmma_forward_shape = wgmma_shape(kernels);
   tuning.dkv_kv_in_registers = kernels == Kernels::dkv_kv_in_registers;
   tuning.dkv_splits = kernels == Kernels::one_dkv_block ? 1 : 0;
   cuda::set_flash_attention_tuning(tuning);
@@ -175,7 +194,8 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
     const Tensor &qkv = ref.qkv, &dout = ref.dout, &out = ref.out, &lse = ref.lse;
 
     for (DType dtype : {DType::f32, DType::bf16})
-      for (Kernels kernels : {Kernels::automatic, Kernels::forward_mma_sync, Kernels::forward_64_rows,
+      for (Kernels kernels : {Kernels::automatic, Kernels::forward_mma_sync, Kernels::wgmma_3_stages,
+                              Kernels::wgmma_4_groups, Kernels::forward_64_rows,
                               Kernels::dkv_kv_in_registers, Kernels::one_dkv_block, Kernels::simple}) {
         if (dtype == DType::f32 && kernels != Kernels::automatic) continue;  // f32 always runs the simple ones
         const bool flash = dtype == DType::bf16 && kernels != Kernels::simple && tensor_core_size;

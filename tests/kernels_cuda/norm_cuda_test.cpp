@@ -15,8 +15,8 @@ namespace {
 using namespace test;
 
 // Rows of whole 16-byte chunks run the register kernels: the forwards up to 8 chunks a lane
-// (norm_rows.cu), the backwards up to 512 chunks a row (norm_rows_backward.cu); the rest (77
-// wide; 4096 wide forwards and f32 backwards) the general ones. 3000 x 768 and 1500 x 2048 are more rows than the
+// (norm_rows.cu), the backwards up to 384 chunks a row (norm_rows_backward.cu); the rest (77
+// wide; 4096 wide) the general ones. 3000 x 768 and 1500 x 2048 are more rows than the
 // backwards' groups, so each group carries its sums over several rows.
 const std::tuple<int64_t, int64_t> kSizes[] = {{7, 64},     {300, 77},  {3000, 768}, {33, 4096},
                                                {513, 1024}, {64, 2048}, {1500, 2048}, {100, 1000}};

@@ -1,6 +1,6 @@
 // A stream for host<->device copies that overlap compute, ordered by events (optimizer offload:
 // gradients down as their buckets finish, updated parameters up tile by tile while the next tile
-// steps). On a CUDA device the copies run on a stream of their own; on the host they are plain
+// steps; the gradient buffer cleared during the next forward). On a CUDA device the copies run on a stream of their own; on the host they are plain
 // memory copies that finish before copy() returns, so the same code runs on CPU ranks.
 //
 //   CopyStream s(device);
@@ -32,6 +32,9 @@ class CopyStream {
   // Copies src into dst (same dtype and numel). On a CUDA device one side must be host memory
   // (pinned for the copy to be asynchronous). Copies run in issue order.
   Ticket copy(const Tensor& dst, const Tensor& src);
+  // Sets dst's bytes to zero, in issue order with the copies (on the host device, at once): a
+  // buffer cleared off the compute stream's path, for the compute stream to wait on later.
+  Ticket fill_zero(const Tensor& dst);
   // The host waits until copy t and every earlier one finished; t = 0 or a finished copy returns at once.
   void wait(Ticket t);
   void synchronize();  // waits for every copy issued

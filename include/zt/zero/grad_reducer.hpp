@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "zt/comm/process_group.hpp"
+#include "zt/core/copy_stream.hpp"
 #include "zt/zero/flat_layout.hpp"
 #include "zt/zero/options.hpp"
 
@@ -45,6 +46,11 @@ class GradReducer {
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
   void zero();  // before a new accumulation window (stages 0, 1)
+  // After a step, on a GPU (stages 0, 1): clears the buffer for the next window on a side stream
+  // that waits for the compute stream's work so far (the optimizer's reads), so that the clearing
+  // overlaps the next forward; zero() then only orders the compute stream after it. Reading
+  // gradients() before that sees zeros, as after zero().
+  void zero_ahead();
   size_t gradient_bytes() const;
   size_t bucket_peak_bytes() const { return bucket_peak_; }
 
@@ -75,6 +81,9 @@ class GradReducer {
   size_t bucket_bytes_now_ = 0, bucket_peak_ = 0;
   ReducedHook reduced_hook_;
   std::vector<int> in_flight_;  // buckets launched and not completed, in launch order
+  std::unique_ptr<CopyStream> clearing_;  // zero_ahead's side stream, made on first use
+  bool cleared_ahead_ = false;            // flat_ is being zeroed there; the compute stream has not waited yet
+  void wait_for_clearing() const;
 };
 
 }  // namespace zt::zero

@@ -39,6 +39,21 @@ struct CopyStream::Impl {
       in_flight.pop_front();
     }
   }
+  // Retires the leading copies that have finished (so a stream nobody waits on stays small).
+  void retire_finished() {
+    while (!in_flight.empty()) {
+      const cudaError_t state = cudaEventQuery(in_flight.front().done);
+      if (state == cudaErrorNotReady) return;
+      ZT_CUDA_CHECK(state);
+      retire(in_flight.front().ticket);
+    }
+  }
+  Ticket issue(Ticket t, const Tensor& dst, const Tensor& src) {
+    cudaEvent_t done = take_event();
+    ZT_CUDA_CHECK(cudaEventRecord(done, stream));
+    in_flight.push_back({t, done, dst, src});
+    return t;
+  }
 };
 
 CopyStream::CopyStream(Device device) : device_(device), impl_(std::make_unique<Impl>()) {
@@ -77,13 +92,24 @@ CopyStream::Ticket CopyStream::copy(const Tensor& dst, const Tensor& src) {
   ZT_CHECK(dst.device().is_cpu() != src.device().is_cpu(), "CopyStream on ", device_.name(),
            ": copies go between host and device memory, got ", src.describe(), " into ", dst.describe());
   cuda::set_device(device_.index);
+  impl_->retire_finished();
   const Ticket t = ++issued_;
   if (dst.nbytes() > 0)
     ZT_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), dst.nbytes(), cudaMemcpyDefault, impl_->stream));
-  cudaEvent_t done = impl_->take_event();
-  ZT_CUDA_CHECK(cudaEventRecord(done, impl_->stream));
-  impl_->in_flight.push_back({t, done, dst, src});
-  return t;
+  return impl_->issue(t, dst, src);
+}
+
+CopyStream::Ticket CopyStream::fill_zero(const Tensor& dst) {
+  if (!device_.is_cuda() || dst.device().is_cpu()) {
+    dst.zero_();
+    return ++issued_;
+  }
+  ZT_CHECK(dst.device() == device_, "CopyStream on ", device_.name(), ": cannot zero ", dst.describe());
+  cuda::set_device(device_.index);
+  impl_->retire_finished();
+  const Ticket t = ++issued_;
+  if (dst.nbytes() > 0) ZT_CUDA_CHECK(cudaMemsetAsync(dst.raw(), 0, dst.nbytes(), impl_->stream));
+  return impl_->issue(t, dst, Tensor());
 }
 
 void CopyStream::wait(Ticket t) {

@@ -11,6 +11,15 @@ namespace zt::cuda {
 
 namespace {
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x in one MUFU.EX2 (flush-to-zero: the results are probabilities, rounded to T after).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 template <class T>
 union Vec {  // 16 bytes of T
   static constexpr int n = 16 / sizeof(T);
@@ -136,12 +145,14 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
     for (int e = 0; e < kVec; ++e) m = fmaxf(m, to_float(r[i].v[e]));
   }
   const float row_max = block_max(m, shared);
+  // exp(x - max) as 2^(x log2 e - max log2 e): one FFMA and one MUFU.EX2 an element.
+  const float max_log2 = row_max * kLog2e;
   float s = 0.0f;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     if (int(threadIdx.x) + i * Threads >= chunks) continue;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) s += __expf(to_float(r[i].v[e]) - row_max);
+    for (int e = 0; e < kVec; ++e) s += exp2_approx(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2));
   }
   const float sum = block_sum(s, shared);
   if (threadIdx.x == 0) {
@@ -150,16 +161,22 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   }
   if (!dx) return;
   const float scale = valid ? dloss / sum : NAN;
+  const int target_chunk = valid ? target / kVec : -1;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     const int k = int(threadIdx.x) + i * Threads;
     if (k >= chunks) continue;
+    float g[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) g[e] = exp2_approx(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2)) * scale;
+    if (k == target_chunk) {  // the one-hot term, in the one chunk that holds the target
+#pragma unroll
+      for (int e = 0; e < kVec; ++e)
+        if (e == target % kVec) g[e] -= dloss;
+    }
     Vec<T> out;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) {
-      const int j = k * kVec + e;
-      out.v[e] = from_float<T>(__expf(to_float(r[i].v[e]) - row_max) * scale - (j == target ? dloss : 0.0f));
-    }
+    for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
     __stcs(dx + k, out.raw);
   }
 }
@@ -189,7 +206,6 @@ auto rows_launch(const T* logits, const T* dlogits, int64_t v)
     default: break;
   }
   if (chunks <= 10 * 640) return launch_rows<T, 10, 640>;  // GPT-2's 50304 in bf16: 6288 chunks
-  if (chunks <= 12 * 512) return launch_rows<T, 12, 512>;
   return nullptr;
 }
 

@@ -91,6 +91,9 @@ struct FlashAttentionTuning {
   // HD 64 with the default rows: the mma.sync forward even where the wgmma one runs (sm_90a build
   // on a Hopper GPU), to time or test both.
   bool forward_mma_sync = false;
+  // The wgmma forward's block, as 10 G + S: G warpgroups of 64 query rows, S stages of K and V
+  // (22, 23 or 42). 0: the default, 22.
+  int wgmma_forward_shape = 0;
   // The dK/dV kernel for HD 64 keeps K's and V's fragments in registers instead of reading them
   // from shared memory for every product (more registers: 2 blocks a multiprocessor, not 3). Off
   // by default: on an H200 the shared-memory form measured 4-7% faster (GPT-2 and Llama shapes).

@@ -1,7 +1,7 @@
 // LayerNorm and RMSNorm over rows that are a whole number of 16-byte chunks, with each row's
 // chunks held in registers: the forwards a warp per row (lane l holds chunks l, l + 32, ..., at
 // most 8 a lane; norm_rows.cu), the backwards a group of warps per row, one chunk a lane, at most
-// 512 chunks (norm_rows_backward.cu). Each returns false, launching nothing, for a shape it does
+// 384 chunks (norm_rows_backward.cu). Each returns false, launching nothing, for a shape it does
 // not cover; norm.cu then runs its general kernels. Same arguments and arithmetic as the general
 // kernels (statistics in f32). With a residual, the forwards normalize inp + residual (rounded to
 // T) and write that sum to sum (which may be inp or residual); with dinp_add, the backwards write

@@ -5,11 +5,13 @@
 // and its chunk's parameter-gradient sums, nothing more. (A warp per row, as the forwards run,
 // keeps several chunks a lane and reads the row twice; it ran the backward at ~40 % of bandwidth.)
 // A block has G groups; group g of block b takes rows b G + g, then every gridDim.x G rows, and
-// loads the next row while it reduces the current one. The group's row sums go through shared
-// memory under a barrier of the group's own (bar.sync with an id of its own), two slots by row
-// parity so that one barrier a row suffices. At the end the block adds its groups' parameter sums
-// in group order and writes them as its row of partial (blocks, A, C); sum_partials_kernel adds
-// the blocks' rows column by column in a fixed order, so the result is the same from run to run.
+// loads the next row (and its statistics) while it reduces the current one. The group's row sums
+// go through shared memory under a barrier of the group's own (bar.sync with an id of its own),
+// two slots by row parity so that one barrier a row suffices. At the end the block adds its
+// groups' parameter sums in group order and writes them as its row of partial (blocks, A, C);
+// sum_partials_kernel adds the blocks' rows column by column in a fixed order, so the result is
+// the same from run to run. Up to 384 chunks a row (3072 bf16 elements): a block of at most 384
+// threads at 2 blocks an SM leaves 85 registers a thread, which these need.
 #include <algorithm>
 
 #include "norm_chunks.cuh"
@@ -21,8 +23,8 @@ namespace {
 
 using namespace norm_chunks;
 
-constexpr int kMaxGroupWarps = 16;    // a row of at most 512 chunks, a block of at most 512 threads
-constexpr int kBlockThreadsGoal = 512;
+constexpr int kMaxGroupWarps = 12;    // a row of at most 384 chunks, a block of at most 384 threads
+constexpr int kBlockThreadsGoal = 384;
 constexpr int kMaxGroups = 15;        // bar.sync ids 1..15; 0 is __syncthreads's
 
 __device__ __forceinline__ void group_barrier(int group, int threads) {
@@ -57,13 +59,15 @@ __global__ void __launch_bounds__(32 * kMaxGroupWarps, 2) norm_backward_groups_k
   const Chunk16<T> w = chunk_or_zero(weight, k, active);  // kept in storage type: fewer registers
   const int64_t stride = int64_t(gridDim.x) * G;
   int64_t row = int64_t(blockIdx.x) * G + group;
+  // This row's chunks and statistics, loaded during the previous row (the first before the loop).
   Chunk16<T> xc = chunk_or_zero(inp + row * c, k, active && row < n);
   Chunk16<T> gc = chunk_or_zero(dout + row * c, k, active && row < n);
+  float m = kLayer && row < n ? mean[row] : 0.0f, r = row < n ? rstd[row] : 0.0f;
   for (int parity = 0; row < n; row += stride, parity ^= 1) {
-    const float m = kLayer ? mean[row] : 0.0f, r = rstd[row];
     const int64_t next = row + stride;
     const Chunk16<T> xn = chunk_or_zero(inp + next * c, k, active && next < n);
     const Chunk16<T> gn = chunk_or_zero(dout + next * c, k, active && next < n);
+    const float mn = kLayer && next < n ? mean[next] : 0.0f, rn = next < n ? rstd[next] : 0.0f;
     const Chunk16<T> addend = chunk_or_zero(dinp_add ? dinp_add + row * c : dinp_add, k, active && dinp && dinp_add);
     // LayerNorm: s0 = sum dxhat, s1 = sum dxhat xhat. RMSNorm: s0 = sum dy w x.
     float s0 = 0, s1 = 0;
@@ -105,7 +109,7 @@ __global__ void __launch_bounds__(32 * kMaxGroupWarps, 2) norm_backward_groups_k
         reinterpret_cast<uint4*>(dinp + row * c)[k] = out.raw;
       }
     }
-    xc = xn, gc = gn;
+    xc = xn, gc = gn, m = mn, r = rn;
   }
   __syncthreads();  // param_sums zeroed by every thread
   for (int g = 0; g < G; ++g) {
@@ -121,30 +125,31 @@ __global__ void __launch_bounds__(32 * kMaxGroupWarps, 2) norm_backward_groups_k
 }
 
 // dst_a (C) += sum over blocks of partial (blocks, arrays, C)[., a, .] for a = blockIdx.y: 32
-// columns a block, 8 phases over the blocks, combined in a fixed order.
+// columns a block, kPhases phases over the blocks, combined in a fixed order.
+constexpr int kPhases = 16;
 template <class T>
 __global__ void sum_partials_kernel(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
-  __shared__ float phase_sums[8][33];
+  __shared__ float phase_sums[kPhases][33];
   const int a = blockIdx.y;
   const int64_t j = int64_t(blockIdx.x) * 32 + threadIdx.x;
   float s = 0;
   if (j < c)
 #pragma unroll 4
-    for (int b = threadIdx.y; b < blocks; b += 8) s += partial[(int64_t(b) * arrays + a) * c + j];
+    for (int b = threadIdx.y; b < blocks; b += kPhases) s += partial[(int64_t(b) * arrays + a) * c + j];
   phase_sums[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   T* dst = a == 0 ? dst0 : dst1;
   if (threadIdx.y != 0 || j >= c || !dst) return;
   float total = 0;
 #pragma unroll
-  for (int y = 0; y < 8; ++y) total += phase_sums[y][threadIdx.x];
+  for (int y = 0; y < kPhases; ++y) total += phase_sums[y][threadIdx.x];
   dst[j] = from_float<T>(to_float(dst[j]) + total);
 }
 
 template <class T>
 void sum_partials(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
   const dim3 grid(unsigned((c + 31) / 32), unsigned(arrays));
-  sum_partials_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(dst0, dst1, partial, blocks, arrays, c);
+  sum_partials_kernel<<<grid, dim3(32, kPhases), 0, compute_stream()>>>(dst0, dst1, partial, blocks, arrays, c);
   ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
 }
 
@@ -180,10 +185,10 @@ bool norm_backward_groups(T* dinp, T* dweight, T* dbias, const T* dout, const T*
     ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
   int resident = 0;
   ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared));
-  // Two blocks an SM are enough to keep its loads in flight; more would only lengthen the final sum.
+  // Up to three blocks an SM keep its loads in flight; more would only lengthen the final sum.
   const int64_t wanted = (n + shape.groups - 1) / shape.groups;
   const int blocks = int(std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(multiprocessor_count()) *
-                                                                            std::clamp(resident, 1, 2))));
+                                                                            std::clamp(resident, 1, 3))));
   Scratch partial(size_t(blocks) * A * size_t(c) * sizeof(float));
   kernel<<<blocks, threads, shared, compute_stream()>>>(dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n,
                                                         shape.chunks, shape.group_warps, dinp_add);
