@@ -287,12 +287,13 @@ TEST(CudaAttention, SavedStateIsTheLogSumExp) {
   EXPECT_EQ(ops::stats_dtype(DType::bf16), DType::f32);
 }
 
-// Head sizes that are multiples of 4 take the pairs kernel (sin/cos once per token), others the
-// element kernel; an offset of 2000 gives Llama-length angles.
+// Head sizes whose halves are whole 16-byte chunks take the chunk kernel (32, 64), other multiples
+// of 4 the pairs kernel (12), the rest the element kernel (6); an offset of 2000 gives
+// Llama-length angles. The 6 rotated heads of 8 leave the chunk kernel's last group of heads short.
 TEST(CudaRope, ForwardAndInverseMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(302);
-  for (const auto& [hd, offset] : {std::pair<int64_t, int64_t>{32, 7}, {64, 2000}, {6, 3}})
+  for (const auto& [hd, offset] : {std::pair<int64_t, int64_t>{32, 7}, {64, 2000}, {12, 5}, {6, 3}})
   for (DType dtype : {DType::f32, DType::bf16}) {
     SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " HD=" << hd << " offset=" << offset);
     const int64_t b = 2, t = 50, heads = 8, rotated = 6;
