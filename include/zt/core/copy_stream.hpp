@@ -1,7 +1,8 @@
 // A stream for host<->device copies that overlap compute, ordered by events (optimizer offload:
 // gradients down as their buckets finish, updated parameters up tile by tile while the next tile
-// steps; the gradient buffer cleared during the next forward). On a CUDA device the copies run on a stream of their own; on the host they are plain
-// memory copies that finish before copy() returns, so the same code runs on CPU ranks.
+// steps; the gradient buffer cleared during the next forward). On a CUDA device the copies run
+// on a stream of their own; on the host they are plain memory copies that finish before copy()
+// returns, so the same code runs on CPU ranks.
 //
 //   CopyStream s(device);
 //   s.after_compute();                       // later copies wait for the compute stream's work so far

@@ -41,9 +41,10 @@ __device__ __forceinline__ Chunk16<T> chunk_or_zero(const T* row, int k, bool pr
 // kLayer: LayerNorm (partial arrays dweight, dbias; mean used) or RMSNorm (dweight only).
 // Shared memory: (2 parities, G, W, 2) row sums, then (A, C) parameter sums.
 template <class T, bool kLayer>
-__global__ void __launch_bounds__(32 * kMaxGroupWarps, 2) norm_backward_groups_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
-                                            const float* mean, const float* rstd, int64_t n, int chunks,
-                                            int group_warps, const T* dinp_add) {
+__global__ void __launch_bounds__(32 * kMaxGroupWarps, 2)
+    norm_backward_groups_kernel(T* dinp, float* partial, const T* dout, const T* inp, const T* weight,
+                                const float* mean, const float* rstd, int64_t n, int chunks, int group_warps,
+                                const T* dinp_add) {
   constexpr int V = Chunk16<T>::n, A = kLayer ? 2 : 1;
   extern __shared__ float shared[];
   const int W = group_warps, G = int(blockDim.x) / (32 * W);
