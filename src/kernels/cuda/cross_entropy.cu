@@ -11,36 +11,20 @@ namespace zt::cuda {
 
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
-// 2^x in one MUFU.EX2 (flush-to-zero: the results are probabilities, rounded to T after).
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-template <class T>
-union Vec {  // 16 bytes of T
-  static constexpr int n = 16 / sizeof(T);
-  uint4 raw;
-  T v[n];
-};
-
 // Calls fn(j, value) for every element of row x (V) that this thread owns: a scalar head up to the
 // first 16-byte boundary, 16-byte vectors, a scalar tail.
 template <class T, class Fn>
 __device__ __forceinline__ void for_each_owned(const T* x, int64_t v, Fn&& fn) {
-  constexpr int kVec = Vec<T>::n;
+  constexpr int kVec = Chunk16<T>::n;
   const int64_t misalign = int64_t(reinterpret_cast<uintptr_t>(x) % 16) / int64_t(sizeof(T));
   int64_t head = misalign ? kVec - misalign : 0;
   head = head < v ? head : v;
   const int64_t body = (v - head) / kVec;
   const int64_t tail_start = head + body * kVec;
   for (int64_t j = threadIdx.x; j < head; j += blockDim.x) fn(j, to_float(x[j]));
-  const Vec<T>* xv = reinterpret_cast<const Vec<T>*>(x + head);
+  const Chunk16<T>* xv = reinterpret_cast<const Chunk16<T>*>(x + head);
   for (int64_t i = threadIdx.x; i < body; i += blockDim.x) {
-    const Vec<T> chunk = xv[i];
+    const Chunk16<T> chunk = xv[i];
 #pragma unroll
     for (int k = 0; k < kVec; ++k) fn(head + i * kVec + k, to_float(chunk.v[k]));
   }
@@ -84,7 +68,7 @@ __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits,
   const float scale = valid ? dloss / sum : NAN;
   if (reinterpret_cast<uintptr_t>(dx) % 16 == reinterpret_cast<uintptr_t>(x) % 16) {
     // Same alignment (in place, or a twin buffer): the writes go out as 16-byte vectors too.
-    constexpr int kVec = Vec<T>::n;
+    constexpr int kVec = Chunk16<T>::n;
     const int64_t misalign = int64_t(reinterpret_cast<uintptr_t>(x) % 16) / int64_t(sizeof(T));
     int64_t head = misalign ? kVec - misalign : 0;
     head = head < v ? head : v;
@@ -95,7 +79,7 @@ __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits,
     const uint4* xv = reinterpret_cast<const uint4*>(x + head);
     uint4* dv = reinterpret_cast<uint4*>(dx + head);
     for (int64_t i = threadIdx.x; i < body; i += blockDim.x) {
-      Vec<T> chunk, out;
+      Chunk16<T> chunk, out;
       chunk.raw = __ldcs(xv + i);
 #pragma unroll
       for (int k = 0; k < kVec; ++k) {
@@ -119,7 +103,7 @@ template <class T, int K, int Threads>
 __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* losses, T* dlogits, const T* logits,
                                                                    const int32_t* targets, int* counted, int64_t v,
                                                                    float dloss) {
-  constexpr int kVec = Vec<T>::n;
+  constexpr int kVec = Chunk16<T>::n;
   __shared__ float shared[32];
   const int64_t row = blockIdx.x;
   const int chunks = int(v / kVec);  // rows are far below 2^31 elements
@@ -134,7 +118,7 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   }
   const bool valid = target >= 0 && target < v;
   const float x_target = valid ? to_float(logits[row * v + target]) : NAN;
-  Vec<T> r[K];
+  Chunk16<T> r[K];
   float m = -INFINITY;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
@@ -152,7 +136,7 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   for (int i = 0; i < K; ++i) {
     if (int(threadIdx.x) + i * Threads >= chunks) continue;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) s += exp2_approx(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2));
+    for (int e = 0; e < kVec; ++e) s += exp2_fast(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2));
   }
   const float sum = block_sum(s, shared);
   if (threadIdx.x == 0) {
@@ -168,13 +152,13 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
     if (k >= chunks) continue;
     float g[kVec];
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) g[e] = exp2_approx(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2)) * scale;
+    for (int e = 0; e < kVec; ++e) g[e] = exp2_fast(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2)) * scale;
     if (k == target_chunk) {  // the one-hot term, in the one chunk that holds the target
 #pragma unroll
       for (int e = 0; e < kVec; ++e)
         if (e == target % kVec) g[e] -= dloss;
     }
-    Vec<T> out;
+    Chunk16<T> out;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
     __stcs(dx + k, out.raw);
@@ -194,7 +178,7 @@ void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targ
 template <class T>
 auto rows_launch(const T* logits, const T* dlogits, int64_t v)
     -> void (*)(float*, T*, const T*, const int32_t*, int*, int64_t, int64_t, float) {
-  constexpr int kVec = Vec<T>::n;
+  constexpr int kVec = Chunk16<T>::n;
   const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
   if (v % kVec != 0 || v < 8192 || misaligned(logits) || (dlogits && misaligned(dlogits))) return nullptr;
   const int64_t chunks = v / kVec;

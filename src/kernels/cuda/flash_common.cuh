@@ -25,7 +25,6 @@ namespace zt::cuda::flash {
 constexpr int kThreads = 128;  // 4 warps a block in every kernel
 constexpr int kTile = 64;      // rows of a staged inner tile: keys (forward, dQ) or queries (dK/dV)
 constexpr int kPad = 8;        // bf16 elements of padding per shared row: ldmatrix conflict-free
-constexpr float kLog2e = 1.4426950408889634f;
 
 struct FlashDims {
   int t, nh, nkv, width;   // width: the qkv row, (NH + 2*NKV) * HD
@@ -81,14 +80,6 @@ __device__ __forceinline__ void cp_async_wait() {
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// 2^x in one MUFU.EX2 (exp2f adds a range fix-up for denormal results: three more instructions);
-// 2^-inf = 0, which is how masked scores vanish.
-__device__ __forceinline__ float exp2_fast(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // Reduces a per-thread partial over the 4 threads that share an accumulator row.

@@ -29,23 +29,6 @@ __device__ __forceinline__ Chunk16<T> load_row_chunk(const T* inp, const T* resi
   return ch;
 }
 
-// Chunk k of dinp's row as computed (f32), plus the same chunk of dinp_add when there is one,
-// rounded to T.
-template <class T>
-__device__ __forceinline__ Chunk16<T> plus_chunk(const float (&dx)[Chunk16<T>::n], const T* dinp_add, int64_t start,
-                                                 int k) {
-  Chunk16<T> out;
-  if (dinp_add) {
-    const Chunk16<T> a = load_chunk(dinp_add + start, k);
-#pragma unroll
-    for (int e = 0; e < Chunk16<T>::n; ++e) out.v[e] = from_float<T>(dx[e] + to_float(a.v[e]));
-  } else {
-#pragma unroll
-    for (int e = 0; e < Chunk16<T>::n; ++e) out.v[e] = from_float<T>(dx[e]);
-  }
-  return out;
-}
-
 inline bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace zt::cuda::norm_chunks

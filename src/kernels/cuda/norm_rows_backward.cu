@@ -13,6 +13,9 @@
 // the same from run to run. Up to 384 chunks a row (3072 bf16 elements): a block of at most 384
 // threads at 2 blocks an SM leaves 85 registers a thread, which these need.
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "norm_chunks.cuh"
 #include "norm_rows.hpp"
@@ -171,6 +174,25 @@ GroupShape group_shape(int64_t c) {
   return s;
 }
 
+// Blocks of `kernel` the device holds at once, at most `per_sm_cap` an SM; found once per kernel,
+// device and launch shape (the query is host work every backward would repeat). The shapes here
+// take at most 2 x 3072 floats of parameter sums plus the row sums: under the default 48 KiB.
+template <class Kernel>
+int resident_blocks(Kernel kernel, int threads, size_t shared, int per_sm_cap) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, int, size_t>, int> known;
+  int device = 0;
+  ZT_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  int& blocks = known[{reinterpret_cast<const void*>(kernel), device, threads, shared}];
+  if (blocks == 0) {
+    int resident = 0;
+    ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared));
+    blocks = multiprocessor_count() * std::clamp(resident, 1, per_sm_cap);
+  }
+  return blocks;
+}
+
 template <class T, bool kLayer>
 bool norm_backward_groups(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                           const float* mean, const float* rstd, int64_t n, int64_t c, const T* dinp_add) {
@@ -182,14 +204,9 @@ bool norm_backward_groups(T* dinp, T* dweight, T* dbias, const T* dout, const T*
   const int threads = 32 * shape.group_warps * shape.groups;
   const size_t shared = (4 * size_t(shape.groups) * shape.group_warps + A * size_t(c)) * sizeof(float);
   auto kernel = norm_backward_groups_kernel<T, kLayer>;
-  if (shared > 48 * 1024)
-    ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
-  int resident = 0;
-  ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared));
   // Up to three blocks an SM keep its loads in flight; more would only lengthen the final sum.
   const int64_t wanted = (n + shape.groups - 1) / shape.groups;
-  const int blocks = int(std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(multiprocessor_count()) *
-                                                                            std::clamp(resident, 1, 3))));
+  const int blocks = int(std::max<int64_t>(1, std::min<int64_t>(wanted, resident_blocks(kernel, threads, shared, 3))));
   Scratch partial(size_t(blocks) * A * size_t(c) * sizeof(float));
   kernel<<<blocks, threads, shared, compute_stream()>>>(dinp, partial.as<float>(), dout, inp, weight, mean, rstd, n,
                                                         shape.chunks, shape.group_warps, dinp_add);
