@@ -42,7 +42,21 @@ AttentionKernels attention_kernels() {
   return from_environment;
 }
 
+// The tuning until set_flash_attention_tuning: the defaults, with the HD 64 backward as
+// ZT_ATTENTION_BACKWARD says (auto: the default kernel; wgmma; cudnn, or ours where cuDNN has no
+// plan).
+FlashAttentionTuning tuning_from_environment() {
+  FlashAttentionTuning tuning;
+  const std::string v = env_string("ZT_ATTENTION_BACKWARD", "auto");
+  if (v == "wgmma") tuning.backward_wgmma = true;
+  else if (v == "cudnn") tuning.backward_wgmma = false;
+  else if (v != "auto" && !v.empty())
+    ZT_THROW("environment variable ZT_ATTENTION_BACKWARD='", v, "' is not one of auto, wgmma, cudnn");
+  return tuning;
+}
+
 std::mutex g_tuning_mutex;
+bool g_tuning_set = false;
 FlashAttentionTuning g_tuning;
 
 constexpr int kSimpleWarps = 4;  // query (or key) rows per block
@@ -242,11 +256,12 @@ std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, i
 
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
-  g_tuning = tuning;
+  g_tuning = tuning, g_tuning_set = true;
 }
 
 FlashAttentionTuning flash_attention_tuning() {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
+  if (!g_tuning_set) g_tuning = tuning_from_environment(), g_tuning_set = true;
   return g_tuning;
 }
 
@@ -273,6 +288,9 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
            32 * kMaxHeadChunks);
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
+    if (hd == 64 && flash_attention_tuning().backward_wgmma && flash_forward_wgmma_runs() &&
+        use_flash(hd, {dqkv, dout, qkv, out}))
+      return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
 #if ZT_HAS_CUDNN
     // cuDNN's fused backward where it has a plan for the shape; ours otherwise.
     if (attention_kernels() == AttentionKernels::automatic && use_flash(hd, {dqkv, dout, qkv, out}) &&

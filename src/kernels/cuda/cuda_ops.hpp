@@ -101,6 +101,13 @@ struct FlashAttentionTuning {
   // Blocks sharing a key/value head's query heads in the dK/dV kernel (their f32 partials then
   // added in a fixed order), rounded down to a divisor of the group. 0: chosen by the size.
   int dkv_splits = 0;
+  // HD 64 where flash_forward_wgmma_runs(): the backward on wgmma (flash_backward_wgmma.cu, one
+  // key-side kernel with dQ added across blocks in f32) instead of cuDNN's fused one (automatic
+  // kernels) or the mma.sync kernels (flash kernels). Its splits follow dkv_splits.
+  bool backward_wgmma = false;
+  // The wgmma backward's block: 2 warpgroups over 128 keys sharing each staged query tile, one
+  // block a multiprocessor, or 1 warpgroup over 64 keys, 2 blocks. 0: the default, 2.
+  int wgmma_backward_groups = 0;
 };
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run

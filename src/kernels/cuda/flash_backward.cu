@@ -327,13 +327,23 @@ void backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const 
   dkv<<<grid, kThreads, dkv_shared<HD>(), compute_stream()>>>(dqkv, partial.as<float>(), dout, qkv, lse, dsum, dm,
                                                               heads);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_kernel");
-  const int64_t quads = b * t * nkv * 2 * HD / 4;
-  flash_backward_dkv_sum_kernel<HD><<<unsigned((quads + 255) / 256), 256, 0, compute_stream()>>>(
-      dqkv, partial.as<float>(), splits, b * t, int(nkv), int(nh));
-  ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_sum_kernel");
+  flash_add_dkv_partials(dqkv, partial.as<float>(), splits, b, t, nh, nkv, HD);
 }
 
 }  // namespace
+
+void flash_add_dkv_partials(bf16* dqkv, const float* partial, int splits, int64_t b, int64_t t, int64_t nh,
+                            int64_t nkv, int64_t hd) {
+  const int64_t quads = b * t * nkv * 2 * hd / 4;
+  const unsigned blocks = unsigned((quads + 255) / 256);
+  if (hd == 64)
+    flash_backward_dkv_sum_kernel<64><<<blocks, 256, 0, compute_stream()>>>(dqkv, partial, splits, b * t, int(nkv),
+                                                                           int(nh));
+  else
+    flash_backward_dkv_sum_kernel<128><<<blocks, 256, 0, compute_stream()>>>(dqkv, partial, splits, b * t,
+                                                                            int(nkv), int(nh));
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_dkv_sum_kernel");
+}
 
 void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "wgmma.cuh"
 
 namespace zt::cuda::flash {
 
@@ -188,6 +189,19 @@ __device__ __forceinline__ void mma_p_b(float (&acc)[MT][NT][4], const float (&p
         mma16816(acc[mt][nt + 1], af[mt], bf[2], bf[3]);
       }
     }
+  }
+}
+
+// For the wgmma kernels: queues rows [row0, row0 + ROWS) of src (rows `stride` elements apart,
+// 64 wide) into the 128-byte-swizzled tile at dst (wgmma.cuh); rows at or past t are zero.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void stage_swizzled(unsigned char* dst, const bf16* src, int64_t stride, int row0, int t) {
+#pragma unroll 1
+  for (int i = threadIdx.x; i < ROWS * 8; i += THREADS) {
+    const int r = i >> 3, chunk = i & 7;
+    const bool valid = row0 + r < t;
+    cp_async16(dst + wgmma::swizzled_offset(r, chunk), src + int64_t(valid ? row0 + r : 0) * stride + chunk * 8,
+               valid);
   }
 }
 

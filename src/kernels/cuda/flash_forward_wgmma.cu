@@ -38,19 +38,6 @@ struct Shape {
   static constexpr size_t shared = size_t(q_bytes) + 2 * S * kTileBytes;
 };
 
-// Queues rows [row0, row0 + ROWS) of src (rows `stride` elements apart, 64 wide) into the
-// swizzled tile at dst; rows at or past t are zero.
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void stage_swizzled(unsigned char* dst, const bf16* src, int64_t stride, int row0, int t) {
-#pragma unroll 1
-  for (int i = threadIdx.x; i < ROWS * 8; i += THREADS) {
-    const int r = i >> 3, chunk = i & 7;
-    const bool valid = row0 + r < t;
-    cp_async16(dst + wgmma::swizzled_offset(r, chunk), src + int64_t(valid ? row0 + r : 0) * stride + chunk * 8,
-               valid);
-  }
-}
-
 using Scores = float[kKeys / 8][4];  // a warpgroup's (64, 128) accumulators, as wgmma.cuh lays them out
 using Output = float[kHd / 8][4];    // (64, 64)
 using Probabilities = uint32_t[kKeys / 16][4];  // P as the A operand of P V, a k-step of 16 keys each

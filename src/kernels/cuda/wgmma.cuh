@@ -1,7 +1,8 @@
 // Hopper's warpgroup matrix products (wgmma, sm_90a only): the shared-memory operand
-// descriptor for 128-byte-swizzled tiles, the ordering instructions, and the two shapes the
-// flash attention forward uses. A warpgroup is 4 consecutive warps starting at a warp index
-// divisible by 4; every one of its 128 threads executes each instruction.
+// descriptor for 128-byte-swizzled tiles, the ordering instructions, the shapes the flash
+// attention kernels use, and the bulk reduction the backward adds dQ with. A warpgroup is 4
+// consecutive warps starting at a warp index divisible by 4; every one of its 128 threads
+// executes each instruction.
 //
 // Accumulators (f32, m64nN): thread t of the warpgroup holds d[j][e] for 8-column block j at row
 // 16 (t / 32) + (t % 32) / 4 + 8 (e / 2), column 8 j + 2 (t % 4) + e % 2: each warp's 16 rows laid
@@ -91,9 +92,11 @@ __device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uin
       : "l"(a), "l"(b), "r"(accumulate));
 }
 
-// d (64, 64) += A (64, 16) B (16, 64): A in registers (a[0..3] as mma.sync's m16n8k16 A fragment of
-// each warp's 16 rows), B MN-major from shared memory (its 16 rows of 64 columns).
-__device__ __forceinline__ void m64n64k16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+// d (64, 64) (+)= A (64, 16) B (16, 64): A in registers (a[0..3] as mma.sync's m16n8k16 A fragment
+// of each warp's 16 rows), B MN-major from shared memory (its 16 rows of 64 columns).
+// accumulate = 0 overwrites d.
+__device__ __forceinline__ void m64n64k16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b,
+                                             int accumulate = 1) {
   ZT_WGMMA_ASM(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
@@ -105,7 +108,77 @@ __device__ __forceinline__ void m64n64k16_rs(float (&d)[8][4], const uint32_t (&
         "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
         "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+}
+
+// d (64, 64) (+)= A (64, 16) B (16, 64): both K-major from shared memory (B's rows are its 64
+// columns). accumulate = 0 overwrites d.
+__device__ __forceinline__ void m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate) {
+  ZT_WGMMA_ASM(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},"
+      " %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// d (64, 32) (+)= A (64, 16) B (16, 32): both MN-major from shared memory (A's 16 rows of 64 M
+// columns, B's 16 rows of which the descriptor's start picks 32 columns). accumulate = 0
+// overwrites d.
+__device__ __forceinline__ void m64n32k16_ss_mn(float (&d)[4][4], uint64_t a, uint64_t b, int accumulate) {
+  ZT_WGMMA_ASM(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15},"
+      " %16, %17, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// d (64, 64) (+)= A (64, 16) B (16, 64): both MN-major from shared memory. accumulate = 0
+// overwrites d.
+__device__ __forceinline__ void m64n64k16_ss_mn(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate) {
+  ZT_WGMMA_ASM(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},"
+      " %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// Bulk reduction of `bytes` (a multiple of 16) of f32 from shared memory into global memory
+// (global += shared, element by element, in L2), issued by one thread; commit groups and waits as
+// for the other bulk copies. Shared memory written by ordinary stores is fenced
+// (fence_shared_for_async) and published by a barrier before the issuing thread reads it.
+__device__ __forceinline__ void bulk_reduce_add(float* global, uint32_t shared, uint32_t bytes) {
+  ZT_WGMMA_ASM("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(global),
+               "r"(shared), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { ZT_WGMMA_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Until at most N of this thread's bulk groups still read their shared source.
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {
+  ZT_WGMMA_ASM("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+// Until at most N of this thread's bulk groups are incomplete.
+template <int N>
+__device__ __forceinline__ void bulk_wait() {
+  ZT_WGMMA_ASM("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 #undef ZT_WGMMA_ASM

@@ -1,0 +1,374 @@
+// Flash attention backward for bf16, HD 64, on Hopper's warpgroup products (wgmma, sm_90a; built
+// only for that target, docs/CUDA_NOTES.md v7). The same gradients as flash_backward.cu, in one
+// key-side pass with 5 products where that file's two kernels need 7:
+//   1. prep: statistics (B, NH, Tq, 2) = (lse in the log2 domain, D = rowsum(dO * O)) for each
+//      query row, padded to whole 64-row tiles (lse +inf past T: those rows' probabilities are 0);
+//   2. per 128 keys of a key/value head (64 a warpgroup; or 64 keys, one warpgroup a block), over
+//      the 64-query tiles at or after them of the group's query heads (or a share of them, see
+//      below):
+//        S^T = K Q^T, dP^T = V dO^T (K, V as K-major A operands; Q, dO K-major B),
+//        P^T = exp2(c S^T - lse2), dS^T = P^T (dP^T - D),
+//        dV += P^T dO, dK += dS^T Q (P^T and dS^T in registers; dO, Q as MN-major B),
+//        dQ (64, 64) = dS K over the block's keys, each warpgroup its share of the columns (dS^T
+//        through shared memory as an MN-major A, K as an MN-major B),
+//      and dQ added into an f32 accumulator in global memory by one bulk reduction a step. P^T is
+//      computed while dP^T's products run and dS^T while dV's do;
+//   3. dQ's accumulator, scaled, into dqkv's query heads.
+// dK and dV come out of registers in a fixed order (bitwise repeatable); dQ's additions land in
+// the order blocks finish, so its low bits vary run to run.
+//
+// Grouped heads: as in flash_backward.cu, a block walks the query heads of its group one after
+// another unless the longest block would be over half a resident block's average load; then
+// `splits` blocks share the heads and write f32 partials, added in a fixed order afterwards.
+//
+// A block's shared memory: K and V, 3 stages of Q, dO and statistics (cp.async), 2 of dS^T (a
+// step's dQ products still read one while the next step writes the other) and one dQ tile, which
+// the bulk reduction has read before the next step writes it. dQ's accumulator tile is laid out as
+// the threads hold it, so that the float4 stores to shared memory are conflict-free: (8-column
+// block over the warpgroups, thread, 4).
+#include <algorithm>
+
+#include "flash_attention.cuh"
+#include "flash_common.cuh"
+#include "wgmma.cuh"
+
+namespace zt::cuda {
+
+namespace {
+
+using namespace flash;
+
+constexpr int kHd = 64;
+constexpr int kQueries = 64;                           // queries a step
+constexpr int kStages = 3;                             // staged query tiles
+constexpr int kRowBytes = kHd * 2;                     // one 128-byte swizzle row
+constexpr int kQueryTileBytes = kQueries * kRowBytes;  // 8 KiB: Q or dO
+constexpr int kDqFloats = kQueries * kHd;              // a dQ tile, f32
+constexpr int kDqBytes = kDqFloats * 4;                // 16 KiB
+constexpr int kStatBytes = kQueries * 8;               // (lse2, D) a query
+
+// A block of G warpgroups over 64 G keys (2 blocks a multiprocessor for one warpgroup, 1 for two:
+// the registers); its shared memory, each part 1024-byte aligned where the tensor cores read it.
+template <int G>
+struct Shape {
+  static constexpr int groups = G, threads = 128 * G, keys = 64 * G, blocks_per_sm = 3 - G;
+  static constexpr int key_tile_bytes = keys * kRowBytes;  // K, V or dS^T (keys, 64 queries)
+  static constexpr int off_k = 0, off_v = off_k + key_tile_bytes, off_q = off_v + key_tile_bytes,
+                       off_do = off_q + kStages * kQueryTileBytes, off_ds = off_do + kStages * kQueryTileBytes,
+                       off_dq = off_ds + 2 * key_tile_bytes, off_stat = off_dq + kDqBytes,
+                       shared = off_stat + kStages * kStatBytes;
+};
+
+using Square = float[kHd / 8][4];           // a warpgroup's (64, 64) accumulators (wgmma.cuh's layout)
+using Packed = uint32_t[kQueries / 16][4];  // (64 keys, 64 queries) in bf16 as an A operand, a k-step each
+template <int G>
+using DqShare = float[kHd / 8 / G][4];  // (64, 64 / G): a warpgroup's columns of a dQ tile
+
+// stats (B, NH, Tq, 2): (lse * log2 e, D) for rows < T, (+inf, 0) for the padding rows up to Tq.
+// 8 threads a row, 16 bytes of dO and O each. Grid (Tq / 32, B*NH), 256 threads.
+__global__ void flash_backward_wgmma_prep_kernel(float2* stats, const bf16* dout, const bf16* out, const float* lse,
+                                                 FlashDims dm, int tq_rows) {
+  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh;
+  const int row = blockIdx.x * 32 + threadIdx.x / 8, part = threadIdx.x % 8;
+  float d = 0.0f;
+  if (row < dm.t) {
+    const int64_t at = (int64_t(b) * dm.t + row) * dm.nh * kHd + h * kHd + part * 8;
+    const uint4 xv = *reinterpret_cast<const uint4*>(dout + at), yv = *reinterpret_cast<const uint4*>(out + at);
+    const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
+    const __nv_bfloat162* yp = reinterpret_cast<const __nv_bfloat162*>(&yv);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 x = __bfloat1622float2(xp[j]), y = __bfloat1622float2(yp[j]);
+      d = fmaf(x.x, y.x, fmaf(x.y, y.y, d));
+    }
+  }
+  d += __shfl_xor_sync(0xffffffffu, d, 1);
+  d += __shfl_xor_sync(0xffffffffu, d, 2);
+  d += __shfl_xor_sync(0xffffffffu, d, 4);
+  if (part == 0 && row < tq_rows)
+    stats[int64_t(bh) * tq_rows + row] =
+        row < dm.t ? make_float2(lse[int64_t(bh) * dm.t + row] * kLog2e, d) : make_float2(INFINITY, 0.0f);
+}
+
+// dqkv's query heads = scale * dq_acc, from the accumulator's (B*NH, Tq / 64) tiles laid out as
+// the main kernel's threads hold them. A thread per float4 (rows r and r + 8, 2 columns); grid
+// (q_tiles * 1024 / 256, B*NH).
+__global__ void flash_backward_wgmma_dq_kernel(bf16* dqkv, const float4* dq_acc, FlashDims dm, int q_tiles) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;  // within head bh's tiles
+  if (i >= q_tiles * (kDqFloats / 4)) return;
+  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, qt = i / (kDqFloats / 4), within = i % (kDqFloats / 4);
+  const int t = within % 128;  // the thread; within / 128: the 8-column block over the warpgroups
+  const int lane = t % 32, row = qt * kQueries + 16 * (t / 32) + lane / 4, col = 8 * (within / 128) + 2 * (lane % 4);
+  const float4 v = dq_acc[int64_t(bh) * q_tiles * (kDqFloats / 4) + i];
+  bf16* y = dqkv + (int64_t(b) * dm.t + row) * dm.width + h * kHd + col;
+  if (row < dm.t) *reinterpret_cast<uint32_t*>(y) = pack_bf16(v.x * dm.scale, v.y * dm.scale);
+  if (row + 8 < dm.t)
+    *reinterpret_cast<uint32_t*>(y + 8 * int64_t(dm.width)) = pack_bf16(v.z * dm.scale, v.w * dm.scale);
+}
+
+// P^T of one step from the warpgroup's S^T (rows: its 64 keys, from key_row0 for this thread's
+// row g; columns: the tile's queries from q0), in place in s and packed to bf16 into p as an A
+// operand; queries before a key masked where the tile crosses the diagonal. c = log2(e) / sqrt(HD).
+__device__ __forceinline__ void probabilities(Square& s, Packed& p, const float4* stat, bool diagonal, int q0,
+                                              int key_row0, int tq, float c) {
+#pragma unroll
+  for (int j = 0; j < kQueries / 8; ++j) {
+    const float4 st = stat[4 * j + tq];  // (lse2, D) of queries 8j + 2tq and 8j + 2tq + 1
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float x = s[j][e];
+      if (diagonal && q0 + 8 * j + 2 * tq + (e & 1) < key_row0 + 8 * (e >> 1)) x = -INFINITY;
+      s[j][e] = exp2_fast(fmaf(x, c, -((e & 1) ? st.z : st.x)));
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) p[j / 2][(j & 1) * 2 + r] = pack_bf16(s[j][2 * r], s[j][2 * r + 1]);
+  }
+}
+
+// dS^T = P^T (dP^T - D), packed to bf16 into ds as an A operand.
+__device__ __forceinline__ void score_gradients(const Square& p, const Square& dp, Packed& ds, const float4* stat,
+                                                int tq) {
+#pragma unroll
+  for (int j = 0; j < kQueries / 8; ++j) {
+    const float4 st = stat[4 * j + tq];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      ds[j / 2][(j & 1) * 2 + r] =
+          pack_bf16(p[j][2 * r] * (dp[j][2 * r] - st.y), p[j][2 * r + 1] * (dp[j][2 * r + 1] - st.w));
+  }
+}
+
+// Queues dQ's products (one commit group): dq (64 queries, the warpgroup's 64 / G columns) = dS
+// (64, keys) K (keys, its columns), dS^T from the tile at ds_at (MN-major A), K from k_at (MN-major
+// B, the descriptor starting at the warpgroup's columns).
+template <int G>
+__device__ __forceinline__ void queue_dq(DqShare<G>& dq, uint32_t ds_at, uint32_t k_at, int group) {
+  wgmma::fence();
+#pragma unroll
+  for (int ks = 0; ks < 4 * G; ++ks) {
+    const uint64_t a = wgmma::sw128_descriptor(ds_at + ks * 16 * kRowBytes);
+    const uint64_t b = wgmma::sw128_descriptor(k_at + ks * 16 * kRowBytes + group * 128 / G);
+    if constexpr (G == 2) wgmma::m64n32k16_ss_mn(dq, a, b, ks > 0);
+    else wgmma::m64n64k16_ss_mn(dq, a, b, ks > 0);
+  }
+  wgmma::commit();
+}
+
+// dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
+// dqkv's key and value heads, or with splits as f32 into partial (splits, B, T, NKV, 2, HD).
+// dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks): the
+// blocks of the first keys, the longest, go first.
+template <class Sh>
+__global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
+    flash_backward_wgmma_kernel(bf16* dqkv, float* partial, float* dq_acc, const bf16* dout, const bf16* qkv,
+                                const float2* stats, FlashDims dm, int batches, int tq_rows, int heads) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(1024) unsigned char shared[];
+  if (shared_address(shared) % 1024 != 0) __trap();  // the swizzled tiles need it (see the forward)
+  const int group = threadIdx.x >> 7, thread = threadIdx.x & 127, warp = thread >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, tq = lane & 3;
+  const int splits = gridDim.x / (dm.nkv * batches), split = blockIdx.x % splits, k0 = blockIdx.y * Sh::keys;
+  const int bk = blockIdx.x / splits, b = bk / dm.nkv, kh = bk % dm.nkv;
+  const int head0 = kh * (dm.nh / dm.nkv) + split * heads;
+  const int q_tiles_all = tq_rows / kQueries, q_first = k0 / kQueries, q_tiles = q_tiles_all - q_first;
+  const int steps = heads * q_tiles;  // step i: query tile q_first + i % q_tiles of head head0 + i / q_tiles
+  const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
+  const int64_t out_stride = int64_t(dm.nh) * kHd;
+  const uint32_t at = shared_address(shared);
+
+  auto stage_step = [&](int i) {
+    const int h = head0 + i / q_tiles, q0 = (q_first + i % q_tiles) * kQueries, st = i % kStages;
+    stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_q + st * kQueryTileBytes, base + h * kHd, dm.width, q0,
+                                            dm.t);
+    stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_do + st * kQueryTileBytes,
+                                            dout + int64_t(b) * dm.t * out_stride + h * kHd, out_stride, q0, dm.t);
+    if (threadIdx.x < kStatBytes / 16)
+      cp_async16(shared + Sh::off_stat + st * kStatBytes + threadIdx.x * 16,
+                 stats + (int64_t(b) * dm.nh + h) * tq_rows + q0 + threadIdx.x * 2, true);
+  };
+  stage_swizzled<Sh::keys, Sh::threads>(shared + Sh::off_k, base + (dm.nh + kh) * kHd, dm.width, k0, dm.t);
+  stage_swizzled<Sh::keys, Sh::threads>(shared + Sh::off_v, base + (dm.nh + dm.nkv + kh) * kHd, dm.width, k0, dm.t);
+  stage_step(0);
+  cp_async_commit();
+
+  // This warpgroup's 64 keys as A operands of S^T and dP^T.
+  const uint64_t k_desc = wgmma::sw128_descriptor(at + Sh::off_k + group * 64 * kRowBytes);
+  const uint64_t v_desc = wgmma::sw128_descriptor(at + Sh::off_v + group * 64 * kRowBytes);
+  const int key_row0 = k0 + group * 64 + warp * 16 + g;  // this thread's accumulator rows: key_row0, + 8
+  const float c = dm.scale_log2;
+  Square dk, dv;  // set by the first step's products (an ordinary definition here would serialize them)
+  DqShare<Sh::groups> dq;
+  int64_t dq_tile = -1;  // the accumulator tile of the previous step's dQ, still in registers
+  for (int it = 0; it < steps; ++it) {
+    const int st = it % kStages, h = head0 + it / q_tiles, qt = q_first + it % q_tiles, q0 = qt * kQueries;
+    if (it + 1 < steps) stage_step(it + 1);  // into the stage of step it - 2, whose products are done
+    cp_async_commit();
+    // The previous step's products retire here, not under this step's: ptxas serializes every
+    // product where the loop carries one in flight across its end (warning C7515), or where dQ's
+    // accumulators are read with later products queued (C7514).
+    wgmma::wait<0>();
+    wgmma::fence_operands(dq);
+    if (dq_tile >= 0) {  // the previous step's dQ share into its buffer, as the threads hold it
+      float4* to = reinterpret_cast<float4*>(shared + Sh::off_dq) + group * 1024 / Sh::groups + thread;
+#pragma unroll
+      for (int j = 0; j < kHd / 8 / Sh::groups; ++j) to[j * 128] = make_float4(dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    }
+    cp_async_wait<1>();  // step it's tiles have landed
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    if (threadIdx.x == 0 && dq_tile >= 0) {
+      wgmma::bulk_reduce_add(dq_acc + dq_tile * kDqFloats, at + Sh::off_dq, kDqBytes);
+      wgmma::bulk_commit();
+    }
+
+    const uint32_t q_at = at + Sh::off_q + st * kQueryTileBytes, do_at = at + Sh::off_do + st * kQueryTileBytes;
+    // S^T and dP^T queued as two groups: P^T is computed while dP^T's products run, dS^T while
+    // dV's do.
+    Square s, dp;
+    wgmma::fence();
+#pragma unroll
+    for (int ks = 0; ks < kHd / 16; ++ks)
+      wgmma::m64n64k16_ss(s, k_desc + 2 * ks, wgmma::sw128_descriptor(q_at) + 2 * ks, ks > 0);
+    wgmma::commit();
+#pragma unroll
+    for (int ks = 0; ks < kHd / 16; ++ks)
+      wgmma::m64n64k16_ss(dp, v_desc + 2 * ks, wgmma::sw128_descriptor(do_at) + 2 * ks, ks > 0);
+    wgmma::commit();
+    wgmma::wait<1>();  // S^T
+    wgmma::fence_operands(s);
+
+    const float4* stat = reinterpret_cast<const float4*>(shared + Sh::off_stat + st * kStatBytes);
+    Packed p;
+    probabilities(s, p, stat, q0 < k0 + 64 * (group + 1), q0, key_row0, tq, c);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kQueries / 16; ++kk)
+      wgmma::m64n64k16_rs(dv, p[kk], wgmma::sw128_descriptor(do_at + kk * 16 * kRowBytes), it > 0 || kk > 0);
+    wgmma::commit();
+    wgmma::wait<1>();  // dP^T
+    wgmma::fence_operands(dp);
+
+    Packed ds;
+    score_gradients(s, dp, ds, stat, tq);
+    // dS^T (keys, 64 queries) for the dQ products: this thread's rows, a u32 a (row, 8-query chunk).
+    unsigned char* ds_tile = shared + Sh::off_ds + (it & 1) * Sh::key_tile_bytes;
+#pragma unroll
+    for (int j = 0; j < kQueries / 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<uint32_t*>(ds_tile + wgmma::swizzled_offset(group * 64 + warp * 16 + g + 8 * r, j) +
+                                     4 * tq) = ds[j / 2][(j & 1) * 2 + r];
+    wgmma::fence_shared_for_async();
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kQueries / 16; ++kk)
+      wgmma::m64n64k16_rs(dk, ds[kk], wgmma::sw128_descriptor(q_at + kk * 16 * kRowBytes), it > 0 || kk > 0);
+    wgmma::commit();
+    if (threadIdx.x == 0) wgmma::bulk_wait_read<0>();  // the dQ tile, which the next step rewrites, is read
+    __syncthreads();  // both warpgroups' dS^T are in shared memory
+
+    queue_dq<Sh::groups>(dq, at + Sh::off_ds + (it & 1) * Sh::key_tile_bytes, at + Sh::off_k, group);
+    dq_tile = int64_t(b * dm.nh + h) * q_tiles_all + qt;
+  }
+  wgmma::wait<0>();
+  wgmma::fence_operands(dq);
+  wgmma::fence_operands(dk);
+  wgmma::fence_operands(dv);
+  {  // the last step's dQ
+    float4* to = reinterpret_cast<float4*>(shared + Sh::off_dq) + group * 1024 / Sh::groups + thread;
+#pragma unroll
+    for (int j = 0; j < kHd / 8 / Sh::groups; ++j) to[j * 128] = make_float4(dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      wgmma::bulk_reduce_add(dq_acc + dq_tile * kDqFloats, at + Sh::off_dq, kDqBytes);
+      wgmma::bulk_commit();
+      wgmma::bulk_wait<0>();
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int key = key_row0 + 8 * r;
+    if (key >= dm.t) continue;
+#pragma unroll
+    for (int j = 0; j < kHd / 8; ++j) {
+      const int col = j * 8 + 2 * tq;
+      const float2 k2 = make_float2(dk[j][2 * r] * dm.scale, dk[j][2 * r + 1] * dm.scale);
+      const float2 v2 = make_float2(dv[j][2 * r], dv[j][2 * r + 1]);
+      if (partial == nullptr) {
+        bf16* y = dqkv + (int64_t(b) * dm.t + key) * dm.width;
+        *reinterpret_cast<uint32_t*>(y + (dm.nh + kh) * kHd + col) = pack_bf16(k2.x, k2.y);
+        *reinterpret_cast<uint32_t*>(y + (dm.nh + dm.nkv + kh) * kHd + col) = pack_bf16(v2.x, v2.y);
+      } else {
+        float* y = partial + (((split * batches + b) * dm.t + key) * dm.nkv + kh) * 2 * kHd;
+        *reinterpret_cast<float2*>(y + col) = k2;
+        *reinterpret_cast<float2*>(y + kHd + col) = v2;
+      }
+    }
+  }
+#else
+  __trap();  // launched only where ZT_HAS_WGMMA says this target was built
+#endif
+}
+
+// Blocks sharing a group's query heads: 1 unless the longest block (key block 0: q_tiles steps
+// a head) is over half the average load of a resident block, then the smallest divisor of the
+// group that brings it under that. `forced` > 0 rounds down to a divisor.
+template <class Sh>
+int splits_for(int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
+  const int64_t group = nh / nkv, q_tiles = (t + kQueries - 1) / kQueries, blocks = (t + Sh::keys - 1) / Sh::keys;
+  if (group == 1) return 1;
+  if (forced > 0) {
+    int64_t s = std::min<int64_t>(forced, group);
+    while (group % s != 0) --s;
+    return int(s);
+  }
+  int64_t steps = 0;  // a head's steps over all key blocks
+  for (int64_t x = 0; x < blocks; ++x) steps += q_tiles - x * Sh::keys / kQueries;
+  const double average = double(b * nh) * double(steps) / double(Sh::blocks_per_sm * multiprocessor_count());
+  for (int64_t s = 1; s < group; ++s)
+    if (group % s == 0 && double(q_tiles * group / s) <= average / 2) return int(s);
+  return int(group);
+}
+
+template <class Sh>
+void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse, int64_t b, int64_t t,
+              int64_t nh, int64_t nkv) {
+  const FlashDims dm = flash_dims(t, nh, nkv, kHd);
+  const int q_tiles = int((t + kQueries - 1) / kQueries), tq_rows = q_tiles * kQueries;
+  Scratch stats(size_t(b * nh * tq_rows) * sizeof(float2));
+  const size_t dq_bytes = size_t(b * nh * q_tiles) * kDqBytes;
+  Scratch dq_acc(dq_bytes);
+  ZT_CUDA_CHECK(cudaMemsetAsync(dq_acc.as<void>(), 0, dq_bytes, compute_stream()));
+  flash_backward_wgmma_prep_kernel<<<dim3(unsigned(tq_rows / 32), unsigned(b * nh)), 256, 0, compute_stream()>>>(
+      stats.as<float2>(), dout, out, lse, dm, tq_rows);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_prep_kernel");
+
+  const int splits = splits_for<Sh>(b, t, nh, nkv, flash_attention_tuning().dkv_splits);
+  const int heads = int(nh / nkv) / splits;
+  allow_shared(flash_backward_wgmma_kernel<Sh>, Sh::shared);
+  const dim3 grid(unsigned(b * nkv * splits), unsigned((t + Sh::keys - 1) / Sh::keys));
+  Scratch partial(splits > 1 ? size_t(splits) * size_t(b * t * nkv * 2 * kHd) * sizeof(float) : 0);
+  flash_backward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(
+      dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), dout, qkv, stats.as<float2>(), dm,
+      int(b), tq_rows, heads);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
+
+  flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles * (kDqFloats / 4) / 256), unsigned(b * nh)), 256, 0,
+                                   compute_stream()>>>(dqkv, dq_acc.as<float4>(), dm, q_tiles);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_dq_kernel");
+  if (splits > 1) flash_add_dkv_partials(dqkv, partial.as<float>(), splits, b, t, nh, nkv, kHd);
+}
+
+}  // namespace
+
+void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
+                                    int64_t b, int64_t t, int64_t nh, int64_t nkv) {
+  // 2 warpgroups measured faster on an H200 (docs/CUDA_NOTES.md v7): 0.353 / 0.664 ms at GPT-2's /
+  // Llama's shape against 0.399 / 0.663 with one (whose blocks add twice the dQ tiles).
+  if (flash_attention_tuning().wgmma_backward_groups == 1)
+    return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
+  backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
+}
+
+}  // namespace zt::cuda
