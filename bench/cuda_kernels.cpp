@@ -215,7 +215,7 @@ void bench_attention() {
     wgmma_bwd_1_group.wgmma_backward_groups = 1;
     wgmma_bwd_one_block.dkv_splits = 1;
     const bool grouped = a.nh != a.nkv;
-    const bool wgmma = a.hd == 64 && cuda::flash_forward_wgmma_runs();
+    const bool wgmma = a.hd == 64 && cuda::flash_wgmma_runs();
     const Version versions[] = {{wgmma ? "v6 wgmma fwd" : "v3", cuda::AttentionKernels::flash, {}, true, true},
                                 {"v3 mma.sync fwd", cuda::AttentionKernels::flash, mma_sync, wgmma, false},
                                 {"v6 wgmma 3 stages", cuda::AttentionKernels::flash, w23, wgmma, false},

@@ -99,8 +99,8 @@ bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 #if ZT_HAS_CUDA
   if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
       k == Kernels::backward_wgmma_1_group)
-    return hd == 64 && cuda::flash_forward_wgmma_runs();
-  if (k == Kernels::backward_wgmma_one_block) return hd == 64 && cuda::flash_forward_wgmma_runs() && nh != nkv;
+    return hd == 64 && cuda::flash_wgmma_runs();
+  if (k == Kernels::backward_wgmma_one_block) return hd == 64 && cuda::flash_wgmma_runs() && nh != nkv;
 #else
   if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
       k == Kernels::backward_wgmma_one_block || k == Kernels::backward_wgmma_1_group)

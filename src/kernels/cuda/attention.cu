@@ -286,11 +286,13 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
   if (b == 0 || t == 0) return;
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
-  Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
-    if (hd == 64 && flash_attention_tuning().backward_wgmma && flash_forward_wgmma_runs() &&
+    if (hd == 64 && flash_attention_tuning().backward_wgmma && flash_wgmma_runs() &&
         use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
+  }
+  Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
+  if constexpr (std::is_same_v<T, bf16>) {
 #if ZT_HAS_CUDNN
     // cuDNN's fused backward where it has a plan for the shape; ours otherwise.
     if (attention_kernels() == AttentionKernels::automatic && use_flash(hd, {dqkv, dout, qkv, out}) &&

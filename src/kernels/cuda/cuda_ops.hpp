@@ -101,7 +101,7 @@ struct FlashAttentionTuning {
   // Blocks sharing a key/value head's query heads in the dK/dV kernel (their f32 partials then
   // added in a fixed order), rounded down to a divisor of the group. 0: chosen by the size.
   int dkv_splits = 0;
-  // HD 64 where flash_forward_wgmma_runs(): the backward on wgmma (flash_backward_wgmma.cu, one
+  // HD 64 where flash_wgmma_runs(): the backward on wgmma (flash_backward_wgmma.cu, one
   // key-side kernel with dQ added across blocks in f32) instead of cuDNN's fused one (automatic
   // kernels) or the mma.sync kernels (flash kernels). Its splits follow dkv_splits.
   bool backward_wgmma = false;
@@ -111,8 +111,9 @@ struct FlashAttentionTuning {
 };
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
-// them: then the HD 64 forward runs on them unless the tuning asks for mma.sync.
-bool flash_forward_wgmma_runs();
+// them: then the HD 64 forward runs on them unless the tuning asks for mma.sync, and the HD 64
+// backward where the tuning asks for it (backward_wgmma).
+bool flash_wgmma_runs();
 
 template <class T>
 void rope_apply(T* x, const float* inv_freq, int64_t b, int64_t t, int64_t n_heads, int64_t n_rotated, int64_t hd,

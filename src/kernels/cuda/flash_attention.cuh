@@ -20,14 +20,14 @@ FlashAttentionTuning flash_attention_tuning();
 // out (B, T, NH*HD), lse (B, NH, T) natural log-sum-exp of the scaled scores.
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
                              int64_t hd);
-// The same for HD 64 on wgmma: only where flash_forward_wgmma_runs().
+// The same for HD 64 on wgmma: only where flash_wgmma_runs().
 void flash_attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh,
                                    int64_t nkv);
 // dqkv (B, T, (NH + 2*NKV) * HD) overwritten, from dout and the forward's out and lse; dsum
 // (B, NH, T) scratch for D = rowsum(dout * out).
 void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
-// The same for HD 64 on wgmma (only where flash_forward_wgmma_runs()): dQ accumulated across
+// The same for HD 64 on wgmma (only where flash_wgmma_runs()): dQ accumulated across
 // blocks in f32, so not bitwise repeatable; dK and dV are.
 void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
                                     int64_t b, int64_t t, int64_t nh, int64_t nkv);

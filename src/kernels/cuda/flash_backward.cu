@@ -63,16 +63,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(bf16* dqkv,
       const uint4* x = reinterpret_cast<const uint4*>(dout + at);
       const uint4* y = reinterpret_cast<const uint4*>(out + at);
 #pragma unroll
-      for (int i = 0; i < HD / 16; ++i) {
-        const uint4 xv = x[i], yv = y[i];
-        const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
-        const __nv_bfloat162* yp = reinterpret_cast<const __nv_bfloat162*>(&yv);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float2 a = __bfloat1622float2(xp[j]), bb = __bfloat1622float2(yp[j]);
-          d_lane = fmaf(a.x, bb.x, fmaf(a.y, bb.y, d_lane));
-        }
-      }
+      for (int i = 0; i < HD / 16; ++i) d_lane = dot_chunk(x[i], y[i], d_lane);
     }
     d_lane += __shfl_xor_sync(0xffffffffu, d_lane, 1);
     if (lane % 2 == 0 && row < dm.t) dsum[int64_t(bh) * dm.t + row] = d_lane;

@@ -73,14 +73,7 @@ __global__ void flash_backward_wgmma_prep_kernel(float2* stats, const bf16* dout
   float d = 0.0f;
   if (row < dm.t) {
     const int64_t at = (int64_t(b) * dm.t + row) * dm.nh * kHd + h * kHd + part * 8;
-    const uint4 xv = *reinterpret_cast<const uint4*>(dout + at), yv = *reinterpret_cast<const uint4*>(out + at);
-    const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
-    const __nv_bfloat162* yp = reinterpret_cast<const __nv_bfloat162*>(&yv);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 x = __bfloat1622float2(xp[j]), y = __bfloat1622float2(yp[j]);
-      d = fmaf(x.x, y.x, fmaf(x.y, y.y, d));
-    }
+    d = dot_chunk(*reinterpret_cast<const uint4*>(dout + at), *reinterpret_cast<const uint4*>(out + at), 0.0f);
   }
   d += __shfl_xor_sync(0xffffffffu, d, 1);
   d += __shfl_xor_sync(0xffffffffu, d, 2);
@@ -149,7 +142,7 @@ __device__ __forceinline__ void queue_dq(DqShare<G>& dq, uint32_t ds_at, uint32_
     const uint64_t a = wgmma::sw128_descriptor(ds_at + ks * 16 * kRowBytes);
     const uint64_t b = wgmma::sw128_descriptor(k_at + ks * 16 * kRowBytes + group * 128 / G);
     if constexpr (G == 2) wgmma::m64n32k16_ss_mn(dq, a, b, ks > 0);
-    else wgmma::m64n64k16_ss_mn(dq, a, b, ks > 0);
+    else wgmma::m64n64k16_ss<1>(dq, a, b, ks > 0);
   }
   wgmma::commit();
 }

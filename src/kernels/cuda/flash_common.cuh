@@ -83,6 +83,18 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// acc + the dot product of two 16-byte chunks of 8 bf16 each, in f32 (D = rowsum(dO * O)).
+__device__ __forceinline__ float dot_chunk(const uint4& x, const uint4& y, float acc) {
+  const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&x);
+  const __nv_bfloat162* yp = reinterpret_cast<const __nv_bfloat162*>(&y);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 a = __bfloat1622float2(xp[j]), b = __bfloat1622float2(yp[j]);
+    acc = fmaf(a.x, b.x, fmaf(a.y, b.y, acc));
+  }
+  return acc;
+}
+
 // Reduces a per-thread partial over the 4 threads that share an accumulator row.
 __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);

@@ -146,7 +146,7 @@ void forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64
 
 bool flash_supports_head_size(int64_t hd) { return hd == 64 || hd == 128; }
 
-bool flash_forward_wgmma_runs() {
+bool flash_wgmma_runs() {
 #if ZT_HAS_WGMMA
   static const bool hopper = [] {
     int device = 0, major = 0, minor = 0;
@@ -166,7 +166,7 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, 
   if (hd == 128) return forward<128, 1>(out, lse, qkv, b, t, nh, nkv);
   const FlashAttentionTuning tuning = flash_attention_tuning();
   if (tuning.forward_rows == 64) return forward<64, 1>(out, lse, qkv, b, t, nh, nkv);
-  if (!tuning.forward_mma_sync && flash_forward_wgmma_runs())
+  if (!tuning.forward_mma_sync && flash_wgmma_runs())
     return flash_attention_forward_wgmma(out, lse, qkv, b, t, nh, nkv);
   forward<64, 2>(out, lse, qkv, b, t, nh, nkv);
 }
