@@ -64,12 +64,15 @@ using Packed = uint32_t[kQueries / 16][4];  // (64 keys, 64 queries) in bf16 as 
 template <int G>
 using DqShare = float[kHd / 8 / G][4];  // (64, 64 / G): a warpgroup's columns of a dQ tile
 
-// stats (B, NH, Tq, 2): (lse * log2 e, D) for rows < T, (+inf, 0) for the padding rows up to Tq.
-// 8 threads a row, 16 bytes of dO and O each. Grid (Tq / 32, B*NH), 256 threads.
-__global__ void flash_backward_wgmma_prep_kernel(float2* stats, const bf16* dout, const bf16* out, const float* lse,
-                                                 FlashDims dm, int tq_rows) {
+// stats (B, NH, Tq, 2): (lse * log2 e, D) for rows < T, (+inf, 0) for the padding rows up to Tq;
+// and dq_acc's tiles (B*NH, Tq / 64) cleared, half a tile a block. 8 threads a row, 16 bytes of dO
+// and O each. Grid (Tq / 32, B*NH), 256 threads.
+__global__ void flash_backward_wgmma_prep_kernel(float2* stats, float4* dq_acc, const bf16* dout, const bf16* out,
+                                                 const float* lse, FlashDims dm, int tq_rows) {
   const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh;
   const int row = blockIdx.x * 32 + threadIdx.x / 8, part = threadIdx.x % 8;
+  float4* half_tile = dq_acc + (int64_t(bh) * gridDim.x + blockIdx.x) * (kDqFloats / 8);
+  half_tile[threadIdx.x] = half_tile[threadIdx.x + 256] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   float d = 0.0f;
   if (row < dm.t) {
     const int64_t at = (int64_t(b) * dm.t + row) * dm.nh * kHd + h * kHd + part * 8;
@@ -84,19 +87,25 @@ __global__ void flash_backward_wgmma_prep_kernel(float2* stats, const bf16* dout
 }
 
 // dqkv's query heads = scale * dq_acc, from the accumulator's (B*NH, Tq / 64) tiles laid out as
-// the main kernel's threads hold them. A thread per float4 (rows r and r + 8, 2 columns); grid
-// (q_tiles * 1024 / 256, B*NH).
-__global__ void flash_backward_wgmma_dq_kernel(bf16* dqkv, const float4* dq_acc, FlashDims dm, int q_tiles) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;  // within head bh's tiles
-  if (i >= q_tiles * (kDqFloats / 4)) return;
-  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, qt = i / (kDqFloats / 4), within = i % (kDqFloats / 4);
-  const int t = within % 128;  // the thread; within / 128: the 8-column block over the warpgroups
-  const int lane = t % 32, row = qt * kQueries + 16 * (t / 32) + lane / 4, col = 8 * (within / 128) + 2 * (lane % 4);
-  const float4 v = dq_acc[int64_t(bh) * q_tiles * (kDqFloats / 4) + i];
-  bf16* y = dqkv + (int64_t(b) * dm.t + row) * dm.width + h * kHd + col;
-  if (row < dm.t) *reinterpret_cast<uint32_t*>(y) = pack_bf16(v.x * dm.scale, v.y * dm.scale);
+// the main kernel's threads hold them: float4 jj * 128 + t of a tile is thread t's 8-column block
+// jj (rows 16 (t / 32) + (t % 32) / 4 and 8 below, columns 8 jj + 2 (t % 4), + 1). A thread per
+// (block jj, warp w, row g): the 4 float4 of threads 32 w + 4 g .. + 3, 16 bytes into each of
+// its two rows. Grid (Tq / 64, B*NH), 256 threads.
+__global__ void flash_backward_wgmma_dq_kernel(bf16* dqkv, const float4* dq_acc, FlashDims dm) {
+  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, qt = blockIdx.x;
+  const int w = threadIdx.x / 64, jj = (threadIdx.x / 8) % 8, g = threadIdx.x % 8;
+  const float4* f = dq_acc + (int64_t(bh) * gridDim.x + qt) * (kDqFloats / 4) + jj * 128 + 32 * w + 4 * g;
+  const float4 v[4] = {f[0], f[1], f[2], f[3]};
+  const float c = dm.scale;
+  const int row = qt * kQueries + 16 * w + g;
+  bf16* y = dqkv + (int64_t(b) * dm.t + row) * dm.width + h * kHd + 8 * jj;
+  if (row < dm.t)
+    *reinterpret_cast<uint4*>(y) = make_uint4(pack_bf16(v[0].x * c, v[0].y * c), pack_bf16(v[1].x * c, v[1].y * c),
+                                              pack_bf16(v[2].x * c, v[2].y * c), pack_bf16(v[3].x * c, v[3].y * c));
   if (row + 8 < dm.t)
-    *reinterpret_cast<uint32_t*>(y + 8 * int64_t(dm.width)) = pack_bf16(v.z * dm.scale, v.w * dm.scale);
+    *reinterpret_cast<uint4*>(y + 8 * int64_t(dm.width)) =
+        make_uint4(pack_bf16(v[0].z * c, v[0].w * c), pack_bf16(v[1].z * c, v[1].w * c),
+                   pack_bf16(v[2].z * c, v[2].w * c), pack_bf16(v[3].z * c, v[3].w * c));
 }
 
 // P^T of one step from the warpgroup's S^T (rows: its 64 keys, from key_row0 for this thread's
@@ -188,6 +197,7 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   const uint64_t k_desc = wgmma::sw128_descriptor(at + Sh::off_k + group * 64 * kRowBytes);
   const uint64_t v_desc = wgmma::sw128_descriptor(at + Sh::off_v + group * 64 * kRowBytes);
   const int key_row0 = k0 + group * 64 + warp * 16 + g;  // this thread's accumulator rows: key_row0, + 8
+  const int ds_row = group * 64 + warp * 16 + (lane & 15);     // the dS^T row whose address this lane gives
   const float c = dm.scale_log2;
   Square dk, dv;  // set by the first step's products (an ordinary definition here would serialize them)
   DqShare<Sh::groups> dq;
@@ -243,14 +253,12 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
 
     Packed ds;
     score_gradients(s, dp, ds, stat, tq);
-    // dS^T (keys, 64 queries) for the dQ products: this thread's rows, a u32 a (row, 8-query chunk).
-    unsigned char* ds_tile = shared + Sh::off_ds + (it & 1) * Sh::key_tile_bytes;
+    // dS^T (keys, 64 queries) for the dQ products: a k-step's A operand is the warp's rows of two
+    // 8-query chunks, 4 8x8 matrices (rows 0-7, 8-15 of chunk 2kk, then of chunk 2kk + 1).
+    const uint32_t ds_at = at + Sh::off_ds + (it & 1) * Sh::key_tile_bytes;
 #pragma unroll
-    for (int j = 0; j < kQueries / 8; ++j)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-        *reinterpret_cast<uint32_t*>(ds_tile + wgmma::swizzled_offset(group * 64 + warp * 16 + g + 8 * r, j) +
-                                     4 * tq) = ds[j / 2][(j & 1) * 2 + r];
+    for (int kk = 0; kk < kQueries / 16; ++kk)
+      stmatrix_x4(ds_at + wgmma::swizzled_offset(ds_row, 2 * kk + (lane >> 4)), ds[kk]);
     wgmma::fence_shared_for_async();
     wgmma::fence();
 #pragma unroll
@@ -260,7 +268,7 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
     if (threadIdx.x == 0) wgmma::bulk_wait_read<0>();  // the dQ tile, which the next step rewrites, is read
     __syncthreads();  // both warpgroups' dS^T are in shared memory
 
-    queue_dq<Sh::groups>(dq, at + Sh::off_ds + (it & 1) * Sh::key_tile_bytes, at + Sh::off_k, group);
+    queue_dq<Sh::groups>(dq, ds_at, at + Sh::off_k, group);
     dq_tile = int64_t(b * dm.nh + h) * q_tiles_all + qt;
   }
   wgmma::wait<0>();
@@ -330,11 +338,9 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
   const FlashDims dm = flash_dims(t, nh, nkv, kHd);
   const int q_tiles = int((t + kQueries - 1) / kQueries), tq_rows = q_tiles * kQueries;
   Scratch stats(size_t(b * nh * tq_rows) * sizeof(float2));
-  const size_t dq_bytes = size_t(b * nh * q_tiles) * kDqBytes;
-  Scratch dq_acc(dq_bytes);
-  ZT_CUDA_CHECK(cudaMemsetAsync(dq_acc.as<void>(), 0, dq_bytes, compute_stream()));
+  Scratch dq_acc(size_t(b * nh * q_tiles) * kDqBytes);
   flash_backward_wgmma_prep_kernel<<<dim3(unsigned(tq_rows / 32), unsigned(b * nh)), 256, 0, compute_stream()>>>(
-      stats.as<float2>(), dout, out, lse, dm, tq_rows);
+      stats.as<float2>(), dq_acc.as<float4>(), dout, out, lse, dm, tq_rows);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_prep_kernel");
 
   const int splits = splits_for<Sh>(b, t, nh, nkv, flash_attention_tuning().dkv_splits);
@@ -347,8 +353,8 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
       int(b), tq_rows, heads);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
 
-  flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles * (kDqFloats / 4) / 256), unsigned(b * nh)), 256, 0,
-                                   compute_stream()>>>(dqkv, dq_acc.as<float4>(), dm, q_tiles);
+  flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh)), 256, 0, compute_stream()>>>(
+      dqkv, dq_acc.as<float4>(), dm);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_dq_kernel");
   if (splits > 1) flash_add_dkv_partials(dqkv, partial.as<float>(), splits, b, t, nh, nkv, kHd);
 }

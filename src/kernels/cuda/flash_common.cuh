@@ -67,6 +67,15 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* 
                : "r"(shared_address(row)));
 }
 
+// The inverse of ldmatrix_x4 without trans: lane i gives the address of row i % 8 of matrix i / 8,
+// and lane t's r[m] is (row t/4, columns 2(t%4), 2(t%4)+1) of matrix m: an accumulator tile
+// pair's packed bf16 rows, stored.
+__device__ __forceinline__ void stmatrix_x4(uint32_t address, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(address), "r"(r[0]), "r"(r[1]),
+               "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
 // 16 bytes global -> shared without passing through registers; zeros when !valid.
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src),
