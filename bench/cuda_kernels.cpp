@@ -204,16 +204,16 @@ void bench_attention() {
       bool forward, backward;
     };
     cuda::FlashAttentionTuning mma_sync, rows64, kv_registers, one_block, w23, w42;
-    cuda::FlashAttentionTuning wgmma_bwd, wgmma_bwd_one_block, wgmma_bwd_1_group;
+    cuda::FlashAttentionTuning wgmma_bwd, wgmma_bwd_2_splits, wgmma_bwd_1_group;
     mma_sync.forward_mma_sync = true;
     w23.wgmma_forward_shape = 23, w42.wgmma_forward_shape = 42;
     rows64.forward_rows = 64;
     kv_registers.dkv_kv_in_registers = true;
     one_block.dkv_splits = 1;
-    wgmma_bwd.backward_wgmma = wgmma_bwd_one_block.backward_wgmma = true;
+    wgmma_bwd.backward_wgmma = wgmma_bwd_2_splits.backward_wgmma = true;
     wgmma_bwd_1_group.backward_wgmma = true;
     wgmma_bwd_1_group.wgmma_backward_groups = 1;
-    wgmma_bwd_one_block.dkv_splits = 1;
+    wgmma_bwd_2_splits.dkv_splits = 2;
     const bool grouped = a.nh != a.nkv;
     const bool wgmma = a.hd == 64 && cuda::flash_wgmma_runs();
     const Version versions[] = {{wgmma ? "v6 wgmma fwd" : "v3", cuda::AttentionKernels::flash, {}, true, true},
@@ -224,7 +224,7 @@ void bench_attention() {
                                 {"v3 dkv K,V in registers", cuda::AttentionKernels::flash, kv_registers, false, true},
                                 {"v3 dkv 1 block/group", cuda::AttentionKernels::flash, one_block, false, grouped},
                                 {"v7 wgmma bwd", cuda::AttentionKernels::flash, wgmma_bwd, false, wgmma},
-                                {"v7 wgmma bwd 1 block/group", cuda::AttentionKernels::flash, wgmma_bwd_one_block,
+                                {"v7 wgmma bwd 2 splits", cuda::AttentionKernels::flash, wgmma_bwd_2_splits,
                                  false, wgmma && grouped},
                                 {"v7 wgmma bwd 1 group", cuda::AttentionKernels::flash, wgmma_bwd_1_group, false,
                                  wgmma}};
