@@ -181,9 +181,9 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   auto stage_step = [&](int i) {
     const int h = head0 + i / q_tiles, q0 = (q_first + i % q_tiles) * kQueries, st = i % kStages;
     stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_q + st * kQueryTileBytes, base + h * kHd, dm.width, q0,
-                                            dm.t);
+                                          dm.t);
     stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_do + st * kQueryTileBytes,
-                                            dout + int64_t(b) * dm.t * out_stride + h * kHd, out_stride, q0, dm.t);
+                                          dout + int64_t(b) * dm.t * out_stride + h * kHd, out_stride, q0, dm.t);
     if (threadIdx.x < kStatBytes / 16)
       cp_async16(shared + Sh::off_stat + st * kStatBytes + threadIdx.x * 16,
                  stats + (int64_t(b) * dm.nh + h) * tq_rows + q0 + threadIdx.x * 2, true);
@@ -197,11 +197,16 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   const uint64_t k_desc = wgmma::sw128_descriptor(at + Sh::off_k + group * 64 * kRowBytes);
   const uint64_t v_desc = wgmma::sw128_descriptor(at + Sh::off_v + group * 64 * kRowBytes);
   const int key_row0 = k0 + group * 64 + warp * 16 + g;  // this thread's accumulator rows: key_row0, + 8
-  const int ds_row = group * 64 + warp * 16 + (lane & 15);     // the dS^T row whose address this lane gives
+  const int ds_row = group * 64 + warp * 16 + (lane & 15);  // the dS^T row whose address this lane gives
   const float c = dm.scale_log2;
   Square dk, dv;  // set by the first step's products (an ordinary definition here would serialize them)
   DqShare<Sh::groups> dq;
   int64_t dq_tile = -1;  // the accumulator tile of the previous step's dQ, still in registers
+  auto stage_dq = [&] {  // dq into the staging tile, as the threads hold it
+    float4* to = reinterpret_cast<float4*>(shared + Sh::off_dq) + group * 1024 / Sh::groups + thread;
+#pragma unroll
+    for (int j = 0; j < kHd / 8 / Sh::groups; ++j) to[j * 128] = make_float4(dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+  };
   for (int it = 0; it < steps; ++it) {
     const int st = it % kStages, h = head0 + it / q_tiles, qt = q_first + it % q_tiles, q0 = qt * kQueries;
     if (it + 1 < steps) stage_step(it + 1);  // into the stage of step it - 2, whose products are done
@@ -211,11 +216,7 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
     // accumulators are read with later products queued (C7514).
     wgmma::wait<0>();
     wgmma::fence_operands(dq);
-    if (dq_tile >= 0) {  // the previous step's dQ share into its buffer, as the threads hold it
-      float4* to = reinterpret_cast<float4*>(shared + Sh::off_dq) + group * 1024 / Sh::groups + thread;
-#pragma unroll
-      for (int j = 0; j < kHd / 8 / Sh::groups; ++j) to[j * 128] = make_float4(dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
-    }
+    if (dq_tile >= 0) stage_dq();  // the previous step's
     cp_async_wait<1>();  // step it's tiles have landed
     wgmma::fence_shared_for_async();
     __syncthreads();
@@ -276,9 +277,7 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   wgmma::fence_operands(dk);
   wgmma::fence_operands(dv);
   {  // the last step's dQ
-    float4* to = reinterpret_cast<float4*>(shared + Sh::off_dq) + group * 1024 / Sh::groups + thread;
-#pragma unroll
-    for (int j = 0; j < kHd / 8 / Sh::groups; ++j) to[j * 128] = make_float4(dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    stage_dq();
     wgmma::fence_shared_for_async();
     __syncthreads();
     if (threadIdx.x == 0) {
