@@ -17,6 +17,7 @@
 
 #include "bit_equal.hpp"
 #include "cuda_compare.hpp"
+#include "error_text.hpp"
 #if ZT_HAS_CUDA
 #include "kernels/cuda/cuda_ops.hpp"
 #endif
@@ -310,6 +311,21 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
   }
   cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
   if (ran == 0) GTEST_SKIP() << "cuDNN had a plan for none of the cases: " << probe;
+#endif
+}
+
+// ZT_ATTENTION_BACKWARD's values; a wrong one is an error that names the variable and the value.
+TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
+#if ZT_HAS_CUDA
+  EXPECT_TRUE(cuda::flash_attention_tuning_for("wgmma").backward_wgmma);
+  EXPECT_FALSE(cuda::flash_attention_tuning_for("cudnn").backward_wgmma);
+  EXPECT_FALSE(cuda::flash_attention_tuning_for("auto").backward_wgmma);
+  EXPECT_FALSE(cuda::flash_attention_tuning_for("").backward_wgmma);
+  const std::string message = test::error_of([] { cuda::flash_attention_tuning_for("wgma"); });
+  EXPECT_NE(message.find("ZT_ATTENTION_BACKWARD='wgma'"), std::string::npos) << message;
+  EXPECT_NE(message.find("auto, wgmma, cudnn"), std::string::npos) << message;
+#else
+  GTEST_SKIP() << "this build has no CUDA backend";
 #endif
 }
 

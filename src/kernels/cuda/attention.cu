@@ -42,19 +42,6 @@ AttentionKernels attention_kernels() {
   return from_environment;
 }
 
-// The tuning until set_flash_attention_tuning: the defaults, with the HD 64 backward as
-// ZT_ATTENTION_BACKWARD says (auto: the default kernel; wgmma; cudnn, or ours where cuDNN has no
-// plan).
-FlashAttentionTuning tuning_from_environment() {
-  FlashAttentionTuning tuning;
-  const std::string v = env_string("ZT_ATTENTION_BACKWARD", "auto");
-  if (v == "wgmma") tuning.backward_wgmma = true;
-  else if (v == "cudnn") tuning.backward_wgmma = false;
-  else if (v != "auto" && !v.empty())
-    ZT_THROW("environment variable ZT_ATTENTION_BACKWARD='", v, "' is not one of auto, wgmma, cudnn");
-  return tuning;
-}
-
 std::mutex g_tuning_mutex;
 bool g_tuning_set = false;
 FlashAttentionTuning g_tuning;
@@ -254,6 +241,15 @@ std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, i
 #endif
 }
 
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward) {
+  FlashAttentionTuning tuning;
+  if (backward == "wgmma") tuning.backward_wgmma = true;
+  else if (backward == "cudnn") tuning.backward_wgmma = false;
+  else if (backward != "auto" && !backward.empty())
+    ZT_THROW("environment variable ZT_ATTENTION_BACKWARD='", backward, "' is not one of auto, wgmma, cudnn");
+  return tuning;
+}
+
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
   g_tuning = tuning, g_tuning_set = true;
@@ -261,7 +257,10 @@ void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
 
 FlashAttentionTuning flash_attention_tuning() {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
-  if (!g_tuning_set) g_tuning = tuning_from_environment(), g_tuning_set = true;
+  if (!g_tuning_set) {
+    g_tuning = flash_attention_tuning_for(env_string("ZT_ATTENTION_BACKWARD", "auto"));
+    g_tuning_set = true;
+  }
   return g_tuning;
 }
 

@@ -110,6 +110,10 @@ struct FlashAttentionTuning {
   int wgmma_backward_groups = 0;
 };
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
+// The tuning until set_flash_attention_tuning is called: the defaults, with the HD 64 backward as
+// ZT_ATTENTION_BACKWARD = `backward` says (auto or empty: the default kernel; wgmma; cudnn, or
+// ours where cuDNN has no plan). Another value is an error naming it.
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward);
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
 // them: then the HD 64 forward runs on them unless the tuning asks for mma.sync, and the HD 64
 // backward where the tuning asks for it (backward_wgmma).
