@@ -286,7 +286,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
   if constexpr (std::is_same_v<T, bf16>) {
-    if (hd == 64 && flash_attention_tuning().backward_wgmma && flash_wgmma_runs() &&
+    // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
+    if (flash_attention_tuning().backward_wgmma && hd == 64 && flash_wgmma_runs() &&
         use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
   }
