@@ -275,19 +275,12 @@ constexpr size_t dkv_shared() {
 template <class Kernel>
 int dkv_splits(Kernel kernel, size_t shared, int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
   const int64_t group = nh / nkv, tiles = (t + kTile - 1) / kTile;
-  if (group == 1) return 1;
-  if (forced > 0) {
-    int64_t s = std::min<int64_t>(forced, group);
-    while (group % s != 0) --s;
-    return int(s);
-  }
-  int per_sm = 0;
-  ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
-  const double resident = double(std::max(per_sm, 1)) * multiprocessor_count();
-  const double average = double(b * nkv * group) * double(tiles * (tiles + 1) / 2) / resident;
-  for (int64_t s = 1; s < group; ++s)
-    if (group % s == 0 && double(tiles * group / s) <= average / 2) return int(s);
-  return int(group);
+  return group_splits(group, forced, tiles * group, [&] {
+    int per_sm = 0;
+    ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
+    const double resident = double(std::max(per_sm, 1)) * multiprocessor_count();
+    return double(b * nkv * group) * double(tiles * (tiles + 1) / 2) / resident / 2;  // half the average
+  });
 }
 
 template <int HD>

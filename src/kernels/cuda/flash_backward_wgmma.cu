@@ -26,8 +26,6 @@
 // the bulk reduction has read before the next step writes it. dQ's accumulator tile is laid out as
 // the threads hold it, so that the float4 stores to shared memory are conflict-free: (8-column
 // block over the warpgroups, thread, 4).
-#include <algorithm>
-
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
 #include "wgmma.cuh"
@@ -319,18 +317,11 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
 template <class Sh>
 int splits_for(int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
   const int64_t group = nh / nkv, q_tiles = (t + kQueries - 1) / kQueries, blocks = (t + Sh::keys - 1) / Sh::keys;
-  if (group == 1) return 1;
-  if (forced > 0) {
-    int64_t s = std::min<int64_t>(forced, group);
-    while (group % s != 0) --s;
-    return int(s);
-  }
-  int64_t steps = 0;  // a head's steps over all key blocks
-  for (int64_t x = 0; x < blocks; ++x) steps += q_tiles - x * Sh::keys / kQueries;
-  const double average = double(b * nh) * double(steps) / double(Sh::blocks_per_sm * multiprocessor_count());
-  for (int64_t s = 1; s < group; ++s)
-    if (group % s == 0 && double(q_tiles * group / s) <= average) return int(s);
-  return int(group);
+  return group_splits(group, forced, q_tiles * group, [&] {
+    int64_t steps = 0;  // a head's steps over all key blocks
+    for (int64_t x = 0; x < blocks; ++x) steps += q_tiles - x * Sh::keys / kQueries;
+    return double(b * nh) * double(steps) / double(Sh::blocks_per_sm * multiprocessor_count());
+  });
 }
 
 template <class Sh>

@@ -37,6 +37,24 @@ inline FlashDims flash_dims(int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
   return {int(t), int(nh), int(nkv), int((nh + 2 * nkv) * hd), float(scale), float(scale * 1.4426950408889634)};
 }
 
+// Blocks sharing a key/value head's group of `group` query heads, as the backwards choose them:
+// 1 for a group of one; `forced` > 0 rounded down to a divisor of the group; else the smallest
+// divisor s for which the longest block, longest / s steps, is within limit() (the whole group
+// where none is). limit() runs only in that last case.
+template <class Limit>
+int group_splits(int64_t group, int forced, int64_t longest, Limit limit) {
+  if (group == 1) return 1;
+  if (forced > 0) {
+    int64_t s = forced < group ? forced : group;
+    while (group % s != 0) --s;
+    return int(s);
+  }
+  const double most = limit();
+  for (int64_t s = 1; s < group; ++s)
+    if (group % s == 0 && double(longest / s) <= most) return int(s);
+  return int(group);
+}
+
 template <class Kernel>
 void allow_shared(Kernel kernel, size_t bytes) {
   ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
