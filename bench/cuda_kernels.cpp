@@ -3,7 +3,7 @@
 // over repeated runs, timed with events on the compute stream, against the device's ceilings
 // measured first in the same run (a device-to-device copy for memory bandwidth, an 8192^3 bf16
 // GEMM for matrix throughput). One JSON line per op.
-// Usage: bench_cuda_kernels [repeats] [--only attention]
+// Usage: bench_cuda_kernels [repeats] [--only attention|matmul|memory]
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -345,24 +345,28 @@ int main(int argc, char** argv) {
     std::printf("{\"skipped\": \"no CUDA device: bench_cuda_kernels needs a GPU\"}\n");
     return 0;
   }
-  bool attention_only = false;
+  std::string only;  // empty: every group
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--only" && i + 1 < argc && std::string(argv[i + 1]) == "attention") {
-      attention_only = true;
-      ++i;
+    if (arg == "--only" && i + 1 < argc) {
+      only = argv[++i];
+      if (only != "attention" && only != "matmul" && only != "memory") {
+        std::fprintf(stderr, "bench_cuda_kernels: --only %s is not a group (attention, matmul, memory)\n", only.c_str());
+        return 2;
+      }
     } else if (std::atoi(argv[i]) > 0) {
       g_repeats = std::atoi(argv[i]);
     } else {
-      std::fprintf(stderr, "usage: bench_cuda_kernels [repeats] [--only attention]\n");
+      std::fprintf(stderr, "usage: bench_cuda_kernels [repeats] [--only attention|matmul|memory]\n");
       return 2;
     }
   }
+  const auto runs = [&](const char* group) { return only.empty() || only == group; };
   try {
     measure_ceilings();
-    if (!attention_only) bench_matmuls();
-    bench_attention();
-    if (!attention_only) bench_memory_bound();
+    if (runs("matmul")) bench_matmuls();
+    if (runs("attention")) bench_attention();
+    if (runs("memory")) bench_memory_bound();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_kernels: %s\n", e.what());
     return 1;

@@ -6,7 +6,9 @@
 #include <tuple>
 
 #include "cuda_compare.hpp"
+#include "error_text.hpp"
 #if ZT_HAS_CUDA
+#include "kernels/cuda/blaslt_search.hpp"
 #include "kernels/cuda/cuda_ops.hpp"
 #endif
 #include "zt/kernels/ops.hpp"
@@ -129,6 +131,20 @@ TEST(CudaMatmul, BackwardThroughTheInputsGeluMatchesCpu) {
           EXPECT_TRUE(expect_close("matmul_backward.dinp through gelu", d_dinp, dinp, dtype));
           EXPECT_TRUE(expect_close("matmul_backward.dweight", d_dweight, dweight, dtype));
         }
+}
+
+// The search itself is exercised by running this file's tests under ZT_GEMM_SEARCH=wide
+// (scripts/gpu-test does): every algorithm it picks is then checked against the CPU.
+TEST(CudaMatmul, GemmSearchFromTheEnvironment) {
+#if ZT_HAS_CUDA
+  EXPECT_EQ(cuda::gemm_search_for("heuristic"), cuda::GemmSearch::heuristic);
+  EXPECT_EQ(cuda::gemm_search_for("wide"), cuda::GemmSearch::wide);
+  const std::string message = error_of([] { cuda::gemm_search_for("widest"); });
+  EXPECT_NE(message.find("ZT_GEMM_SEARCH='widest'"), std::string::npos) << message;
+  EXPECT_NE(message.find("heuristic or wide"), std::string::npos) << message;
+#else
+  GTEST_SKIP() << "this build has no CUDA backend";
+#endif
 }
 
 TEST(CudaMatmul, OptionalGradientsAndErrors) {

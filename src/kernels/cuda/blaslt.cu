@@ -1,5 +1,7 @@
 #include "blaslt.hpp"
 
+#include "blaslt_search.hpp"
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -27,66 +29,17 @@ template <class T> constexpr cudaDataType_t data_type();
 template <> constexpr cudaDataType_t data_type<float>() { return CUDA_R_32F; }
 template <> constexpr cudaDataType_t data_type<bf16>() { return CUDA_R_16BF; }
 
-// Descriptors, destroyed on every path out.
-struct Descriptors {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulPreference_t preference = nullptr;
-  ~Descriptors() {
-    if (preference) cublasLtMatmulPreferenceDestroy(preference);
-    if (d) cublasLtMatrixLayoutDestroy(d);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (op) cublasLtMatmulDescDestroy(op);
-  }
-};
-
 using AlgoKey = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, uint32_t,
                            uint32_t, uint32_t, uint32_t, bool>;
 
 // Candidates timed when a problem is met first (ZT_GEMM_AUTOTUNE, on by default): cuBLASLt's
 // heuristic ranks algorithms by a model, and its first choice is not always the fastest at
-// training shapes. Each runs once to warm up, then three times timed; the median decides.
+// training shapes. ZT_GEMM_SEARCH (blaslt_search.hpp) says how many are timed.
 constexpr int kCandidates = 8;
 
 bool gemm_autotune() {
   static const bool on = env_bool("ZT_GEMM_AUTOTUNE", true);
   return on;
-}
-
-cublasLtMatmulAlgo_t fastest(BlasLtContext& ctx, const Descriptors& desc, const GemmProblem& p,
-                             const cublasLtMatmulHeuristicResult_t* results, int count) {
-  // A product that accumulates (beta != 0) must not run into its real output: a scratch copy
-  // takes the trial runs. Otherwise the real output (and GELU's aux) are overwritten by the run
-  // that follows the choice anyway.
-  const size_t scratch_elements = p.beta != 0.0f ? size_t(p.ldd) * size_t(p.n) : 0;
-  Scratch scratch(scratch_elements * sizeof(float));  // f32 is the widest element type here
-  void* d = p.beta != 0.0f ? scratch.as<void>() : p.d;
-  cudaEvent_t start, stop;
-  ZT_CUDA_CHECK(cudaEventCreate(&start));
-  ZT_CUDA_CHECK(cudaEventCreate(&stop));
-  const float alpha = 1.0f, beta = p.beta;
-  float best_ms = 0;
-  int best = -1;
-  for (int i = 0; i < count; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS || results[i].workspaceSize > ctx.workspace_bytes) continue;
-    float ms[3];
-    bool ok = true;
-    for (int r = -1; r < 3 && ok; ++r) {
-      ZT_CUDA_CHECK(cudaEventRecord(start, compute_stream()));
-      ok = cublasLtMatmul(ctx.handle, desc.op, &alpha, p.a, desc.a, p.b, desc.b, &beta, d, desc.d, d, desc.d,
-                          &results[i].algo, ctx.workspace, ctx.workspace_bytes, compute_stream()) == CUBLAS_STATUS_SUCCESS;
-      ZT_CUDA_CHECK(cudaEventRecord(stop, compute_stream()));
-      ZT_CUDA_CHECK(cudaEventSynchronize(stop));
-      if (r >= 0) ZT_CUDA_CHECK(cudaEventElapsedTime(&ms[r], start, stop));
-    }
-    if (!ok) continue;
-    std::sort(ms, ms + 3);
-    if (best < 0 || ms[1] < best_ms) best = i, best_ms = ms[1];
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return results[best < 0 ? 0 : best].algo;
 }
 
 }  // namespace
@@ -113,7 +66,7 @@ void gemm(const GemmProblem& p) {
   if (p.m == 0 || p.n == 0) return;
   BlasLtContext& ctx = blaslt_context();
   const cudaDataType_t type = data_type<T>();
-  Descriptors desc;
+  GemmDescriptors desc;
   ZT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -165,14 +118,12 @@ void gemm(const GemmProblem& p) {
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d);
-    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
-    int returned = 0;
-    const int wanted = gemm_autotune() ? kCandidates : 1;
-    ZT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.op, desc.a, desc.b, desc.d, desc.d,
-                                                   desc.preference, wanted, results, &returned));
-    ZT_CHECK(returned > 0, "cuBLASLt has no algorithm for a ", p.m, "x", p.n, "x", p.k,
-             " GEMM (epilogue ", int(epilogue), ", alignments ", align_a, "/", align_b, "/", align_d, ")");
-    algo = returned == 1 ? results[0].algo : fastest(ctx, desc, p, results, returned);
+    const std::vector<GemmAlgo> candidates =
+        gemm_candidates(ctx, desc, type, epilogue, gemm_autotune() ? gemm_search() : GemmSearch::heuristic,
+                        gemm_autotune() ? kCandidates : 1);
+    ZT_CHECK(!candidates.empty(), "cuBLASLt has no algorithm for a ", p.m, "x", p.n, "x", p.k, " GEMM (epilogue ",
+             int(epilogue), ", alignments ", align_a, "/", align_b, "/", align_d, ")");
+    algo = fastest_algo(ctx, desc, p, candidates);
     std::lock_guard<std::mutex> lock(mutex);
     algos[key] = algo;
   }
