@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/blaslt.hpp"
 #include "kernels/cuda/cuda_ops.hpp"
 #include "zt/core/cuda_check.hpp"
 #include "zt/core/cuda_stream.hpp"
@@ -167,6 +168,29 @@ void bench_matmuls() {
              }),
              2 * flops, 0);
     }
+    if (std::string(l.name) == "fc_proj") {  // the DGELU product alone, and with c_fc's bias gradient from its epilogue
+      const Tensor fc_pre = random_device({kN, l.c}, DType::bf16, -3, 3, 13);
+      const Tensor fc_dbias = Tensor::zeros({l.c}, DType::bf16, Device::cuda());
+      for (bool bgrad : {false, true}) {
+        cuda::GemmProblem p;  // dinp^T (C, N) = W (C, OC) dout^T (OC, N), W (C, OC) row-major
+        p.trans_a = true, p.m = l.c, p.n = kN, p.k = l.oc;
+        p.a = w.raw(), p.lda = l.oc, p.b = dout.raw(), p.ldb = l.oc;
+        p.d = dinp.raw(), p.ldd = l.c;
+        p.dgelu = true, p.aux = fc_pre.raw(), p.ld_aux = l.c;
+        if (bgrad) p.bias_grad = fc_dbias.raw();
+        report(bgrad ? "gemm fc_proj dinp, DGELU_BGRAD epilogue" : "gemm fc_proj dinp, DGELU epilogue", shape,
+               time_ms([&] { cuda::gemm<cuda::bf16>(p); }), flops, 0);
+      }
+      // c_fc (in_out (C, 4C)) with only its bias gradient asked for: the column-sum pass alone.
+      const Tensor dpre = random_device({kN, l.c}, DType::bf16, -1, 1, 14);
+      const Tensor fc_inp = random_device({kN, l.oc}, DType::bf16, -1, 1, 15);
+      const Tensor fc_w = random_device({l.oc, l.c}, DType::bf16, -0.05, 0.05, 16);
+      report("column sums (c_fc's bias gradient)", "N=16384 C=3072", time_ms([&] {
+               ops::matmul_backward(Tensor(), Tensor(), fc_dbias, dpre, fc_inp, fc_w, Tensor(), l.layout,
+                                    Activation::none);
+             }),
+             0, double(kN) * double(l.c) * 2);
+    }
     if (l.bias && l.act == Activation::none)  // the products alone, without the bias gradient's pass
       report(std::string("matmul_backward.") + l.name + " (no dbias)", shape,
              time_ms([&] { ops::matmul_backward(dinp, dw, Tensor(), dout, inp, w, pre, l.layout, l.act); }), 2 * flops,
@@ -288,6 +312,19 @@ void bench_memory_bound() {
     report("gelu_forward", "N=16384 H=3072", time_ms([&] { ops::gelu_forward(g, h); }), 0, 2 * 4 * act);
   }
   report("add (residual)", shape, time_ms([&] { ops::add(y, x, dy); }), 0, 3 * act);
+  {  // GPT-2's token embedding, gathered and scatter-added (random ids over the padded vocabulary)
+    std::vector<int32_t> t(static_cast<size_t>(kN));
+    std::mt19937 gen(21);
+    for (auto& id : t) id = int32_t(gen() % uint32_t(kV));
+    const Tensor ids = Tensor::from_ints({kN}, t).to(Device::cuda());
+    const Tensor table = random_device({50304, kC}, DType::bf16, -1, 1, 22);
+    const Tensor dtable = Tensor::zeros({50304, kC}, DType::bf16, Device::cuda());
+    report("embedding_forward", "N=16384 V=50304 C=768", time_ms([&] { ops::embedding_forward(y, ids, table, false); }),
+           0, 2 * act);
+    // Bytes: dout read, and each row of the table it lands on read and written.
+    report("embedding_backward", "N=16384 V=50304 C=768",
+           time_ms([&] { ops::embedding_backward(dtable, dy, ids); }), 0, 3 * act);
+  }
 
   // GPT-2's vocabulary as is and padded (rows in registers), and Llama's (N = 4 * 2048).
   for (const auto& [n, v] : {std::pair<int64_t, int64_t>{kN, kV}, {kN, 50304}, {8192, 32000}}) {

@@ -84,36 +84,40 @@ TEST(CudaActivations, UnalignedViewsMatchCpu) {
 TEST(CudaEmbedding, GatherAndScatterAddMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(402);
-  for (DType dtype : {DType::f32, DType::bf16}) {
-    const int64_t n = 300, v = 50, c = 96;  // ids repeat: the scatter-add must not lose any
-    const Tensor ids = random_ids(n, 0, int32_t(v), rng);
-    const Tensor weight = host_values({v, c}, dtype, rng), base = host_values({n, c}, dtype, rng);
-    const Tensor d_ids = ids.to(Device::cuda()), d_weight = on_device(weight, dtype);
-    const Tensor out = Tensor::empty({n, c}, DType::f32);
-    ops::embedding_forward(out, ids, weight, false);
-    const Tensor d_out = poisoned({n, c}, dtype);
-    ops::embedding_forward(d_out, d_ids, d_weight, false);
-    EXPECT_TRUE(expect_close("embedding_forward", d_out, out, dtype));
+  // c = 96: bf16 rows of whole 16-byte chunks (8 values an atomic); c = 100: one value an atomic.
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t c : {96, 100}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " C=" << c);
+      const int64_t n = 300, v = 50;  // ids repeat: the scatter-add must not lose any
+      const Tensor ids = random_ids(n, 0, int32_t(v), rng);
+      const Tensor weight = host_values({v, c}, dtype, rng), base = host_values({n, c}, dtype, rng);
+      const Tensor d_ids = ids.to(Device::cuda()), d_weight = on_device(weight, dtype);
+      const Tensor out = Tensor::empty({n, c}, DType::f32);
+      ops::embedding_forward(out, ids, weight, false);
+      const Tensor d_out = poisoned({n, c}, dtype);
+      ops::embedding_forward(d_out, d_ids, d_weight, false);
+      EXPECT_TRUE(expect_close("embedding_forward", d_out, out, dtype));
 
-    const Tensor acc = base.clone(), d_acc = on_device(base, dtype);
-    ops::embedding_forward(acc, ids, weight, true);
-    ops::embedding_forward(d_acc, d_ids, d_weight, true);
-    EXPECT_TRUE(expect_close("embedding_forward (accumulate)", d_acc, acc, dtype));
+      const Tensor acc = base.clone(), d_acc = on_device(base, dtype);
+      ops::embedding_forward(acc, ids, weight, true);
+      ops::embedding_forward(d_acc, d_ids, d_weight, true);
+      EXPECT_TRUE(expect_close("embedding_forward (accumulate)", d_acc, acc, dtype));
 
-    const Tensor dout = host_values({n, c}, dtype, rng), dweight0 = host_values({v, c}, dtype, rng);
-    const Tensor dweight = dweight0.clone(), d_dweight = on_device(dweight0, dtype);
-    ops::embedding_backward(dweight, dout, ids);
-    ops::embedding_backward(d_dweight, on_device(dout, dtype), d_ids);
-    EXPECT_TRUE(expect_close("embedding_backward", d_dweight, dweight, dtype));
-  }
+      const Tensor dout = host_values({n, c}, dtype, rng), dweight0 = host_values({v, c}, dtype, rng);
+      const Tensor dweight = dweight0.clone(), d_dweight = on_device(dweight0, dtype);
+      ops::embedding_backward(dweight, dout, ids);
+      ops::embedding_backward(d_dweight, on_device(dout, dtype), d_ids);
+      EXPECT_TRUE(expect_close("embedding_backward", d_dweight, dweight, dtype));
+    }
 }
 
 TEST(CudaCrossEntropy, FusedLossAndGradientMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(403);
   for (DType dtype : {DType::f32, DType::bf16})
-    // 8192, 32000 and 50304 rows are whole 16-byte chunks: held in registers (1024, 1024 and 640
-    // threads a row in bf16); the others take the two-pass kernel.
+    // 8192, 32000 and 50304 rows are whole 16-byte chunks, read once: into shared memory where
+    // the row takes at most 112 KiB (all three in bf16, 8192 in f32), else into registers (f32's
+    // 32000 and 50304); the others take the two-pass kernel.
     for (int64_t v : {5, 1000, 8192, 32000, 50257, 50304}) {
       const int64_t n = v > 10000 ? 9 : 33;
       SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " V=" << v);

@@ -1,8 +1,8 @@
 // Softmax cross-entropy over the vocabulary fused with its backward: a block per row reads the
 // row's logits in their storage type (never an f32 copy), keeps a running max and sum per thread
 // (one exp per element), and writes dlogits in a second pass, which the L2 mostly serves. Rows of
-// whole aligned 16-byte chunks (GPT-2's padded 50304, Llama's 32000) are held in registers instead
-// and read once.
+// whole aligned 16-byte chunks (GPT-2's padded 50304, Llama's 32000) are read once, into shared
+// memory where two fit a multiprocessor, else into registers.
 #include <cuda_bf16.h>
 
 #include "common.cuh"
@@ -165,6 +165,87 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   }
 }
 
+// The same for rows of whole aligned 16-byte chunks that fit twice in a multiprocessor's shared
+// memory (GPT-2's 50304 and Llama's 32000 in bf16): the row is read once into shared memory, where
+// each thread keeps its own chunks (no thread reads another's), so 2 or 3 blocks share a
+// multiprocessor and one's loads overlap another's exps. Dynamic shared memory: v elements.
+template <class T, int Threads>
+__global__ void __launch_bounds__(Threads) cross_entropy_staged_kernel(float* losses, T* dlogits, const T* logits,
+                                                                     const int32_t* targets, int* counted, int64_t v,
+                                                                     float dloss) {
+  constexpr int kVec = Chunk16<T>::n;
+  extern __shared__ uint4 staged[];  // (v / kVec) chunks of this row
+  __shared__ float shared[32];
+  const int64_t row = blockIdx.x;
+  const int chunks = int(v / kVec);
+  const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
+  uint4* dx = dlogits ? reinterpret_cast<uint4*>(dlogits + row * v) : nullptr;
+  const int32_t target = targets[row];
+  if (target == ops::kIgnoreIndex) {
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (dx)
+      for (int k = threadIdx.x; k < chunks; k += Threads) dx[k] = make_uint4(0, 0, 0, 0);
+    return;
+  }
+  const bool valid = target >= 0 && target < v;
+  const float x_target = valid ? to_float(logits[row * v + target]) : NAN;
+  float m = -INFINITY;
+#pragma unroll 4
+  for (int k = threadIdx.x; k < chunks; k += Threads) {
+    Chunk16<T> c;
+    c.raw = __ldcs(x + k);
+    staged[k] = c.raw;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) m = fmaxf(m, to_float(c.v[e]));
+  }
+  const float row_max = block_max(m, shared);
+  const float max_log2 = row_max * kLog2e;
+  float s = 0.0f;
+#pragma unroll 4
+  for (int k = threadIdx.x; k < chunks; k += Threads) {
+    Chunk16<T> c;
+    c.raw = staged[k];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) s += exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2));
+  }
+  const float sum = block_sum(s, shared);
+  if (threadIdx.x == 0) {
+    losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
+    if (counted) atomicAdd(counted, 1);
+  }
+  if (!dx) return;
+  const float scale = valid ? dloss / sum : NAN;
+  const int target_chunk = valid ? target / kVec : -1;
+#pragma unroll 4
+  for (int k = threadIdx.x; k < chunks; k += Threads) {
+    Chunk16<T> c, out;
+    c.raw = staged[k];
+    float g[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) g[e] = exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2)) * scale;
+    if (k == target_chunk) {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e)
+        if (e == target % kVec) g[e] -= dloss;
+    }
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
+    __stcs(dx + k, out.raw);
+  }
+}
+
+constexpr int kStagedThreads = 512;
+constexpr size_t kStagedMaxBytes = size_t(112) << 10;  // two rows a multiprocessor (228 KiB of shared memory)
+
+template <class T>
+void launch_staged(float* losses, T* dlogits, const T* logits, const int32_t* targets, int* counted, int64_t n,
+                   int64_t v, float dloss) {
+  auto kernel = cross_entropy_staged_kernel<T, kStagedThreads>;
+  ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kStagedMaxBytes)));
+  kernel<<<unsigned(n), kStagedThreads, size_t(v) * sizeof(T), compute_stream()>>>(losses, dlogits, logits, targets,
+                                                                                 counted, v, dloss);
+}
+
 template <class T, int K, int Threads>
 void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targets, int* counted, int64_t n,
                  int64_t v, float dloss) {
@@ -172,7 +253,8 @@ void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targ
       losses, dlogits, logits, targets, counted, v, dloss);
 }
 
-// The register kernel for these rows, or nullptr when they do not suit it: up to 4 chunks a thread
+// The staged kernel for rows that fit its shared memory, else the register kernel, or nullptr when
+// the rows suit neither: up to 4 chunks a thread
 // of 1024, then fewer threads with more registers each (a 1024-thread block has 64 a thread, too
 // few past 4 chunks; the counts below are the largest that compile without spills).
 template <class T>
@@ -181,6 +263,7 @@ auto rows_launch(const T* logits, const T* dlogits, int64_t v)
   constexpr int kVec = Chunk16<T>::n;
   const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
   if (v % kVec != 0 || v < 8192 || misaligned(logits) || (dlogits && misaligned(dlogits))) return nullptr;
+  if (size_t(v) * sizeof(T) <= kStagedMaxBytes) return launch_staged<T>;
   const int64_t chunks = v / kVec;
   switch ((chunks + 1023) / 1024) {
     case 1: return launch_rows<T, 1, 1024>;
@@ -206,7 +289,7 @@ int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t*
   const int threads = v >= 8192 ? 1024 : (v >= 1024 ? 256 : 64);
   if (const auto launch = rows_launch(logits, dlogits, v)) {
     launch(losses, dlogits, logits, targets, counted.as<int>(), n, v, float(dloss));
-    ZT_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
+    ZT_CUDA_CHECK_LAUNCH("cross_entropy (a row read once)");
   } else {
     cross_entropy_kernel<<<unsigned(n), threads, 0, compute_stream()>>>(losses, dlogits, logits, targets,
                                                                         counted.as<int>(), v, float(dloss));

@@ -6,6 +6,7 @@
 
 #include "blaslt.hpp"
 #include "common.cuh"
+#include "partial_sums.cuh"
 
 namespace zt::cuda {
 
@@ -49,15 +50,6 @@ __global__ void bias_grad_kernel(T* dpre, int64_t ld_dpre, float* partial, const
     s += g;
   }
   if (partial) partial[int64_t(blockIdx.y) * oc + col] = s;
-}
-
-template <class T>
-__global__ void add_partial_sums_kernel(T* dst, const float* partial, int blocks, int64_t oc) {
-  const int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (col >= oc) return;
-  float s = 0;
-  for (int b = 0; b < blocks; ++b) s += partial[int64_t(b) * oc + col];
-  dst[col] = from_float<T>(to_float(dst[col]) + s);
 }
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -241,9 +233,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
       ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
     }
     if (dbias) {
-      add_partial_sums_kernel<<<unsigned((oc + 255) / 256), 256, 0, compute_stream()>>>(dbias, partial.as<float>(),
-                                                                                      int(row_blocks), oc);
-      ZT_CUDA_CHECK_LAUNCH("add_partial_sums_kernel");
+      sum_partials(dbias, static_cast<T*>(nullptr), partial.as<float>(), int(row_blocks), 1, oc);
     }
   }
   Scratch weight_buffer(ocp != oc && dinp ? size_t(ocp * c) * sizeof(T) : 0);

@@ -8,6 +8,7 @@
 
 #include "common.cuh"
 #include "norm_rows.hpp"
+#include "partial_sums.cuh"
 
 namespace zt::cuda {
 
@@ -148,20 +149,6 @@ __global__ void rmsnorm_backward_kernel(T* dinp, float* partial, const T* dout, 
   }
 }
 
-// dst[a] (C) += sum over blocks of partial (blocks, arrays, C)[., a, .], for each array a with a dst.
-template <class T>
-__global__ void add_column_sums_kernel(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
-  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (j >= c) return;
-  for (int a = 0; a < arrays; ++a) {
-    T* dst = a == 0 ? dst0 : dst1;
-    if (!dst) continue;
-    float s = 0;
-    for (int b = 0; b < blocks; ++b) s += partial[(int64_t(b) * arrays + a) * c + j];
-    dst[j] = from_float<T>(to_float(dst[j]) + s);
-  }
-}
-
 unsigned row_blocks(int64_t n) { return unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock); }
 
 // Blocks for a backward: enough to fill the device, few enough that the cross-block sum is cheap.
@@ -209,9 +196,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
   ZT_CUDA_CHECK_LAUNCH("layernorm_backward_kernel");
   if (dinp && dinp_add) add<T>(dinp, dinp, dinp_add, n * c);  // the general kernels' dinp, then the add
   if (!dweight && !dbias) return;
-  add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, dbias, partial.as<float>(),
-                                                                                 blocks, 2, c);
-  ZT_CUDA_CHECK_LAUNCH("add_column_sums_kernel");
+  sum_partials(dweight, dbias, partial.as<float>(), blocks, 2, c);
 }
 
 template <class T>
@@ -241,9 +226,7 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   ZT_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
   if (dinp && dinp_add) add<T>(dinp, dinp, dinp_add, n * c);  // the general kernels' dinp, then the add
   if (!dweight) return;
-  add_column_sums_kernel<<<unsigned((c + 255) / 256), 256, 0, compute_stream()>>>(dweight, static_cast<T*>(nullptr),
-                                                                                 partial.as<float>(), blocks, 1, c);
-  ZT_CUDA_CHECK_LAUNCH("add_column_sums_kernel");
+  sum_partials(dweight, static_cast<T*>(nullptr), partial.as<float>(), blocks, 1, c);
 }
 
 #define ZT_INSTANTIATE(T)                                                                                          \

@@ -9,7 +9,7 @@
 // go through shared memory under a barrier of the group's own (bar.sync with an id of its own),
 // two slots by row parity so that one barrier a row suffices. At the end the block adds its
 // groups' parameter sums in group order and writes them as its row of partial (blocks, A, C);
-// sum_partials_kernel adds the blocks' rows column by column in a fixed order, so the result is
+// sum_partials (partial_sums.cuh) adds the blocks' rows column by column in a fixed order, so the result is
 // the same from run to run. Up to 384 chunks a row (3072 bf16 elements): a block of at most 384
 // threads at 2 blocks an SM leaves 85 registers a thread, which these need.
 #include <algorithm>
@@ -19,6 +19,7 @@
 
 #include "norm_chunks.cuh"
 #include "norm_rows.hpp"
+#include "partial_sums.cuh"
 
 namespace zt::cuda {
 
@@ -126,35 +127,6 @@ __global__ void __launch_bounds__(32 * kMaxGroupWarps, 2)
   }
   float* block_row = partial + int64_t(blockIdx.x) * A * c;
   for (int64_t j = threadIdx.x; j < A * c; j += blockDim.x) block_row[j] = param_sums[j];
-}
-
-// dst_a (C) += sum over blocks of partial (blocks, arrays, C)[., a, .] for a = blockIdx.y: 32
-// columns a block, kPhases phases over the blocks, combined in a fixed order.
-constexpr int kPhases = 16;
-template <class T>
-__global__ void sum_partials_kernel(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
-  __shared__ float phase_sums[kPhases][33];
-  const int a = blockIdx.y;
-  const int64_t j = int64_t(blockIdx.x) * 32 + threadIdx.x;
-  float s = 0;
-  if (j < c)
-#pragma unroll 4
-    for (int b = threadIdx.y; b < blocks; b += kPhases) s += partial[(int64_t(b) * arrays + a) * c + j];
-  phase_sums[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  T* dst = a == 0 ? dst0 : dst1;
-  if (threadIdx.y != 0 || j >= c || !dst) return;
-  float total = 0;
-#pragma unroll
-  for (int y = 0; y < kPhases; ++y) total += phase_sums[y][threadIdx.x];
-  dst[j] = from_float<T>(to_float(dst[j]) + total);
-}
-
-template <class T>
-void sum_partials(T* dst0, T* dst1, const float* partial, int blocks, int arrays, int64_t c) {
-  const dim3 grid(unsigned((c + 31) / 32), unsigned(arrays));
-  sum_partials_kernel<<<grid, dim3(32, kPhases), 0, compute_stream()>>>(dst0, dst1, partial, blocks, arrays, c);
-  ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
 }
 
 // The launch shape for rows of c elements: warps a group, groups a block (0 when c is not a whole
