@@ -19,7 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/blaslt.hpp"
 #include "kernels/cuda/cuda_ops.hpp"
 #include "zt/core/cuda_check.hpp"
 #include "zt/core/cuda_stream.hpp"
@@ -167,21 +166,8 @@ void bench_matmuls() {
                ops::matmul_backward(dinp, dw, db, dout, inp, w, pre, l.layout, l.act, Activation::gelu_tanh, fc_pre);
              }),
              2 * flops, 0);
-    }
-    if (std::string(l.name) == "fc_proj") {  // the DGELU product alone, and with c_fc's bias gradient from its epilogue
-      const Tensor fc_pre = random_device({kN, l.c}, DType::bf16, -3, 3, 13);
-      const Tensor fc_dbias = Tensor::zeros({l.c}, DType::bf16, Device::cuda());
-      for (bool bgrad : {false, true}) {
-        cuda::GemmProblem p;  // dinp^T (C, N) = W (C, OC) dout^T (OC, N), W (C, OC) row-major
-        p.trans_a = true, p.m = l.c, p.n = kN, p.k = l.oc;
-        p.a = w.raw(), p.lda = l.oc, p.b = dout.raw(), p.ldb = l.oc;
-        p.d = dinp.raw(), p.ldd = l.c;
-        p.dgelu = true, p.aux = fc_pre.raw(), p.ld_aux = l.c;
-        if (bgrad) p.bias_grad = fc_dbias.raw();
-        report(bgrad ? "gemm fc_proj dinp, DGELU_BGRAD epilogue" : "gemm fc_proj dinp, DGELU epilogue", shape,
-               time_ms([&] { cuda::gemm<cuda::bf16>(p); }), flops, 0);
-      }
       // c_fc (in_out (C, 4C)) with only its bias gradient asked for: the column-sum pass alone.
+      const Tensor fc_dbias = Tensor::zeros({l.c}, DType::bf16, Device::cuda());
       const Tensor dpre = random_device({kN, l.c}, DType::bf16, -1, 1, 14);
       const Tensor fc_inp = random_device({kN, l.oc}, DType::bf16, -1, 1, 15);
       const Tensor fc_w = random_device({l.oc, l.c}, DType::bf16, -0.05, 0.05, 16);

@@ -183,12 +183,16 @@ bool Engine::is_gradient_accumulation_boundary() const {
 double Engine::lr() const { return learning_rate_->current(); }
 double Engine::loss_scale() const { return loss_scale_->scale(); }
 
-double Engine::forward(const Tensor& inputs, const Tensor& targets) {
+double Engine::forward(const Tensor& inputs, const Tensor& targets) { return forward(inputs, targets, false); }
+
+double Engine::forward(const Tensor& inputs, const Tensor& targets, bool queued) {
   ZT_CHECK(!forward_pending_, "Engine::forward called twice without a backward in between");
   const Tensor out = model_->forward(inputs.to(options_.device));
   const double grad_scale = loss_scale_->scale() / double(config_.gradient_accumulation_steps);
   // Targets stay where they are: a loss moves them itself (the cross-entropy counts them on the host first).
-  const double loss = loss_->forward(out, targets, grad_scale);
+  double loss = 0;
+  if (queued) loss_->forward_queued(out, targets, grad_scale);
+  else loss = loss_->forward(out, targets, grad_scale);
   forward_pending_ = true;
   return loss;
 }
@@ -299,12 +303,15 @@ void Engine::publish_parameters() {
 double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
   double total = 0;
   const int64_t gas = config_.gradient_accumulation_steps;
+  // The losses are read after the step, which waits for the gradients anyway: the backward is
+  // queued while the forward still runs.
   for (int64_t i = 0; i < gas; ++i) {
     const data::Batch b = data.next_batch(config_.train_micro_batch_size_per_gpu, seq_len);
-    total += forward(b.inputs, b.targets);
+    forward(b.inputs, b.targets, /*queued=*/true);
     backward();
   }
   step();
+  for (double loss : loss_->take_queued()) total += loss;
   Tensor mean = Tensor::from_floats({1}, {0.0f}, DType::f64);
   mean.data<double>()[0] = total / double(gas);
   if (group_->size() > 1) group_->all_reduce(mean, comm::ReduceOp::avg).wait();

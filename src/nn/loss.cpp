@@ -5,29 +5,48 @@
 
 namespace zt::nn {
 
-double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, double grad_scale) {
+CrossEntropyLoss::RowLosses CrossEntropyLoss::queue_rows(const Tensor& logits, const Tensor& targets,
+                                                         double grad_scale) {
   const Tensor rows = as_rows(logits);
   const Tensor flat_targets = targets.flatten();
   ZT_CHECK(flat_targets.numel() == rows.size(0), "CrossEntropyLoss: ", rows.size(0), " rows of logits but ",
            flat_targets.numel(), " targets");
-  Tensor losses = Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device());
+  RowLosses r{Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device()), 0};
   // The count of valid targets scales the gradient; count them first so that one pass suffices,
   // on the host copy (targets given on the host, as the engine does, cost no wait for the GPU).
-  int64_t count = 0;
   {
     const Tensor host = flat_targets.to(Device::cpu());
     const int32_t* t = host.data<int32_t>();
-    for (int64_t i = 0; i < host.numel(); ++i) count += t[i] != ops::kIgnoreIndex;
+    for (int64_t i = 0; i < host.numel(); ++i) r.count += t[i] != ops::kIgnoreIndex;
   }
-  count_ = count;
+  count_ = r.count;
   dlogits_ = in_place_grad_ ? rows : Tensor::empty(rows.shape(), rows.dtype(), rows.device());
-  const double dloss = count ? grad_scale / double(count) : 0.0;
-  ops::cross_entropy_fused(losses, dlogits_, rows, flat_targets.to(rows.device()), dloss, /*count_rows=*/false);
+  const double dloss = r.count ? grad_scale / double(r.count) : 0.0;
+  ops::cross_entropy_fused(r.losses, dlogits_, rows, flat_targets.to(rows.device()), dloss, /*count_rows=*/false);
   dlogits_ = dlogits_.reshape(logits.shape());
-  if (count == 0) return 0.0;
+  return r;
+}
+
+double CrossEntropyLoss::mean_of(const RowLosses& r) {
+  if (r.count == 0) return 0.0;
   double sum = 0;
-  for (float v : losses.to_floats()) sum += v;
-  return sum / double(count);
+  for (float v : r.losses.to_floats()) sum += v;
+  return sum / double(r.count);
+}
+
+double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, double grad_scale) {
+  return mean_of(queue_rows(logits, targets, grad_scale));
+}
+
+void CrossEntropyLoss::forward_queued(const Tensor& logits, const Tensor& targets, double grad_scale) {
+  pending_.push_back(queue_rows(logits, targets, grad_scale));
+}
+
+std::vector<double> CrossEntropyLoss::take_queued() {
+  std::vector<double> values;
+  for (const RowLosses& r : pending_) values.push_back(mean_of(r));
+  pending_.clear();
+  return values;
 }
 
 Tensor CrossEntropyLoss::backward() {

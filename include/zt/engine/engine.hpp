@@ -95,6 +95,8 @@ class Engine {
   void install_hooks();
   void install_segments();
   Tensor master_gradients_f32();
+  // queued: the loss goes to loss_->forward_queued, its value read later (0 is returned).
+  double forward(const Tensor& inputs, const Tensor& targets, bool queued);
   bool steps_mixed_on_device() const;  // AdamW on the GPU, bf16/f16 storage: gradients and parameters in one pass
   Tensor my_parameters() const;        // this rank's partition of the parameter storage
   void cast_master_into_parameters();  // the master weights (host or device) into my_parameters()

@@ -2,6 +2,9 @@
 // returns the scalar, backward the gradient of (grad_scale * loss) with respect to the prediction.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "zt/core/tensor.hpp"
 
 namespace zt::nn {
@@ -15,6 +18,17 @@ class Loss {
   // device itself, after any host-side work on it.
   virtual double forward(const Tensor& pred, const Tensor& target, double grad_scale = 1.0) = 0;
   virtual Tensor backward() = 0;
+  // The same forward with the scalar read later, by take_queued: on a GPU the host then queues
+  // the backward without waiting for the forward to finish. Losses without a device-side value
+  // compute it at once.
+  virtual void forward_queued(const Tensor& pred, const Tensor& target, double grad_scale = 1.0) {
+    queued_.push_back(forward(pred, target, grad_scale));
+  }
+  // The losses of the forward_queued calls since the last take, in call order (waits for them).
+  virtual std::vector<double> take_queued() { return std::exchange(queued_, {}); }
+
+ private:
+  std::vector<double> queued_;
 };
 
 // Softmax cross-entropy over the last dimension, mean over targets that are not -100.
@@ -25,12 +39,22 @@ class CrossEntropyLoss : public Loss {
   explicit CrossEntropyLoss(bool in_place_grad = false) : in_place_grad_(in_place_grad) {}
   double forward(const Tensor& logits, const Tensor& targets, double grad_scale = 1.0) override;
   Tensor backward() override;
+  void forward_queued(const Tensor& logits, const Tensor& targets, double grad_scale = 1.0) override;
+  std::vector<double> take_queued() override;
   int64_t last_count() const { return count_; }  // targets counted by the last forward
 
  private:
+  struct RowLosses {
+    Tensor losses;  // (rows), on the logits' device
+    int64_t count = 0;
+  };
+  RowLosses queue_rows(const Tensor& logits, const Tensor& targets, double grad_scale);
+  static double mean_of(const RowLosses& r);
+
   bool in_place_grad_;
   Tensor dlogits_;
   int64_t count_ = 0;
+  std::vector<RowLosses> pending_;
 };
 
 // Mean squared error over all elements.

@@ -73,12 +73,11 @@ void gemm(const GemmProblem& p) {
   ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   if (p.gelu) epilogue = p.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
-  else if (p.dgelu) epilogue = p.bias_grad ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+  else if (p.dgelu) epilogue = CUBLASLT_EPILOGUE_DGELU;
   else if (p.bias) epilogue = CUBLASLT_EPILOGUE_BIAS;
-  ZT_CHECK(!p.bias_grad || (p.dgelu && !p.bias), "gemm: a bias gradient is produced only with dgelu, and without a bias");
   ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
-  if (const void* bias = p.bias_grad ? p.bias_grad : p.bias) {
-    ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+  if (p.bias) {
+    ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias));
     const cudaDataType_t bias_type = type;
     ZT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                    sizeof bias_type));
@@ -95,7 +94,7 @@ void gemm(const GemmProblem& p) {
   ZT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc.d, type, p.m, p.n, p.ldd));
 
   const uint32_t align_a = alignment_of(p.a), align_b = alignment_of(p.b), align_d = alignment_of(p.d);
-  const uint32_t align_bias = p.bias ? alignment_of(p.bias) : p.bias_grad ? alignment_of(p.bias_grad) : 256;
+  const uint32_t align_bias = p.bias ? alignment_of(p.bias) : 256;
   int device = 0;
   ZT_CUDA_CHECK(cudaGetDevice(&device));
   const AlgoKey key{device, int(type), p.trans_a, p.trans_b, p.m, p.n, p.k, p.lda, p.ldb, p.ldd, int(epilogue),

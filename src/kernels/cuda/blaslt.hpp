@@ -30,8 +30,7 @@ BlasLtContext& blaslt_context();
 // D (m, n) = alpha * op(A) op(B) + beta * D, column-major with leading dimensions, then the
 // epilogue: bias (m) added per row of D; GELU with aux (m, n), leading dimension ld_aux,
 // receiving the value before it; or, with dgelu, D multiplied by GELU's derivative at aux (the
-// backward through a GELU whose input aux holds), with bias_grad (m) receiving D's row sums
-// after that (the bias gradient of the layer whose GELU it was; overwritten). Elements of type T (float: fp32 arithmetic throughout;
+// backward through a GELU whose input aux holds). Elements of type T (float: fp32 arithmetic throughout;
 // bf16: fp32 accumulation).
 struct GemmProblem {
   bool trans_a = false, trans_b = false;
@@ -46,7 +45,6 @@ struct GemmProblem {
   const void* bias = nullptr;
   bool gelu = false;
   bool dgelu = false;
-  void* bias_grad = nullptr;
   void* aux = nullptr;
   int64_t ld_aux = 0;
 };
