@@ -3,8 +3,9 @@
 // arithmetic as flash_forward.cu's kernel, which serves every other case.
 //
 // A block is G warpgroups over 64 G query rows of one head, 64 rows a warpgroup. Q and 128-key
-// tiles of K and V are staged by cp.async into 128-byte-swizzled tiles (wgmma.cuh), which the
-// tensor cores read directly: S = Q K^T is 4 m64n128k16 products with both operands in shared
+// tiles of K and V are copied by the TMA (one thread issues them; an mbarrier a stage says when
+// they have landed) into 128-byte-swizzled tiles (wgmma.cuh), which the tensor cores read
+// directly: S = Q K^T is 4 m64n128k16 products with both operands in shared
 // memory, and O += P V 8 m64n64k16 products with P in registers, packed to bf16 straight from S's
 // accumulators, and V read as an MN-major operand. The online softmax is flash_forward.cu's, on
 // each warp's 16 rows of the warpgroup's accumulators.
@@ -15,6 +16,7 @@
 // score registers: one block a multiprocessor, and it measured 20 % slower; docs/CUDA_NOTES.md v6.)
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
+#include "tensor_map.hpp"
 #include "wgmma.cuh"
 
 namespace zt::cuda {
@@ -35,7 +37,8 @@ template <int G, int S, int B>
 struct Shape {
   static constexpr int threads = 128 * G, rows = kGroupRows * G, stages = S, blocks_per_sm = B;
   static constexpr int q_bytes = rows * kRowBytes;
-  static constexpr size_t shared = size_t(q_bytes) + 2 * S * kTileBytes;
+  static constexpr size_t barriers = size_t(q_bytes) + 2 * S * kTileBytes;  // S + 1 mbarriers: the stages', Q's
+  static constexpr size_t shared = barriers + 8 * (S + 1);
 };
 
 using Scores = float[kKeys / 8][4];  // a warpgroup's (64, 128) accumulators, as wgmma.cuh lays them out
@@ -49,21 +52,21 @@ using Probabilities = uint32_t[kKeys / 16][4];  // P as the A operand of P V, a 
 template <class Sh>
 struct Block {
   unsigned char *sq, *sk, *sv;  // Q (rows, 64); stages of K and of V (128, 64)
-  const bf16 *base, *keys, *values;
+  uint32_t bars;                // S + 1 mbarriers: stage s's at bars + 8 s, then Q's
   int b, h, bh, q0, tiles, group_row0, row0, g, tq;
+  int key_col, value_col, batch_row;  // tensor-map coordinates: K's and V's columns, the batch's first row
   uint64_t q_desc;
 
-  __device__ __forceinline__ Block(unsigned char* shared, const bf16* qkv, const FlashDims& dm) {
+  __device__ __forceinline__ Block(unsigned char* shared, const FlashDims& dm) {
     if (shared_address(shared) % 1024 != 0) __trap();
     sq = shared, sk = sq + Sh::q_bytes, sv = sk + Sh::stages * kTileBytes;
+    bars = shared_address(shared + Sh::barriers);
     const int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     g = lane >> 2, tq = lane & 3;
     q0 = (gridDim.x - 1 - blockIdx.x) * Sh::rows;  // the longest blocks of a head first
     bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh;
     const int kh = h / (dm.nh / dm.nkv);
-    base = qkv + int64_t(b) * dm.t * dm.width;
-    keys = base + (dm.nh + kh) * kHd;
-    values = base + (dm.nh + dm.nkv + kh) * kHd;
+    key_col = (dm.nh + kh) * kHd, value_col = (dm.nh + dm.nkv + kh) * kHd, batch_row = b * dm.t;
     tiles = (min(q0 + Sh::rows, dm.t) - 1) / kKeys + 1;  // key tiles up to the block's last row
     group_row0 = q0 + group * kGroupRows, row0 = group_row0 + warp * 16;
     q_desc = wgmma::sw128_descriptor(shared_address(sq + group * kGroupRows * kRowBytes));
@@ -71,12 +74,34 @@ struct Block {
   // Whether key tile i holds a key at or before one of the warpgroup's rows (else it adds
   // nothing; uniform over the warpgroup, as wgmma needs). Such tiles are a prefix of the tiles.
   __device__ __forceinline__ bool needed(int i) const { return i * kKeys < group_row0 + kGroupRows; }
-  __device__ __forceinline__ void stage_q(const FlashDims& dm) {
-    stage_swizzled<Sh::rows, Sh::threads>(sq, base + h * kHd, dm.width, q0, dm.t);
+  // The copies, issued by thread 0. Rows past the sequence come from the next batch's (or, past
+  // the last, as zeros): as keys they are masked (after every query row), as values they meet
+  // probabilities of 0, and as queries their rows are not written.
+  __device__ __forceinline__ void init_barriers() const {
+    if (threadIdx.x == 0) {
+      for (int i = 0; i <= Sh::stages; ++i) wgmma::mbarrier_init(bars + 8 * i, 1);
+      wgmma::fence_mbarrier_init();
+    }
+    __syncthreads();
   }
-  __device__ __forceinline__ void stage_tile(int i, const FlashDims& dm) {
-    stage_swizzled<kKeys, Sh::threads>(sk + (i % Sh::stages) * kTileBytes, keys, dm.width, i * kKeys, dm.t);
-    stage_swizzled<kKeys, Sh::threads>(sv + (i % Sh::stages) * kTileBytes, values, dm.width, i * kKeys, dm.t);
+  __device__ __forceinline__ void stage_q(const CUtensorMap& q_map) const {
+    if (threadIdx.x != 0) return;
+    const uint32_t bar = bars + 8 * Sh::stages;
+    wgmma::mbarrier_arrive_expect_bytes(bar, Sh::q_bytes);
+    wgmma::tma_load_2d(shared_address(sq), &q_map, h * kHd, batch_row + q0, bar);
+  }
+  __device__ __forceinline__ void stage_tile(int i, const CUtensorMap& kv_map) const {
+    if (threadIdx.x != 0) return;
+    const int stage = i % Sh::stages;
+    const uint32_t bar = bars + 8 * stage;
+    wgmma::mbarrier_arrive_expect_bytes(bar, 2 * kTileBytes);
+    wgmma::tma_load_2d(shared_address(sk + stage * kTileBytes), &kv_map, key_col, batch_row + i * kKeys, bar);
+    wgmma::tma_load_2d(shared_address(sv + stage * kTileBytes), &kv_map, value_col, batch_row + i * kKeys, bar);
+  }
+  __device__ __forceinline__ void wait_q() const { wgmma::mbarrier_wait(bars + 8 * Sh::stages, 0); }
+  // Until tile i has landed: its stage's barrier completes a phase for each tile it takes.
+  __device__ __forceinline__ void wait_tile(int i) const {
+    wgmma::mbarrier_wait(bars + 8 * (i % Sh::stages), uint32_t(i / Sh::stages) & 1);
   }
   // Queues s = Q K_i^T (one commit group); the caller waits.
   __device__ __forceinline__ void queue_scores(Scores& s, int i) const {
@@ -157,28 +182,27 @@ __device__ __forceinline__ void write_rows(bf16* out, float* lse, const Block<Sh
 }
 
 // out (B, T, NH*64), lse (B, NH, T). Grid (query blocks, B*NH).
+// q_map and kv_map: qkv as (B*T, width) rows, boxes of Sh::rows and of 128 rows.
 template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
-    flash_forward_wgmma_kernel(bf16* out, float* lse, const bf16* qkv, FlashDims dm) {
+    flash_forward_wgmma_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap q_map,
+                               const __grid_constant__ CUtensorMap kv_map, FlashDims dm) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int S = Sh::stages;
   extern __shared__ __align__(1024) unsigned char shared[];
-  Block<Sh> k(shared, qkv, dm);
-  // Q and the first S - 1 key tiles, each tile a commit group (Q with the first).
-  k.stage_q(dm);
+  Block<Sh> k(shared, dm);
+  k.init_barriers();
+  // Q and the first S - 1 key tiles.
+  k.stage_q(q_map);
 #pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    if (i < k.tiles) k.stage_tile(i, dm);
-    cp_async_commit();
-  }
+  for (int i = 0; i < S - 1; ++i)
+    if (i < k.tiles) k.stage_tile(i, kv_map);
   Output o = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // running raw maxima, partial sums (this thread's columns)
+  k.wait_q();
   for (int it = 0; it < k.tiles; ++it) {
-    if (it + S - 1 < k.tiles) k.stage_tile(it + S - 1, dm);  // into tile it - 1's stage, freed below
-    cp_async_commit();
-    cp_async_wait<S - 1>();  // tile it has landed
-    wgmma::fence_shared_for_async();
-    __syncthreads();
+    if (it + S - 1 < k.tiles) k.stage_tile(it + S - 1, kv_map);  // into tile it - 1's stage, freed below
+    k.wait_tile(it);  // every thread, so that the phase is complete before the stage is refilled
     if (k.needed(it)) {
       Scores s;
       k.queue_scores(s, it);
@@ -203,9 +227,11 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
 template <class Sh>
 void launch(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv) {
   allow_shared(flash_forward_wgmma_kernel<Sh>, Sh::shared);
+  const FlashDims dm = flash_dims(t, nh, nkv, kHd);
+  const CUtensorMap q_map = bf16_rows_tensor_map(qkv, b * t, dm.width, dm.width, Sh::rows);
+  const CUtensorMap kv_map = bf16_rows_tensor_map(qkv, b * t, dm.width, dm.width, kKeys);
   const dim3 grid(unsigned((t + Sh::rows - 1) / Sh::rows), unsigned(b * nh));
-  flash_forward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(out, lse, qkv,
-                                                                                     flash_dims(t, nh, nkv, kHd));
+  flash_forward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(out, lse, q_map, kv_map, dm);
   ZT_CUDA_CHECK_LAUNCH("flash_forward_wgmma_kernel");
 }
 

@@ -166,6 +166,41 @@ __device__ __forceinline__ void bulk_wait() {
   ZT_WGMMA_ASM("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// mbarriers (8 bytes of shared memory each) and TMA copies of tensor-map boxes into shared
+// memory (tensor_map.hpp). A barrier initialized for one arrival completes a phase when its one
+// thread has arrived (announcing the bytes to come) and the copies that name it have landed.
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, int arrivals) {
+  ZT_WGMMA_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
+}
+// After the initializations, before any thread or copy uses the barriers (then a block barrier).
+__device__ __forceinline__ void fence_mbarrier_init() {
+  ZT_WGMMA_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
+  ZT_WGMMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Until the barrier's phase of this parity (0 for its first, then 1, 0, ...) has completed.
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+  ZT_WGMMA_ASM(
+      "{\n"
+      ".reg .pred done;\n"
+      "wait:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// The box of the tensor map (a __grid_constant__ kernel parameter) at element column x, row y into
+// shared memory at dst, completing on bar.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* map, int x, int y, uint32_t bar) {
+  ZT_WGMMA_ASM(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
+      : "memory");
+}
+
 #undef ZT_WGMMA_ASM
 
 }  // namespace zt::cuda::wgmma
