@@ -236,6 +236,10 @@ bool Engine::step() {
   stats.data<double>()[0] = loss_scale_->dynamic() && !ops::all_finite(grads) ? 1.0 : 0.0;
   stats.data<double>()[1] = ops::sum_squares(grads);
   if (sharded && world > 1) group_->all_reduce(stats, comm::ReduceOp::sum).wait();
+  // The losses train_batch's forwards queued: the stream has passed them, so reading them here,
+  // before the update is queued, costs no wait (after it, the host would idle the GPU while
+  // it queues the next forward).
+  for (double loss : loss_->take_queued()) queued_losses_.push_back(loss);
   const bool overflow = stats.data<double>()[0] > 0 || !std::isfinite(stats.data<double>()[1]);
   ++global_steps_;
   if (overflow && loss_scale_->dynamic()) {
@@ -303,15 +307,17 @@ void Engine::publish_parameters() {
 double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
   double total = 0;
   const int64_t gas = config_.gradient_accumulation_steps;
-  // The losses are read after the step, which waits for the gradients anyway: the backward is
-  // queued while the forward still runs.
+  // The losses are read by the step, which waits for the gradients anyway: the backward is queued
+  // while the forward still runs.
+  queued_losses_.clear();
   for (int64_t i = 0; i < gas; ++i) {
     const data::Batch b = data.next_batch(config_.train_micro_batch_size_per_gpu, seq_len);
     forward(b.inputs, b.targets, /*queued=*/true);
     backward();
   }
   step();
-  for (double loss : loss_->take_queued()) total += loss;
+  for (double loss : queued_losses_) total += loss;
+  queued_losses_.clear();
   Tensor mean = Tensor::from_floats({1}, {0.0f}, DType::f64);
   mean.data<double>()[0] = total / double(gas);
   if (group_->size() > 1) group_->all_reduce(mean, comm::ReduceOp::avg).wait();

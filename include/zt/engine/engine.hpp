@@ -95,7 +95,8 @@ class Engine {
   void install_hooks();
   void install_segments();
   Tensor master_gradients_f32();
-  // queued: the loss goes to loss_->forward_queued, its value read later (0 is returned).
+  // queued: the loss goes to loss_->forward_queued, its value read by step() into queued_losses_
+  // (0 is returned).
   double forward(const Tensor& inputs, const Tensor& targets, bool queued);
   bool steps_mixed_on_device() const;  // AdamW on the GPU, bf16/f16 storage: gradients and parameters in one pass
   Tensor my_parameters() const;        // this rank's partition of the parameter storage
@@ -122,6 +123,7 @@ class Engine {
   std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers
   int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;
   double last_grad_norm_ = 0;
+  std::vector<double> queued_losses_;  // the losses step() read for train_batch
   bool forward_pending_ = false;
   std::shared_ptr<data::Dataset> training_data_;
 };

@@ -21,13 +21,15 @@
 // another unless the longest block would be over a resident block's average load; then `splits`
 // blocks share the heads and write f32 partials, added in a fixed order afterwards.
 //
-// A block's shared memory: K and V, 3 stages of Q, dO and statistics (cp.async), 2 of dS^T (a
+// A block's shared memory: K and V, 3 stages of Q, dO and statistics (copied by the TMA, one
+// thread issuing, an mbarrier a stage and one for K and V), 2 of dS^T (a
 // step's dQ products still read one while the next step writes the other) and one dQ tile, which
 // the bulk reduction has read before the next step writes it. dQ's accumulator tile is laid out as
 // the threads hold it, so that the float4 stores to shared memory are conflict-free: (8-column
 // block over the warpgroups, thread, 4).
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
+#include "tensor_map.hpp"
 #include "wgmma.cuh"
 
 namespace zt::cuda {
@@ -54,7 +56,8 @@ struct Shape {
   static constexpr int off_k = 0, off_v = off_k + key_tile_bytes, off_q = off_v + key_tile_bytes,
                        off_do = off_q + kStages * kQueryTileBytes, off_ds = off_do + kStages * kQueryTileBytes,
                        off_dq = off_ds + 2 * key_tile_bytes, off_stat = off_dq + kDqBytes,
-                       shared = off_stat + kStages * kStatBytes;
+                       off_bars = off_stat + kStages * kStatBytes,  // kStages + 1 mbarriers: the stages', K and V's
+                       shared = off_bars + 8 * (kStages + 1);
 };
 
 using Square = float[kHd / 8][4];           // a warpgroup's (64, 64) accumulators (wgmma.cuh's layout)
@@ -157,10 +160,12 @@ __device__ __forceinline__ void queue_dq(DqShare<G>& dq, uint32_t ds_at, uint32_
 // dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
 // dqkv's key and value heads, or with splits as f32 into partial (splits, B, T, NKV, 2, HD).
 // dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks): the
-// blocks of the first keys, the longest, go first.
+// blocks of the first keys, the longest, go first. Tensor maps (B, T, columns): kv_map over qkv
+// with boxes of the block's keys, q_map over qkv and do_map over dout with boxes of 64 queries.
 template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
-    flash_backward_wgmma_kernel(bf16* dqkv, float* partial, float* dq_acc, const bf16* dout, const bf16* qkv,
+    flash_backward_wgmma_kernel(bf16* dqkv, float* partial, float* dq_acc, const __grid_constant__ CUtensorMap kv_map,
+                                const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap do_map,
                                 const float2* stats, FlashDims dm, int batches, int tq_rows, int heads) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
@@ -172,24 +177,30 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   const int head0 = kh * (dm.nh / dm.nkv) + split * heads;
   const int q_tiles_all = tq_rows / kQueries, q_first = k0 / kQueries, q_tiles = q_tiles_all - q_first;
   const int steps = heads * q_tiles;  // step i: query tile q_first + i % q_tiles of head head0 + i / q_tiles
-  const bf16* base = qkv + int64_t(b) * dm.t * dm.width;
-  const int64_t out_stride = int64_t(dm.nh) * kHd;
-  const uint32_t at = shared_address(shared);
+  const uint32_t at = shared_address(shared), bars = at + Sh::off_bars, kv_bar = bars + 8 * kStages;
 
+  // The copies, issued by thread 0 (rows past the sequence arrive as zeros). Stage st's barrier
+  // completes a phase for each step it takes.
   auto stage_step = [&](int i) {
+    if (threadIdx.x != 0) return;
     const int h = head0 + i / q_tiles, q0 = (q_first + i % q_tiles) * kQueries, st = i % kStages;
-    stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_q + st * kQueryTileBytes, base + h * kHd, dm.width, q0,
-                                          dm.t);
-    stage_swizzled<kQueries, Sh::threads>(shared + Sh::off_do + st * kQueryTileBytes,
-                                          dout + int64_t(b) * dm.t * out_stride + h * kHd, out_stride, q0, dm.t);
-    if (threadIdx.x < kStatBytes / 16)
-      cp_async16(shared + Sh::off_stat + st * kStatBytes + threadIdx.x * 16,
-                 stats + (int64_t(b) * dm.nh + h) * tq_rows + q0 + threadIdx.x * 2, true);
+    const uint32_t bar = bars + 8 * st;
+    wgmma::mbarrier_arrive_expect_bytes(bar, 2 * kQueryTileBytes + kStatBytes);
+    wgmma::tma_load_3d(at + Sh::off_q + st * kQueryTileBytes, &q_map, h * kHd, q0, b, bar);
+    wgmma::tma_load_3d(at + Sh::off_do + st * kQueryTileBytes, &do_map, h * kHd, q0, b, bar);
+    wgmma::bulk_load(at + Sh::off_stat + st * kStatBytes, stats + (int64_t(b) * dm.nh + h) * tq_rows + q0, kStatBytes,
+                     bar);
   };
-  stage_swizzled<Sh::keys, Sh::threads>(shared + Sh::off_k, base + (dm.nh + kh) * kHd, dm.width, k0, dm.t);
-  stage_swizzled<Sh::keys, Sh::threads>(shared + Sh::off_v, base + (dm.nh + dm.nkv + kh) * kHd, dm.width, k0, dm.t);
+  if (threadIdx.x == 0) {
+    for (int i = 0; i <= kStages; ++i) wgmma::mbarrier_init(bars + 8 * i, 1);
+    wgmma::fence_mbarrier_init();
+    wgmma::mbarrier_arrive_expect_bytes(kv_bar, 2 * Sh::key_tile_bytes);
+    wgmma::tma_load_3d(at + Sh::off_k, &kv_map, (dm.nh + kh) * kHd, k0, b, kv_bar);
+    wgmma::tma_load_3d(at + Sh::off_v, &kv_map, (dm.nh + dm.nkv + kh) * kHd, k0, b, kv_bar);
+  }
   stage_step(0);
-  cp_async_commit();
+  __syncthreads();  // the barriers are initialized before anyone waits on them
+  wgmma::mbarrier_wait(kv_bar, 0);
 
   // This warpgroup's 64 keys as A operands of S^T and dP^T.
   const uint64_t k_desc = wgmma::sw128_descriptor(at + Sh::off_k + group * 64 * kRowBytes);
@@ -208,15 +219,14 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   for (int it = 0; it < steps; ++it) {
     const int st = it % kStages, h = head0 + it / q_tiles, qt = q_first + it % q_tiles, q0 = qt * kQueries;
     if (it + 1 < steps) stage_step(it + 1);  // into the stage of step it - 2, whose products are done
-    cp_async_commit();
     // The previous step's products retire here, not under this step's: ptxas serializes every
     // product where the loop carries one in flight across its end (warning C7515), or where dQ's
     // accumulators are read with later products queued (C7514).
     wgmma::wait<0>();
     wgmma::fence_operands(dq);
     if (dq_tile >= 0) stage_dq();  // the previous step's
-    cp_async_wait<1>();  // step it's tiles have landed
-    wgmma::fence_shared_for_async();
+    wgmma::mbarrier_wait(bars + 8 * st, uint32_t(it / kStages) & 1);  // step it's tiles have landed
+    wgmma::fence_shared_for_async();  // the dQ tile's stores, which the bulk reduction reads
     __syncthreads();
     if (threadIdx.x == 0 && dq_tile >= 0) {
       wgmma::bulk_reduce_add(dq_acc + dq_tile * kDqFloats, at + Sh::off_dq, kDqBytes);
@@ -340,9 +350,12 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
   allow_shared(flash_backward_wgmma_kernel<Sh>, Sh::shared);
   const dim3 grid(unsigned(b * nkv * splits), unsigned((t + Sh::keys - 1) / Sh::keys));
   Scratch partial(splits > 1 ? size_t(splits) * size_t(b * t * nkv * 2 * kHd) * sizeof(float) : 0);
+  const CUtensorMap kv_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, Sh::keys);
+  const CUtensorMap q_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, kQueries);
+  const CUtensorMap do_map = bf16_rows_tensor_map(dout, b, t, nh * kHd, nh * kHd, kQueries);
   flash_backward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(
-      dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), dout, qkv, stats.as<float2>(), dm,
-      int(b), tq_rows, heads);
+      dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), kv_map, q_map, do_map, stats.as<float2>(),
+      dm, int(b), tq_rows, heads);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
 
   flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh)), 256, 0, compute_stream()>>>(

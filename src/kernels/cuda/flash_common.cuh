@@ -231,17 +231,4 @@ __device__ __forceinline__ void mma_p_b(float (&acc)[MT][NT][4], const float (&p
   }
 }
 
-// For the wgmma kernels: queues rows [row0, row0 + ROWS) of src (rows `stride` elements apart,
-// 64 wide) into the 128-byte-swizzled tile at dst (wgmma.cuh); rows at or past t are zero.
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void stage_swizzled(unsigned char* dst, const bf16* src, int64_t stride, int row0, int t) {
-#pragma unroll 1
-  for (int i = threadIdx.x; i < ROWS * 8; i += THREADS) {
-    const int r = i >> 3, chunk = i & 7;
-    const bool valid = row0 + r < t;
-    cp_async16(dst + wgmma::swizzled_offset(r, chunk), src + int64_t(valid ? row0 + r : 0) * stride + chunk * 8,
-               valid);
-  }
-}
-
 }  // namespace zt::cuda::flash

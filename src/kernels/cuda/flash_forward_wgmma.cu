@@ -54,7 +54,7 @@ struct Block {
   unsigned char *sq, *sk, *sv;  // Q (rows, 64); stages of K and of V (128, 64)
   uint32_t bars;                // S + 1 mbarriers: stage s's at bars + 8 s, then Q's
   int b, h, bh, q0, tiles, group_row0, row0, g, tq;
-  int key_col, value_col, batch_row;  // tensor-map coordinates: K's and V's columns, the batch's first row
+  int key_col, value_col;  // tensor-map columns of K and V
   uint64_t q_desc;
 
   __device__ __forceinline__ Block(unsigned char* shared, const FlashDims& dm) {
@@ -66,7 +66,7 @@ struct Block {
     q0 = (gridDim.x - 1 - blockIdx.x) * Sh::rows;  // the longest blocks of a head first
     bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh;
     const int kh = h / (dm.nh / dm.nkv);
-    key_col = (dm.nh + kh) * kHd, value_col = (dm.nh + dm.nkv + kh) * kHd, batch_row = b * dm.t;
+    key_col = (dm.nh + kh) * kHd, value_col = (dm.nh + dm.nkv + kh) * kHd;
     tiles = (min(q0 + Sh::rows, dm.t) - 1) / kKeys + 1;  // key tiles up to the block's last row
     group_row0 = q0 + group * kGroupRows, row0 = group_row0 + warp * 16;
     q_desc = wgmma::sw128_descriptor(shared_address(sq + group * kGroupRows * kRowBytes));
@@ -74,9 +74,7 @@ struct Block {
   // Whether key tile i holds a key at or before one of the warpgroup's rows (else it adds
   // nothing; uniform over the warpgroup, as wgmma needs). Such tiles are a prefix of the tiles.
   __device__ __forceinline__ bool needed(int i) const { return i * kKeys < group_row0 + kGroupRows; }
-  // The copies, issued by thread 0. Rows past the sequence come from the next batch's (or, past
-  // the last, as zeros): as keys they are masked (after every query row), as values they meet
-  // probabilities of 0, and as queries their rows are not written.
+  // The copies, issued by thread 0 (rows past the sequence arrive as zeros).
   __device__ __forceinline__ void init_barriers() const {
     if (threadIdx.x == 0) {
       for (int i = 0; i <= Sh::stages; ++i) wgmma::mbarrier_init(bars + 8 * i, 1);
@@ -88,15 +86,15 @@ struct Block {
     if (threadIdx.x != 0) return;
     const uint32_t bar = bars + 8 * Sh::stages;
     wgmma::mbarrier_arrive_expect_bytes(bar, Sh::q_bytes);
-    wgmma::tma_load_2d(shared_address(sq), &q_map, h * kHd, batch_row + q0, bar);
+    wgmma::tma_load_3d(shared_address(sq), &q_map, h * kHd, q0, b, bar);
   }
   __device__ __forceinline__ void stage_tile(int i, const CUtensorMap& kv_map) const {
     if (threadIdx.x != 0) return;
     const int stage = i % Sh::stages;
     const uint32_t bar = bars + 8 * stage;
     wgmma::mbarrier_arrive_expect_bytes(bar, 2 * kTileBytes);
-    wgmma::tma_load_2d(shared_address(sk + stage * kTileBytes), &kv_map, key_col, batch_row + i * kKeys, bar);
-    wgmma::tma_load_2d(shared_address(sv + stage * kTileBytes), &kv_map, value_col, batch_row + i * kKeys, bar);
+    wgmma::tma_load_3d(shared_address(sk + stage * kTileBytes), &kv_map, key_col, i * kKeys, b, bar);
+    wgmma::tma_load_3d(shared_address(sv + stage * kTileBytes), &kv_map, value_col, i * kKeys, b, bar);
   }
   __device__ __forceinline__ void wait_q() const { wgmma::mbarrier_wait(bars + 8 * Sh::stages, 0); }
   // Until tile i has landed: its stage's barrier completes a phase for each tile it takes.
@@ -182,7 +180,7 @@ __device__ __forceinline__ void write_rows(bf16* out, float* lse, const Block<Sh
 }
 
 // out (B, T, NH*64), lse (B, NH, T). Grid (query blocks, B*NH).
-// q_map and kv_map: qkv as (B*T, width) rows, boxes of Sh::rows and of 128 rows.
+// q_map and kv_map: qkv as (B, T, width), boxes of Sh::rows and of 128 rows.
 template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
     flash_forward_wgmma_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap q_map,
@@ -228,8 +226,8 @@ template <class Sh>
 void launch(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv) {
   allow_shared(flash_forward_wgmma_kernel<Sh>, Sh::shared);
   const FlashDims dm = flash_dims(t, nh, nkv, kHd);
-  const CUtensorMap q_map = bf16_rows_tensor_map(qkv, b * t, dm.width, dm.width, Sh::rows);
-  const CUtensorMap kv_map = bf16_rows_tensor_map(qkv, b * t, dm.width, dm.width, kKeys);
+  const CUtensorMap q_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, Sh::rows);
+  const CUtensorMap kv_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, kKeys);
   const dim3 grid(unsigned((t + Sh::rows - 1) / Sh::rows), unsigned(b * nh));
   flash_forward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(out, lse, q_map, kv_map, dm);
   ZT_CUDA_CHECK_LAUNCH("flash_forward_wgmma_kernel");

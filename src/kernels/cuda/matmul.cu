@@ -54,24 +54,22 @@ __global__ void bias_grad_kernel(T* dpre, int64_t ld_dpre, float* partial, const
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// partial (gridDim.y, OC) = column sums of dout (N, OC) over gridDim.y even slices of the rows
-// (sized by the caller so that the grid is one wave), reading 16 bytes a thread: threadIdx.x picks
-// 16 bytes of a row's columns (a warp reads 512 contiguous bytes), threadIdx.y one of 8 row
-// phases. OC a multiple of 16 bytes, dout 16-byte aligned.
-constexpr int kColumnSumThreads = 256;
+// partial (row blocks, OC) = column sums of dout (N, OC) over blocks of 128 rows, reading 16
+// bytes a thread: threadIdx.x picks 16 bytes of a row's columns (a warp reads 512 contiguous
+// bytes), threadIdx.y one of 8 row phases. OC a multiple of 16 bytes, dout 16-byte aligned.
 template <class T>
-__global__ void __launch_bounds__(kColumnSumThreads) column_sums_kernel(float* partial, const T* dout, int64_t n,
-                                                                      int64_t oc) {
+__global__ void column_sums_kernel(float* partial, const T* dout, int64_t n, int64_t oc) {
   constexpr int kVec = Chunk16<T>::n;
   __shared__ float sums[8][32 * kVec];
   const int64_t col0 = (int64_t(blockIdx.x) * 32 + threadIdx.x) * kVec;
-  const int64_t row0 = n * blockIdx.y / gridDim.y, row_end = n * (blockIdx.y + 1) / gridDim.y;
+  const int64_t row0 = int64_t(blockIdx.y) * kBiasRows;
+  const int64_t rows = row0 + kBiasRows < n ? kBiasRows : n - row0;
   float acc[kVec] = {};
   if (col0 < oc) {
 #pragma unroll 4
-    for (int64_t r = row0 + threadIdx.y; r < row_end; r += 8) {
+    for (int64_t r = threadIdx.y; r < rows; r += 8) {
       Chunk16<T> c;
-      c.raw = *reinterpret_cast<const uint4*>(dout + r * oc + col0);
+      c.raw = *reinterpret_cast<const uint4*>(dout + (row0 + r) * oc + col0);
 #pragma unroll
       for (int i = 0; i < kVec; ++i) acc[i] += to_float(c.v[i]);
     }
@@ -79,26 +77,13 @@ __global__ void __launch_bounds__(kColumnSumThreads) column_sums_kernel(float* p
 #pragma unroll
   for (int i = 0; i < kVec; ++i) sums[threadIdx.y][threadIdx.x * kVec + i] = acc[i];
   __syncthreads();
-  for (int t = threadIdx.y * 32 + threadIdx.x; t < 32 * kVec; t += kColumnSumThreads) {
+  for (int t = threadIdx.y * 32 + threadIdx.x; t < 32 * kVec; t += 256) {
     float total = 0;
 #pragma unroll
     for (int y = 0; y < 8; ++y) total += sums[y][t];
     const int64_t col = int64_t(blockIdx.x) * 32 * kVec + t;
     if (col < oc) partial[int64_t(blockIdx.y) * oc + col] = total;
   }
-}
-
-// Row slices for column_sums_kernel: as many as the device holds blocks at once over the column
-// blocks (one wave, every slice within a row of the others), at least 8 rows each.
-template <class T>
-int column_sum_slices(int64_t n, int column_blocks) {
-  static const int resident = [] {
-    int blocks = 0;
-    ZT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, column_sums_kernel<T>, kColumnSumThreads, 0));
-    return std::max(1, blocks);
-  }();
-  const int64_t wave = int64_t(resident) * multiprocessor_count() / column_blocks;
-  return int(std::clamp<int64_t>(wave, 1, std::max<int64_t>(1, n / 8)));
 }
 
 // cuBLASLt's fast kernels want the contiguous extent of each matrix (and its leading dimension)
@@ -233,15 +218,12 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   Scratch dpre_buffer(buffered ? size_t(n * ocp) * sizeof(T) : 0);
   const T* dpre = buffered ? dpre_buffer.as<T>() : dout;
   if (buffered || dbias) {
-    const bool column_sums = !buffered && oc % Chunk16<T>::n == 0 && aligned(dout, 16);
-    const int column_blocks = int((oc + 32 * Chunk16<T>::n - 1) / (32 * Chunk16<T>::n));
-    const unsigned row_blocks =
-        column_sums ? unsigned(column_sum_slices<T>(n, column_blocks)) : unsigned((n + kBiasRows - 1) / kBiasRows);
+    const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
     Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
     if (!gelu && buffered && !dbias) {
       pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
-    } else if (column_sums) {
-      const dim3 grid(unsigned(column_blocks), row_blocks);
+    } else if (!buffered && oc % Chunk16<T>::n == 0 && aligned(dout, 16)) {
+      const dim3 grid(unsigned((oc + 32 * Chunk16<T>::n - 1) / (32 * Chunk16<T>::n)), row_blocks);
       column_sums_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(partial.as<float>(), dout, n, oc);
       ZT_CUDA_CHECK_LAUNCH("column_sums_kernel");
     } else {

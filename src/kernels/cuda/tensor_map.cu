@@ -22,17 +22,18 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 
 }  // namespace
 
-CUtensorMap bf16_rows_tensor_map(const void* base, int64_t rows, int64_t width, int64_t stride, int box_rows) {
+CUtensorMap bf16_rows_tensor_map(const void* base, int64_t batches, int64_t rows, int64_t width, int64_t stride,
+                                 int box_rows) {
   CUtensorMap map;
-  const cuuint64_t dims[2] = {cuuint64_t(width), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(stride) * 2};  // bytes between rows
-  const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides,
+  const cuuint64_t dims[3] = {cuuint64_t(width), cuuint64_t(rows), cuuint64_t(batches)};
+  const cuuint64_t strides[2] = {cuuint64_t(stride) * 2, cuuint64_t(rows * stride) * 2};  // bytes
+  const cuuint32_t box[3] = {64, cuuint32_t(box_rows), 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides,
                                     box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  ZT_CHECK(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (error ", int(r), ") for rows (", rows, ", ", width,
-           "), stride ", stride, ", box (", box_rows, ", 64) at ", base);
+  ZT_CHECK(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (error ", int(r), ") for (", batches, ", ", rows, ", ",
+           width, ") bf16, row stride ", stride, ", box (", box_rows, ", 64) at ", base);
   return map;
 }
 

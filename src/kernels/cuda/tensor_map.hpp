@@ -1,5 +1,5 @@
-// Tensor maps for the Tensor Memory Accelerator (TMA, sm_90): the description of a global 2-D
-// array of bf16 rows that cp.async.bulk.tensor copies boxes of into shared memory, here always
+// Tensor maps for the Tensor Memory Accelerator (TMA, sm_90): the description of a global array
+// that cp.async.bulk.tensor copies boxes of into shared memory. Here: batches of bf16 rows,
 // boxes 64 elements (128 bytes) wide with the 128-byte swizzle the wgmma tiles use (wgmma.cuh).
 #pragma once
 
@@ -9,8 +9,10 @@
 
 namespace zt::cuda {
 
-// rows (rows, width) bf16 at base, row stride `stride` elements; a box is (box_rows, 64).
-// Elements past the last row read as zero. Throws with the cause when the driver refuses.
-CUtensorMap bf16_rows_tensor_map(const void* base, int64_t rows, int64_t width, int64_t stride, int box_rows);
+// (batches, rows, width) bf16 at base, rows `stride` elements apart and batches rows * stride;
+// a box is (box_rows, 64) of one batch, at coordinates (column, row, batch). Rows past a batch's
+// last read as zero. Throws with the cause when the driver refuses.
+CUtensorMap bf16_rows_tensor_map(const void* base, int64_t batches, int64_t rows, int64_t width, int64_t stride,
+                                 int box_rows);
 
 }  // namespace zt::cuda
