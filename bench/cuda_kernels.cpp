@@ -220,8 +220,8 @@ void bench_attention() {
     rows64.forward_rows = 64;
     kv_registers.dkv_kv_in_registers = true;
     one_block.dkv_splits = 1;
-    wgmma_bwd.backward_wgmma = wgmma_bwd_2_splits.backward_wgmma = true;
-    wgmma_bwd_1_group.backward_wgmma = true;
+    wgmma_bwd.backward = wgmma_bwd_2_splits.backward = cuda::FlashAttentionTuning::Backward::wgmma;
+    wgmma_bwd_1_group.backward = cuda::FlashAttentionTuning::Backward::wgmma;
     wgmma_bwd_1_group.wgmma_backward_groups = 1;
     wgmma_bwd_2_splits.dkv_splits = 2;
     const bool grouped = a.nh != a.nkv;
@@ -250,7 +250,9 @@ void bench_attention() {
              time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
              v.name);
     }
-    cuda::set_flash_attention_tuning({});
+    cuda::FlashAttentionTuning cudnn_bwd;
+    cudnn_bwd.backward = cuda::FlashAttentionTuning::Backward::cudnn;
+    cuda::set_flash_attention_tuning(cudnn_bwd);
     // cuDNN's fused backward after our forward, where the build has cuDNN and it has a plan for
     // the shape (else a line saying why, so no fallback is timed under its name).
     const std::string no_cudnn = cuda::cudnn_attention_backward_support(a.b, a.t, a.nh, a.nkv, a.hd);
@@ -266,6 +268,7 @@ void bench_attention() {
       std::printf("%s\n", j.dump().c_str());
     }
     cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    cuda::set_flash_attention_tuning({});
   }
 }
 

@@ -29,8 +29,16 @@ CrossEntropyLoss::RowLosses CrossEntropyLoss::queue_rows(const Tensor& logits, c
 
 double CrossEntropyLoss::mean_of(const RowLosses& r) {
   if (r.count == 0) return 0.0;
+  // One copy to the host and a plain loop over its floats: the GPU waits for this host work
+  // between the gradients and the update (Tensor::to_floats converts element by element).
+  const Tensor host = r.losses.to(Device::cpu());
   double sum = 0;
-  for (float v : r.losses.to_floats()) sum += v;
+  if (host.dtype() == DType::f32) {
+    const float* v = host.data<float>();
+    for (int64_t i = 0; i < host.numel(); ++i) sum += v[i];
+  } else {
+    for (float v : host.to_floats()) sum += v;
+  }
   return sum / double(r.count);
 }
 

@@ -67,7 +67,7 @@ enum class Kernels {
   forward_64_rows,
   dkv_kv_in_registers,
   one_dkv_block,
-  backward_wgmma,  // the HD 64 backward on wgmma (FlashAttentionTuning::backward_wgmma)
+  backward_wgmma,  // the HD 64 backward on wgmma (FlashAttentionTuning::backward)
   backward_wgmma_one_block,
   backward_wgmma_1_group,
   simple
@@ -125,7 +125,8 @@ void use_kernels(Kernels kernels) {
   tuning.wgmma_forward_shape = wgmma_shape(kernels);
   tuning.dkv_kv_in_registers = kernels == Kernels::dkv_kv_in_registers;
   tuning.dkv_splits = kernels == Kernels::one_dkv_block || kernels == Kernels::backward_wgmma_one_block ? 1 : 0;
-  tuning.backward_wgmma = wgmma_backward(kernels);
+  tuning.backward = wgmma_backward(kernels) ? cuda::FlashAttentionTuning::Backward::wgmma
+                                            : cuda::FlashAttentionTuning::Backward::cudnn;
   tuning.wgmma_backward_groups = kernels == Kernels::backward_wgmma_1_group ? 1 : 0;
   cuda::set_flash_attention_tuning(tuning);
 #endif
@@ -281,6 +282,9 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
 #if ZT_HAS_CUDA
   const std::string probe = cuda::cudnn_attention_backward_support(1, 128, 2, 2, 64);
   if (probe.find("no cuDNN") != std::string::npos) GTEST_SKIP() << probe;
+  cuda::FlashAttentionTuning cudnn_backward;  // cuDNN's even where the automatic choice is wgmma
+  cudnn_backward.backward = cuda::FlashAttentionTuning::Backward::cudnn;
+  cuda::set_flash_attention_tuning(cudnn_backward);
   const Case cases[] = {{2, 256, 4, 4, 64, false},  {2, 256, 8, 2, 64, false},   {2, 320, 8, 2, 64, false},
                         {1, 200, 4, 1, 64, false},  {2, 128, 4, 2, 128, false},  {1, 1024, 4, 4, 64, false},
                         {1, 96, 2, 1, 36, false}};
@@ -310,17 +314,44 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
     ran += cudnn;
   }
   cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+  cuda::set_flash_attention_tuning({});
   if (ran == 0) GTEST_SKIP() << "cuDNN had a plan for none of the cases: " << probe;
+#endif
+}
+
+// The backward as training runs it (automatic kernels, the default tuning: on Hopper the wgmma
+// backward for grouped heads, cuDNN's or ours otherwise) against the CPU.
+TEST(CudaAttention, AutomaticBackwardMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+#if ZT_HAS_CUDA
+  const Case cases[] = {{2, 256, 8, 2, 64, false}, {1, 333, 4, 1, 64, false}, {2, 256, 4, 4, 64, false}};
+  Rng rng(304);
+  cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+  cuda::set_flash_attention_tuning({});
+  for (const Case& k : cases) {
+    SCOPED_TRACE(testing::Message() << "automatic backward B=" << k.b << " T=" << k.t << " NH=" << k.nh
+                                    << " NKV=" << k.nkv);
+    const Reference ref = reference_attention(rng, k);
+    const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
+    const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
+    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
+    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
+    const Tensor d_dout = on_device(ref.dout, DType::bf16);
+    const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
+    ops::attention_backward(d_dqkv, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
+    expect_gradient_close(d_dqkv, ref, k, DType::bf16, 3e-2, " (automatic)");
+  }
 #endif
 }
 
 // ZT_ATTENTION_BACKWARD's values; a wrong one is an error that names the variable and the value.
 TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
 #if ZT_HAS_CUDA
-  EXPECT_TRUE(cuda::flash_attention_tuning_for("wgmma").backward_wgmma);
-  EXPECT_FALSE(cuda::flash_attention_tuning_for("cudnn").backward_wgmma);
-  EXPECT_FALSE(cuda::flash_attention_tuning_for("auto").backward_wgmma);
-  EXPECT_FALSE(cuda::flash_attention_tuning_for("").backward_wgmma);
+  using Backward = cuda::FlashAttentionTuning::Backward;
+  EXPECT_EQ(cuda::flash_attention_tuning_for("wgmma").backward, Backward::wgmma);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("cudnn").backward, Backward::cudnn);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("auto").backward, Backward::automatic);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("").backward, Backward::automatic);
   const std::string message = test::error_of([] { cuda::flash_attention_tuning_for("wgma"); });
   EXPECT_NE(message.find("ZT_ATTENTION_BACKWARD='wgma'"), std::string::npos) << message;
   EXPECT_NE(message.find("auto, wgmma, cudnn"), std::string::npos) << message;

@@ -243,8 +243,8 @@ std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, i
 
 FlashAttentionTuning flash_attention_tuning_for(const std::string& backward) {
   FlashAttentionTuning tuning;
-  if (backward == "wgmma") tuning.backward_wgmma = true;
-  else if (backward == "cudnn") tuning.backward_wgmma = false;
+  if (backward == "wgmma") tuning.backward = FlashAttentionTuning::Backward::wgmma;
+  else if (backward == "cudnn") tuning.backward = FlashAttentionTuning::Backward::cudnn;
   else if (backward != "auto" && !backward.empty())
     ZT_THROW("environment variable ZT_ATTENTION_BACKWARD='", backward, "' is not one of auto, wgmma, cudnn");
   return tuning;
@@ -287,8 +287,11 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
            32 * kMaxHeadChunks);
   if constexpr (std::is_same_v<T, bf16>) {
     // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
-    if (flash_attention_tuning().backward_wgmma && hd == 64 && flash_wgmma_runs() &&
-        use_flash(hd, {dqkv, dout, qkv, out}))
+    using Backward = FlashAttentionTuning::Backward;
+    const Backward choice = flash_attention_tuning().backward;
+    const bool wgmma = choice == Backward::wgmma || (choice == Backward::automatic &&
+                                                     attention_kernels() == AttentionKernels::automatic && nkv < nh);
+    if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
   }
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)

@@ -101,10 +101,14 @@ struct FlashAttentionTuning {
   // Blocks sharing a key/value head's query heads in the dK/dV kernel (their f32 partials then
   // added in a fixed order), rounded down to a divisor of the group. 0: chosen by the size.
   int dkv_splits = 0;
-  // HD 64 where flash_wgmma_runs(): the backward on wgmma (flash_backward_wgmma.cu, one
-  // key-side kernel with dQ added across blocks in f32) instead of cuDNN's fused one (automatic
-  // kernels) or the mma.sync kernels (flash kernels). Its splits follow dkv_splits.
-  bool backward_wgmma = false;
+  // HD 64 where flash_wgmma_runs(), the backward: on wgmma (flash_backward_wgmma.cu, one
+  // key-side kernel with dQ added across blocks in f32; its splits follow dkv_splits), or cuDNN's
+  // fused one (automatic kernels; the mma.sync kernels with flash kernels or where cuDNN has no
+  // plan), or chosen by the shape: with automatic kernels, wgmma for grouped heads (NKV < NH:
+  // Llama 1.1B's shape 0.535 ms against cuDNN's 0.602 on an H200), cuDNN's otherwise (GPT-2
+  // 124M's 0.304 against 0.295; docs/CUDA_NOTES.md v8).
+  enum class Backward { automatic, wgmma, cudnn };
+  Backward backward = Backward::automatic;
   // The wgmma backward's block: 2 warpgroups over 128 keys sharing each staged query tile, one
   // block a multiprocessor, or 1 warpgroup over 64 keys, 2 blocks. 0: the default, 2.
   int wgmma_backward_groups = 0;
@@ -116,7 +120,7 @@ void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 FlashAttentionTuning flash_attention_tuning_for(const std::string& backward);
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
 // them: then the HD 64 forward runs on them unless the tuning asks for mma.sync, and the HD 64
-// backward where the tuning asks for it (backward_wgmma).
+// backward where the tuning chooses it (backward).
 bool flash_wgmma_runs();
 
 template <class T>
