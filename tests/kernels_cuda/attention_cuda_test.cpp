@@ -212,6 +212,17 @@ void expect_gradient_close(const Tensor& d_dqkv, const Reference& ref, const Cas
   }
 }
 
+// The bf16 forward and backward of the case's inputs on the device, with the kernels as set: dqkv.
+[[maybe_unused]] Tensor device_gradient(const Reference& ref, const Case& k) {
+  const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
+  const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
+  const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
+  ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
+  const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
+  ops::attention_backward(d_dqkv, on_device(ref.dout, DType::bf16), d_qkv, d_out, d_lse, k.nh, k.nkv);
+  return d_dqkv;
+}
+
 TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(301);
@@ -303,13 +314,7 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
     if (!cudnn && k.hd % 8 == 0) continue;
     const Reference ref = reference_attention(rng, k);
     cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
-    const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
-    const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
-    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
-    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
-    const Tensor d_dout = on_device(ref.dout, DType::bf16);
-    const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
-    ops::attention_backward(d_dqkv, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
+    const Tensor d_dqkv = device_gradient(ref, k);
     expect_gradient_close(d_dqkv, ref, k, DType::bf16, cudnn ? 3e-2 : -1, cudnn ? " (cuDNN)" : " (fallback)");
     ran += cudnn;
   }
@@ -332,13 +337,7 @@ TEST(CudaAttention, AutomaticBackwardMatchesCpu) {
     SCOPED_TRACE(testing::Message() << "automatic backward B=" << k.b << " T=" << k.t << " NH=" << k.nh
                                     << " NKV=" << k.nkv);
     const Reference ref = reference_attention(rng, k);
-    const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
-    const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
-    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
-    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
-    const Tensor d_dout = on_device(ref.dout, DType::bf16);
-    const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
-    ops::attention_backward(d_dqkv, d_dout, d_qkv, d_out, d_lse, k.nh, k.nkv);
+    const Tensor d_dqkv = device_gradient(ref, k);
     expect_gradient_close(d_dqkv, ref, k, DType::bf16, 3e-2, " (automatic)");
   }
 #endif

@@ -1,13 +1,11 @@
 #include "blaslt.hpp"
 
-#include "blaslt_search.hpp"
-
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
 
+#include "blaslt_search.hpp"
 #include "common.cuh"
 #include "zt/core/env.hpp"
 
