@@ -1,6 +1,7 @@
 // Hopper's warpgroup matrix products (wgmma, sm_90a only): the shared-memory operand
 // descriptor for 128-byte-swizzled tiles, the ordering instructions, the shapes the flash
-// attention kernels use, and the bulk reduction the backward adds dQ with. A warpgroup is 4
+// attention kernels use, the bulk reduction the backward adds dQ with, and the mbarriers and TMA
+// copies that fill the tiles (the TMA's 128-byte swizzle is this layout). A warpgroup is 4
 // consecutive warps starting at a warp index divisible by 4; every one of its 128 threads
 // executes each instruction.
 //
