@@ -96,6 +96,50 @@ __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits,
   }
 }
 
+// For the kernels that read a row of whole 16-byte chunks once.
+// A row whose target is the ignore index: loss 0 and a zero gradient (dx: the row's chunks, or null).
+__device__ __forceinline__ void ignore_row(float* losses, uint4* dx, int64_t row, int chunks) {
+  if (threadIdx.x == 0) losses[row] = 0.0f;
+  if (dx)
+    for (int k = threadIdx.x; k < chunks; k += blockDim.x) dx[k] = make_uint4(0, 0, 0, 0);
+}
+
+// The row's loss, from thread 0, once the block has the row's sum of exps.
+__device__ __forceinline__ void write_loss(float* losses, int* counted, int64_t row, bool valid, float sum,
+                                          float row_max, float x_target) {
+  if (threadIdx.x != 0) return;
+  losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
+  if (counted) atomicAdd(counted, 1);
+}
+
+// Adds one chunk's exp(x - max) to s, element by element, as 2^(x log2 e - max log2 e): one FFMA
+// and one MUFU.EX2 an element.
+template <class T>
+__device__ __forceinline__ void add_chunk_exps(float& s, const Chunk16<T>& c, float max_log2) {
+#pragma unroll
+  for (int e = 0; e < Chunk16<T>::n; ++e) s += exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2));
+}
+
+// One chunk of dlogits into dst: softmax * scale, less dloss at the target where this chunk holds
+// it (target_lane: its element in the chunk, else -1).
+template <class T>
+__device__ __forceinline__ void store_gradient(uint4* dst, const Chunk16<T>& c, float max_log2, float scale,
+                                               int target_lane, float dloss) {
+  constexpr int kVec = Chunk16<T>::n;
+  float g[kVec];
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) g[e] = exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2)) * scale;
+  if (target_lane >= 0) {  // the one-hot term, in the one chunk that holds the target
+#pragma unroll
+    for (int e = 0; e < kVec; ++e)
+      if (e == target_lane) g[e] -= dloss;
+  }
+  Chunk16<T> out;
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
+  __stcs(dst, out.raw);
+}
+
 // The same for rows that are whole 16-byte chunks (aligned), at most K chunks a thread of
 // Threads: the row is read once into registers, so the gradient pass reads no memory (the general
 // kernel reads each row twice, the second time mostly from the L2).
@@ -110,12 +154,7 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
   const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
   uint4* dx = dlogits ? reinterpret_cast<uint4*>(dlogits + row * v) : nullptr;
   const int32_t target = targets[row];
-  if (target == ops::kIgnoreIndex) {
-    if (threadIdx.x == 0) losses[row] = 0.0f;
-    if (dx)
-      for (int64_t k = threadIdx.x; k < chunks; k += blockDim.x) dx[k] = make_uint4(0, 0, 0, 0);
-    return;
-  }
+  if (target == ops::kIgnoreIndex) return ignore_row(losses, dx, row, chunks);
   const bool valid = target >= 0 && target < v;
   const float x_target = valid ? to_float(logits[row * v + target]) : NAN;
   Chunk16<T> r[K];
@@ -129,39 +168,20 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
     for (int e = 0; e < kVec; ++e) m = fmaxf(m, to_float(r[i].v[e]));
   }
   const float row_max = block_max(m, shared);
-  // exp(x - max) as 2^(x log2 e - max log2 e): one FFMA and one MUFU.EX2 an element.
   const float max_log2 = row_max * kLog2e;
   float s = 0.0f;
 #pragma unroll
-  for (int i = 0; i < K; ++i) {
-    if (int(threadIdx.x) + i * Threads >= chunks) continue;
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) s += exp2_fast(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2));
-  }
+  for (int i = 0; i < K; ++i)
+    if (int(threadIdx.x) + i * Threads < chunks) add_chunk_exps(s, r[i], max_log2);
   const float sum = block_sum(s, shared);
-  if (threadIdx.x == 0) {
-    losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
-    if (counted) atomicAdd(counted, 1);
-  }
+  write_loss(losses, counted, row, valid, sum, row_max, x_target);
   if (!dx) return;
   const float scale = valid ? dloss / sum : NAN;
   const int target_chunk = valid ? target / kVec : -1;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     const int k = int(threadIdx.x) + i * Threads;
-    if (k >= chunks) continue;
-    float g[kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) g[e] = exp2_fast(fmaf(to_float(r[i].v[e]), kLog2e, -max_log2)) * scale;
-    if (k == target_chunk) {  // the one-hot term, in the one chunk that holds the target
-#pragma unroll
-      for (int e = 0; e < kVec; ++e)
-        if (e == target % kVec) g[e] -= dloss;
-    }
-    Chunk16<T> out;
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
-    __stcs(dx + k, out.raw);
+    if (k < chunks) store_gradient(dx + k, r[i], max_log2, scale, k == target_chunk ? target % kVec : -1, dloss);
   }
 }
 
@@ -181,12 +201,7 @@ __global__ void __launch_bounds__(Threads) cross_entropy_staged_kernel(float* lo
   const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
   uint4* dx = dlogits ? reinterpret_cast<uint4*>(dlogits + row * v) : nullptr;
   const int32_t target = targets[row];
-  if (target == ops::kIgnoreIndex) {
-    if (threadIdx.x == 0) losses[row] = 0.0f;
-    if (dx)
-      for (int k = threadIdx.x; k < chunks; k += Threads) dx[k] = make_uint4(0, 0, 0, 0);
-    return;
-  }
+  if (target == ops::kIgnoreIndex) return ignore_row(losses, dx, row, chunks);
   const bool valid = target >= 0 && target < v;
   const float x_target = valid ? to_float(logits[row * v + target]) : NAN;
   float m = -INFINITY;
@@ -205,32 +220,18 @@ __global__ void __launch_bounds__(Threads) cross_entropy_staged_kernel(float* lo
   for (int k = threadIdx.x; k < chunks; k += Threads) {
     Chunk16<T> c;
     c.raw = staged[k];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) s += exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2));
+    add_chunk_exps(s, c, max_log2);
   }
   const float sum = block_sum(s, shared);
-  if (threadIdx.x == 0) {
-    losses[row] = valid ? logf(sum) + row_max - x_target : NAN;
-    if (counted) atomicAdd(counted, 1);
-  }
+  write_loss(losses, counted, row, valid, sum, row_max, x_target);
   if (!dx) return;
   const float scale = valid ? dloss / sum : NAN;
   const int target_chunk = valid ? target / kVec : -1;
 #pragma unroll 4
   for (int k = threadIdx.x; k < chunks; k += Threads) {
-    Chunk16<T> c, out;
+    Chunk16<T> c;
     c.raw = staged[k];
-    float g[kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) g[e] = exp2_fast(fmaf(to_float(c.v[e]), kLog2e, -max_log2)) * scale;
-    if (k == target_chunk) {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e)
-        if (e == target % kVec) g[e] -= dloss;
-    }
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) out.v[e] = from_float<T>(g[e]);
-    __stcs(dx + k, out.raw);
+    store_gradient(dx + k, c, max_log2, scale, k == target_chunk ? target % kVec : -1, dloss);
   }
 }
 
