@@ -47,6 +47,8 @@ void write_loss_curve(const std::string& path, const engine::TrainOptions& o, co
                           {"gathered_peak", r.memory.gathered_peak}};
   j["loss"] = nlohmann::json::array();
   for (const auto& s : r.steps) j["loss"].push_back(s.loss);
+  j["step_ms"] = nlohmann::json::array();  // each step's wall time, the first with its warm-up
+  for (const auto& s : r.steps) j["step_ms"].push_back(s.ms);
   std::ofstream out(path);
   ZT_CHECK(out.good(), "cannot write the loss curve to ", path);
   out << j.dump(1) << "\n";

@@ -5,6 +5,7 @@
 
 #include <tuple>
 
+#include "bit_equal.hpp"
 #include "cuda_compare.hpp"
 #include "error_text.hpp"
 #if ZT_HAS_CUDA
@@ -17,6 +18,7 @@ namespace zt {
 namespace {
 
 using namespace test;
+using test::bit_equal;
 using ops::Activation;
 using ops::WeightLayout;
 
@@ -133,10 +135,69 @@ TEST(CudaMatmul, BackwardThroughTheInputsGeluMatchesCpu) {
         }
 }
 
-// The search itself is exercised by running this file's tests under ZT_GEMM_SEARCH=wide
-// (scripts/gpu-test does): every algorithm it picks is then checked against the CPU.
-TEST(CudaMatmul, GemmSearchFromTheEnvironment) {
+// The backward with its bias gradient (and weight gradient) on the side stream gives the same bits
+// as with everything on the compute stream, at shapes where the side work overlaps the input gradient's
+// product (GPT-2's fc and its GELU; a padded OC), and it is finished when the op returns: dout is
+// overwritten on the compute stream right after, before the gradients are read.
+TEST(CudaMatmul, BackwardOnTheSideStreamMatchesOneStream) {
+  ZT_REQUIRE_CUDA();
 #if ZT_HAS_CUDA
+  Rng rng(105);
+  const std::tuple<int64_t, int64_t, int64_t> sizes[] = {{4096, 768, 3072}, {2048, 768, 1001}};
+  for (const auto& [n, c, oc] : sizes)
+    for (Activation act : {Activation::none, Activation::gelu_tanh})
+      for (bool has_bias : {true, false}) {
+        SCOPED_TRACE(testing::Message() << "N=" << n << " C=" << c << " OC=" << oc << " gelu=" << int(act)
+                                        << " bias=" << has_bias);
+        const DType dtype = DType::bf16;
+        const Shape ws = weight_shape(WeightLayout::out_in, c, oc);
+        const Tensor inp = on_device(host_values({n, c}, dtype, rng), dtype);
+        const Tensor weight = on_device(host_values(ws, dtype, rng, -0.2, 0.2), dtype);
+        const Tensor dout = host_values({n, oc}, dtype, rng), pre = on_device(host_values({n, oc}, dtype, rng, -3, 3), dtype);
+        const Tensor dweight0 = host_values(ws, dtype, rng), dbias0 = host_values({oc}, dtype, rng);
+        using cuda::SideStreamWork;
+        const SideStreamWork works[] = {SideStreamWork::none, SideStreamWork::bias, SideStreamWork::weight_and_bias};
+        Tensor grads[3][3];
+        for (int w = 0; w < 3; ++w) {
+          Tensor& dinp = grads[w][0] = poisoned({n, c}, dtype);
+          Tensor& dweight = grads[w][1] = on_device(dweight0, dtype);
+          Tensor& dbias = grads[w][2] = on_device(dbias0, dtype);
+          const Tensor d_dout = on_device(dout, dtype);
+          cuda::set_matmul_side_stream(works[w]);
+          ops::matmul_backward(dinp, dweight, has_bias ? dbias : Tensor(), d_dout, inp, weight,
+                               act == Activation::none ? Tensor() : pre, WeightLayout::out_in, act);
+          cuda::set_matmul_side_stream(SideStreamWork::bias);
+          d_dout.zero_();
+        }
+        for (int w = 1; w < 3; ++w) {
+          EXPECT_TRUE(bit_equal(grads[w][0], grads[0][0])) << "dinp, side-stream work " << w;
+          EXPECT_TRUE(bit_equal(grads[w][1], grads[0][1])) << "dweight, side-stream work " << w;
+          EXPECT_TRUE(bit_equal(grads[w][2], grads[0][2])) << "dbias, side-stream work " << w;
+        }
+        // And the one-stream run is the CPU's product (dweight; the other cases check the rest).
+        const Tensor dweight = dweight0.clone(), dbias = dbias0.clone();
+        ops::matmul_backward(Tensor(), dweight, has_bias ? dbias : Tensor(), dout, inp.to(Device::cpu()).to(DType::f32),
+                             weight.to(Device::cpu()).to(DType::f32),
+                             act == Activation::none ? Tensor() : pre.to(Device::cpu()).to(DType::f32),
+                             WeightLayout::out_in, act);
+        EXPECT_TRUE(expect_close("matmul_backward.dweight", grads[0][1], dweight, dtype));
+        if (has_bias) {
+          EXPECT_TRUE(expect_close("matmul_backward.dbias", grads[0][2], dbias, dtype));
+        }
+      }
+#endif
+}
+
+// ZT_GEMM_SEARCH and ZT_MATMUL_SIDE_STREAM's values, and errors naming the variable. The search
+// itself is exercised by running this file's tests under ZT_GEMM_SEARCH=wide (scripts/gpu-test
+// does): every algorithm it picks is then checked against the CPU.
+TEST(CudaMatmul, ChoicesFromTheEnvironment) {
+#if ZT_HAS_CUDA
+  EXPECT_EQ(cuda::side_stream_work_for("off"), cuda::SideStreamWork::none);
+  EXPECT_EQ(cuda::side_stream_work_for("all"), cuda::SideStreamWork::weight_and_bias);
+  const std::string side_message = error_of([] { cuda::side_stream_work_for("both"); });
+  EXPECT_NE(side_message.find("ZT_MATMUL_SIDE_STREAM='both'"), std::string::npos) << side_message;
+  EXPECT_NE(side_message.find("off, bias or all"), std::string::npos) << side_message;
   EXPECT_EQ(cuda::gemm_search_for("heuristic"), cuda::GemmSearch::heuristic);
   EXPECT_EQ(cuda::gemm_search_for("wide"), cuda::GemmSearch::wide);
   const std::string message = error_of([] { cuda::gemm_search_for("widest"); });

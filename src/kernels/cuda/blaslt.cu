@@ -52,11 +52,17 @@ BlasLtContext& blaslt_context() {
   if (!slot) {
     auto c = std::make_unique<BlasLtContext>();
     ZT_CUBLAS_CHECK(cublasLtCreate(&c->handle));
-    ZT_CUDA_CHECK(cudaMalloc(&c->workspace, kWorkspaceBytes));
     c->workspace_bytes = kWorkspaceBytes;
     slot = std::move(c);
   }
   return *slot;
+}
+
+void* BlasLtContext::workspace(cudaStream_t stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  void*& slot = workspaces_[stream];
+  if (!slot) ZT_CUDA_CHECK(cudaMalloc(&slot, workspace_bytes));
+  return slot;
 }
 
 template <class T>
@@ -127,7 +133,8 @@ void gemm(const GemmProblem& p) {
   }
   const float alpha = 1.0f, beta = p.beta;
   ZT_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, p.a, desc.a, p.b, desc.b, &beta, p.d, desc.d, p.d,
-                                 desc.d, &algo, ctx.workspace, ctx.workspace_bytes, compute_stream()));
+                                 desc.d, &algo, ctx.workspace(compute_stream()), ctx.workspace_bytes,
+                                 compute_stream()));
 }
 
 template void gemm<float>(const GemmProblem&);

@@ -1,10 +1,12 @@
-// cuBLASLt for the matmul kernels: one handle and workspace per device, created on first use, and
-// a column-major GEMM with an epilogue whose algorithm choice is cached by problem.
+// cuBLASLt for the matmul kernels: one handle per device and one workspace per stream, created on
+// first use, and a column-major GEMM with an epilogue whose algorithm choice is cached by problem.
 #pragma once
 
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 
 #include "zt/core/error.hpp"
 
@@ -20,8 +22,15 @@ namespace zt::cuda {
 
 struct BlasLtContext {
   cublasLtHandle_t handle = nullptr;
-  void* workspace = nullptr;  // lives as long as the process
   size_t workspace_bytes = 0;
+
+  // The workspace of products queued on stream (products on two streams run at once, so they may
+  // not share one); allocated on first use, it lives as long as the process.
+  void* workspace(cudaStream_t stream);
+
+ private:
+  std::mutex mutex_;
+  std::map<cudaStream_t, void*> workspaces_;
 };
 
 // The current device's context.

@@ -148,7 +148,7 @@ class CandidateTimer {
     for (int r = -1; r < runs; ++r) {
       ZT_CUDA_CHECK(cudaEventRecord(start_, compute_stream()));
       const bool ok = cublasLtMatmul(ctx_.handle, desc_.op, &alpha, p_.a, desc_.a, p_.b, desc_.b, &beta, d_, desc_.d,
-                                     d_, desc_.d, &algo, ctx_.workspace, ctx_.workspace_bytes,
+                                     d_, desc_.d, &algo, ctx_.workspace(compute_stream()), ctx_.workspace_bytes,
                                      compute_stream()) == CUBLAS_STATUS_SUCCESS;
       ZT_CUDA_CHECK(cudaEventRecord(stop_, compute_stream()));
       ZT_CUDA_CHECK(cudaEventSynchronize(stop_));

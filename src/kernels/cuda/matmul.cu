@@ -7,6 +7,8 @@
 #include "blaslt.hpp"
 #include "common.cuh"
 #include "partial_sums.cuh"
+#include "side_work.hpp"
+#include "zt/core/env.hpp"
 
 namespace zt::cuda {
 
@@ -16,6 +18,8 @@ using ops::WeightLayout;
 namespace {
 
 std::atomic<bool> g_gelu_epilogue{true};
+// What the backward queues beside the input gradient's product (ZT_MATMUL_SIDE_STREAM).
+std::atomic<SideStreamWork> g_side_stream{side_stream_work_for(env_string("ZT_MATMUL_SIDE_STREAM", "bias"))};
 
 constexpr int kBiasColumns = 256;  // columns per block of the bias-gradient kernel
 constexpr int kBiasRows = 128;     // rows per block
@@ -165,9 +169,46 @@ void pad_weight(T* padded, const T* weight, int64_t c, int64_t oc, int64_t ocp, 
   }
 }
 
+// dweight += the weight gradient of dpre (N, ocp) against inp (N, C); with OC padded (ocp > oc),
+// into a zeroed padded buffer whose valid part is then added into dweight.
+template <class T>
+void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t c, int64_t oc, int64_t ocp,
+                     WeightLayout layout) {
+  Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0);
+  T* target = ocp != oc ? dweight_buffer.as<T>() : dweight;
+  GemmProblem p;
+  p.beta = ocp != oc ? 0.0f : 1.0f;
+  if (layout == WeightLayout::out_in) {
+    // dW (OCp, C) is column-major (C, OCp): += inp^T (C, N) dpre (N, OCp).
+    p.m = c, p.n = ocp, p.k = n;
+    p.a = inp, p.lda = c;
+    p.b = dpre, p.ldb = ocp, p.trans_b = true;
+    p.d = target, p.ldd = c;
+  } else {
+    // dW (C, OCp) is column-major (OCp, C): += dpre^T (OCp, N) inp (N, C).
+    p.m = ocp, p.n = c, p.k = n;
+    p.a = dpre, p.lda = ocp;
+    p.b = inp, p.ldb = c, p.trans_b = true;
+    p.d = target, p.ldd = ocp;
+  }
+  gemm<T>(p);
+  if (ocp != oc) {
+    if (layout == WeightLayout::out_in) unpack_rows(dweight, oc * c, target, oc * c, 1, oc * c, true);
+    else unpack_rows(dweight, oc, target, ocp, c, oc, true);
+  }
+}
+
 }  // namespace
 
 void set_matmul_gelu_epilogue(bool enabled) { g_gelu_epilogue = enabled; }
+SideStreamWork side_stream_work_for(const std::string& value) {
+  if (value == "off") return SideStreamWork::none;
+  if (value == "bias") return SideStreamWork::bias;
+  if (value == "all") return SideStreamWork::weight_and_bias;
+  ZT_THROW("ZT_MATMUL_SIDE_STREAM='", value, "' is not a choice of side-stream work (use off, bias or all)");
+}
+
+void set_matmul_side_stream(SideStreamWork work) { g_side_stream = work; }
 
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
@@ -212,30 +253,28 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   if (n == 0 || oc == 0 || c == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
   // dpre (N, ocp): dout itself, or a buffer when GELU's derivative applies or OC is padded (the
-  // padding columns zero).
+  // padding columns zero). A buffer's kernel also takes the bias gradient's partial column sums.
   const int64_t ocp = padded_width<T>(n, oc);
   const bool buffered = gelu || ocp != oc;
+  const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
   Scratch dpre_buffer(buffered ? size_t(n * ocp) * sizeof(T) : 0);
-  const T* dpre = buffered ? dpre_buffer.as<T>() : dout;
-  if (buffered || dbias) {
-    const unsigned row_blocks = unsigned((n + kBiasRows - 1) / kBiasRows);
-    Scratch partial(dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
-    if (!gelu && buffered && !dbias) {
-      pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
-    } else if (!buffered && oc % Chunk16<T>::n == 0 && aligned(dout, 16)) {
-      const dim3 grid(unsigned((oc + 32 * Chunk16<T>::n - 1) / (32 * Chunk16<T>::n)), row_blocks);
-      column_sums_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(partial.as<float>(), dout, n, oc);
-      ZT_CUDA_CHECK_LAUNCH("column_sums_kernel");
-    } else {
-      const dim3 grid(unsigned((ocp + kBiasColumns - 1) / kBiasColumns), row_blocks);
-      bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(dpre_buffer.as<T>(), ocp, partial.as<float>(),
-                                                                    dout, gelu ? pre_act : nullptr, n, oc);
-      ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
-    }
-    if (dbias) {
-      sum_partials(dbias, static_cast<T*>(nullptr), partial.as<float>(), int(row_blocks), 1, oc);
-    }
+  Scratch buffered_partial(buffered && dbias ? size_t(row_blocks) * size_t(oc) * sizeof(float) : 0);
+  if (buffered && !gelu && !dbias) {
+    pack_rows(dpre_buffer.as<T>(), ocp, dout, oc, n, oc);
+  } else if (buffered) {
+    const dim3 grid(unsigned((ocp + kBiasColumns - 1) / kBiasColumns), row_blocks);
+    bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(
+        dpre_buffer.as<T>(), ocp, buffered_partial.as<float>(), dout, gelu ? pre_act : nullptr, n, oc);
+    ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
   }
+  const T* dpre = buffered ? dpre_buffer.as<T>() : dout;
+
+  // The bias gradient's column sums (and with weight_and_bias the weight gradient's product) on
+  // the side stream, beside the input gradient's product: a pass over memory under a product, or
+  // two products sharing the device where one alone leaves it idle (the last wave).
+  const SideStreamWork side_work = g_side_stream;
+  const bool side_weight = side_work == SideStreamWork::weight_and_bias && dweight;
+  SideWork side(side_work != SideStreamWork::none && dinp && (dbias || side_weight));
   Scratch weight_buffer(ocp != oc && dinp ? size_t(ocp * c) * sizeof(T) : 0);
   if (dinp) {
     if (ocp != oc) {
@@ -256,31 +295,28 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     gemm<T>(p);
     if (inp_pre_gelu && !fused) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
   }
-  if (dweight) {
-    // Padded: into a zeroed (padded) buffer, then the valid part added into dweight.
-    Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0);
-    T* target = ocp != oc ? dweight_buffer.as<T>() : dweight;
-    GemmProblem p;
-    p.beta = ocp != oc ? 0.0f : 1.0f;
-    if (layout == WeightLayout::out_in) {
-      // dW (OCp, C) is column-major (C, OCp): += inp^T (C, N) dpre (N, OCp).
-      p.m = c, p.n = ocp, p.k = n;
-      p.a = inp, p.lda = c;
-      p.b = dpre, p.ldb = ocp, p.trans_b = true;
-      p.d = target, p.ldd = c;
-    } else {
-      // dW (C, OCp) is column-major (OCp, C): += dpre^T (OCp, N) inp (N, C).
-      p.m = ocp, p.n = c, p.k = n;
-      p.a = dpre, p.lda = ocp;
-      p.b = inp, p.ldb = c, p.trans_b = true;
-      p.d = target, p.ldd = ocp;
+  side.run([&] {
+    if (dbias && buffered) {
+      sum_partials(dbias, static_cast<T*>(nullptr), buffered_partial.as<float>(), int(row_blocks), 1, oc);
+    } else if (dbias) {
+      Scratch partial(size_t(row_blocks) * size_t(oc) * sizeof(float));
+      if (oc % Chunk16<T>::n == 0 && aligned(dout, 16)) {
+        const dim3 grid(unsigned((oc + 32 * Chunk16<T>::n - 1) / (32 * Chunk16<T>::n)), row_blocks);
+        column_sums_kernel<<<grid, dim3(32, 8), 0, compute_stream()>>>(partial.as<float>(), dout, n, oc);
+        ZT_CUDA_CHECK_LAUNCH("column_sums_kernel");
+      } else {
+        const dim3 grid(unsigned((oc + kBiasColumns - 1) / kBiasColumns), row_blocks);
+        const T* no_pre_act = nullptr;
+        bias_grad_kernel<<<grid, kBiasColumns, 0, compute_stream()>>>(static_cast<T*>(nullptr), oc,
+                                                                      partial.as<float>(), dout, no_pre_act, n, oc);
+        ZT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
+      }
+      sum_partials(dbias, static_cast<T*>(nullptr), partial.as<float>(), int(row_blocks), 1, oc);
     }
-    gemm<T>(p);
-    if (ocp != oc) {
-      if (layout == WeightLayout::out_in) unpack_rows(dweight, oc * c, target, oc * c, 1, oc * c, true);
-      else unpack_rows(dweight, oc, target, ocp, c, oc, true);
-    }
-  }
+    if (side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout);
+  });
+  if (dweight && !side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout);
+  side.join();
 }
 
 #define ZT_INSTANTIATE(T)                                                                                   \
