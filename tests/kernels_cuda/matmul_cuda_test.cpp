@@ -163,10 +163,10 @@ TEST(CudaMatmul, BackwardOnTheSideStreamMatchesOneStream) {
           Tensor& dweight = grads[w][1] = on_device(dweight0, dtype);
           Tensor& dbias = grads[w][2] = on_device(dbias0, dtype);
           const Tensor d_dout = on_device(dout, dtype);
-          cuda::set_matmul_side_stream(works[w]);
+          const SideStreamWork previous = cuda::set_matmul_side_stream(works[w]);
           ops::matmul_backward(dinp, dweight, has_bias ? dbias : Tensor(), d_dout, inp, weight,
                                act == Activation::none ? Tensor() : pre, WeightLayout::out_in, act);
-          cuda::set_matmul_side_stream(SideStreamWork::bias);
+          cuda::set_matmul_side_stream(previous);
           d_dout.zero_();
         }
         for (int w = 1; w < 3; ++w) {

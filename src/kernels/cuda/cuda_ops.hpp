@@ -47,10 +47,10 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 void set_matmul_gelu_epilogue(bool enabled);
 // What the backward queues on a side stream beside the input gradient's product: nothing, the
 // bias gradient's column sums, or those and the weight gradient's product. ZT_MATMUL_SIDE_STREAM
-// = off | bias (the default) | all; the setter is for tests of each.
+// = off | bias (the default) | all; the setter, for tests of each, returns the choice it replaces.
 enum class SideStreamWork { none, bias, weight_and_bias };
 SideStreamWork side_stream_work_for(const std::string& value);  // throws naming the variable
-void set_matmul_side_stream(SideStreamWork work);
+SideStreamWork set_matmul_side_stream(SideStreamWork work);
 
 // ---- normalization ---------------------------------------------------------------------------
 // With a residual the forwards normalize sum = inp + residual and write sum (it may be inp or

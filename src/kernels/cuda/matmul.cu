@@ -18,8 +18,16 @@ using ops::WeightLayout;
 namespace {
 
 std::atomic<bool> g_gelu_epilogue{true};
-// What the backward queues beside the input gradient's product (ZT_MATMUL_SIDE_STREAM).
-std::atomic<SideStreamWork> g_side_stream{side_stream_work_for(env_string("ZT_MATMUL_SIDE_STREAM", "bias"))};
+// What the backward queues beside the input gradient's product: set_matmul_side_stream's choice,
+// else ZT_MATMUL_SIDE_STREAM's, read at the first backward (so that a bad value is an error there).
+std::atomic<bool> g_side_stream_set{false};
+std::atomic<SideStreamWork> g_side_stream{SideStreamWork::bias};
+
+SideStreamWork side_stream_work() {
+  if (g_side_stream_set) return g_side_stream;
+  static const SideStreamWork from_env = side_stream_work_for(env_string("ZT_MATMUL_SIDE_STREAM", "bias"));
+  return from_env;
+}
 
 constexpr int kBiasColumns = 256;  // columns per block of the bias-gradient kernel
 constexpr int kBiasRows = 128;     // rows per block
@@ -208,7 +216,11 @@ SideStreamWork side_stream_work_for(const std::string& value) {
   ZT_THROW("ZT_MATMUL_SIDE_STREAM='", value, "' is not a choice of side-stream work (use off, bias or all)");
 }
 
-void set_matmul_side_stream(SideStreamWork work) { g_side_stream = work; }
+SideStreamWork set_matmul_side_stream(SideStreamWork work) {
+  const SideStreamWork previous = side_stream_work();
+  g_side_stream = work, g_side_stream_set = true;
+  return previous;
+}
 
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
@@ -272,7 +284,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   // The bias gradient's column sums (and with weight_and_bias the weight gradient's product) on
   // the side stream, beside the input gradient's product: a pass over memory under a product, or
   // two products sharing the device where one alone leaves it idle (the last wave).
-  const SideStreamWork side_work = g_side_stream;
+  const SideStreamWork side_work = side_stream_work();
   const bool side_weight = side_work == SideStreamWork::weight_and_bias && dweight;
   SideWork side(side_work != SideStreamWork::none && dinp && (dbias || side_weight));
   Scratch weight_buffer(ocp != oc && dinp ? size_t(ocp * c) * sizeof(T) : 0);
