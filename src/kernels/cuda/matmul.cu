@@ -209,6 +209,7 @@ void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t
 }  // namespace
 
 void set_matmul_gelu_epilogue(bool enabled) { g_gelu_epilogue = enabled; }
+
 SideStreamWork side_stream_work_for(const std::string& value) {
   if (value == "off") return SideStreamWork::none;
   if (value == "bias") return SideStreamWork::bias;
