@@ -135,6 +135,7 @@ void check_shards(CheckpointShards& shards, const zero::FlatLayout& layout, cons
 }  // namespace
 
 void Engine::save_checkpoint(const std::string& dir, const std::string& tag_arg, const nlohmann::json& client_state) {
+  last_grad_norm();  // a step whose norm was queued and not read: an update that failed is not saved
   const std::string tag = tag_arg.empty() ? "global_step" + std::to_string(global_steps_) : tag_arg;
   check_tag(tag);
   const int rank = group_->rank(), world = group_->size();

@@ -4,7 +4,9 @@
 
 #include "engine_parts.hpp"
 #include "optimizer_offload.hpp"
+#include "queued_clip.hpp"
 #include "zt/engine/activation_checkpointing.hpp"
+#include "zt/core/env.hpp"
 #include "zt/core/log.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
@@ -228,6 +230,7 @@ bool Engine::step() {
   if (micro_steps_ == 0 || micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
   ZT_CHECK(!forward_pending_, "Engine::step between a forward and its backward");
   const Tensor grads = reducer_->gradients();
+  if (clips_on_device()) return step_clipped_on_device(grads);
   const bool sharded = options_.stage >= 1;
   const int world = group_->size();
 
@@ -269,11 +272,46 @@ bool Engine::step() {
     optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
     cast_master_into_parameters();
   }
+  finish_update();
+  return true;
+}
+
+bool Engine::step_clipped_on_device(const Tensor& grads) {
+  // A norm queued by the previous step and not read since: a non-finite one is reported now.
+  if (queued_clip_ && queued_clip_->pending()) last_grad_norm();
+  // The forwards' losses: their copies were queued behind each loss, long passed by now.
+  for (double loss : loss_->take_queued()) queued_losses_.push_back(loss);
+  ++global_steps_;
+  // The gradients hold the sum over the ranks (stage 0) of the loss times the loss scale.
+  const double denominator = double(group_->size()) * loss_scale_->scale();
+  if (!queued_clip_) queued_clip_ = std::make_unique<QueuedClip>(options_.device);
+  optim::StepTarget target{0, master_, grads, segments_};
+  target.param_out = options_.stage == 0 ? param_storage_ : my_parameters();
+  target.queued_scale = queued_clip_->queue(grads, config_.gradient_clipping, denominator, global_steps_);
+  if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
+  optimizer_->step({target}, learning_rate_->current(), 1.0);
+  finish_update();
+  return true;
+}
+
+void Engine::finish_update() {
   publish_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
   reducer_->zero_ahead();  // the next window's gradient buffer, cleared while the next forward runs
-  return true;
+}
+
+double Engine::last_grad_norm() {
+  if (queued_clip_ && queued_clip_->pending()) last_grad_norm_ = queued_clip_->take_norm();
+  return last_grad_norm_;
+}
+
+bool Engine::clips_on_device() const {
+  // The dynamic loss scale must see an overflow on the host before it decides on the update, and
+  // the ranks of a sharded run sum their squares through the host; Adam's L2 form needs the
+  // factor on the host. ZT_GRAD_NORM_ON_HOST=1 keeps the host's round trip (for comparisons).
+  return steps_mixed_on_device() && !offload_ && !loss_scale_->dynamic() && optimizer_->takes_queued_scale() &&
+         (options_.stage == 0 || group_->size() == 1) && !env_bool("ZT_GRAD_NORM_ON_HOST", false);
 }
 
 bool Engine::steps_mixed_on_device() const {

@@ -1,9 +1,11 @@
 // Casts, sums and reductions. On the CPU these are memory-bound loops; the dtype switch sits
 // outside them.
-#include "zt/core/op_profile.hpp"
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
+#include "zt/core/op_profile.hpp"
 #include "dispatch.hpp"
 #include "zt/kernels/ops.hpp"
 #if ZT_HAS_CUDA
@@ -191,6 +193,51 @@ double sum_squares(const Tensor& x) {
   double s = 0;
   for_each_float(x, "sum_squares", [&](int64_t, double v) { s += v * v; });
   return s;
+}
+
+void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x) {
+  ZT_OP_SCOPE("sum_squares", x);
+  ZT_CHECK(sum_of_squares.defined() && sum_of_squares.dtype() == DType::f64 && sum_of_squares.numel() == 1 &&
+               sum_of_squares.device() == x.device(),
+           "sum_squares_into: the sum must be one f64 on ", x.device().name(), " (x's device), got ",
+           sum_of_squares.defined() ? sum_of_squares.describe() : "none");
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::set_device(x.device().index);
+    cuda::sum_squares_into(sum_of_squares.data<double>(), x.raw(), x.dtype(), x.numel());
+    return;
+  }
+#endif
+  sum_of_squares.data<double>()[0] = sum_squares(x);
+}
+
+void clip_scale(const Tensor& scale, const Tensor& sum_of_squares, double max_norm, double denominator) {
+  ZT_CHECK(sum_of_squares.defined() && sum_of_squares.dtype() == DType::f64 && sum_of_squares.numel() == 1,
+           "clip_scale: the sum of squares must be one f64, got ",
+           sum_of_squares.defined() ? sum_of_squares.describe() : "none");
+  ZT_CHECK(scale.defined() && scale.dtype() == DType::f32 && scale.numel() == 1 &&
+               scale.device() == sum_of_squares.device(),
+           "clip_scale: the scale must be one f32 on ", sum_of_squares.device().name(), ", got ",
+           scale.defined() ? scale.describe() : "none");
+  ZT_CHECK(denominator > 0 && std::isfinite(denominator), "clip_scale: the denominator must be positive, got ",
+           denominator);
+#if ZT_HAS_CUDA
+  if (scale.device().is_cuda()) {
+    cuda::set_device(scale.device().index);
+    cuda::clip_scale(scale.data<float>(), sum_of_squares.data<double>(), max_norm, denominator);
+    return;
+  }
+#endif
+  require_cpu(scale, "clip_scale");
+  const double sum = sum_of_squares.data<double>()[0];
+  if (!std::isfinite(sum)) {
+    scale.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  // optim::clip_coefficient's (PyTorch's) formula: min(1, max_norm / (norm + 1e-6)), 1 without clipping.
+  double coefficient = 1.0;
+  if (max_norm > 0) coefficient = std::min(1.0, max_norm / (std::sqrt(sum) / denominator + 1e-6));
+  scale.data<float>()[0] = float(coefficient / denominator);
 }
 
 bool all_finite(const Tensor& x) {

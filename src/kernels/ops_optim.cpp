@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "zt/core/op_profile.hpp"
 #include "cpu/cpu_ops.hpp"
 #include "dispatch.hpp"
@@ -8,7 +10,7 @@
 namespace zt::ops {
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWParams& p, double grad_scale, const Tensor& param_out) {
+                const AdamWParams& p, double grad_scale, const Tensor& param_out, const Tensor& queued_scale) {
   ZT_OP_SCOPE("adamw_step", param);
   const char* op = "adamw_step";
   check_dtype(param, DType::f32, op, "param");
@@ -31,22 +33,33 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
                  (param_out.dtype() == DType::f32 || param_out.dtype() == DType::bf16 || param_out.dtype() == DType::f16),
              op, ": param_out must be f32, bf16 or f16 of param's length ", param.numel(), ", got ", param_out.describe());
   }
+  if (queued_scale.defined())
+    ZT_CHECK(queued_scale.dtype() == DType::f32 && queued_scale.numel() == 1 && queued_scale.device() == param.device(),
+             op, ": queued_scale must be one f32 on param's device (", param.device().name(), "), got ",
+             queued_scale.describe());
 #if ZT_HAS_CUDA
   if (param.device().is_cuda()) {
     cuda::set_device(param.device().index);
+    const float* scale = queued_scale.defined() ? queued_scale.data<float>() : nullptr;
     if (grad.dtype() == DType::f32 && !param_out.defined()) {
       cuda::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
-                       param.numel(), p, grad_scale);
+                       param.numel(), p, grad_scale, scale);
     } else {
       cuda::adamw_step_mixed(param.data<float>(), grad.raw(), grad.dtype(), exp_avg.data<float>(),
                              exp_avg_sq.data<float>(), param.numel(), p, grad_scale,
                              param_out.defined() ? param_out.raw() : nullptr,
-                             param_out.defined() ? param_out.dtype() : DType::f32);
+                             param_out.defined() ? param_out.dtype() : DType::f32, scale);
     }
     return;
   }
 #endif
   ZT_CHECK(host, op, ": no kernel for ", param.device().name(), " tensors in this build");
+  if (queued_scale.defined()) {
+    // On the host the scale is read now, in f32 as the kernels read it.
+    const float s = queued_scale.data<float>()[0];
+    if (!std::isfinite(s)) return;
+    grad_scale = double(float(grad_scale) * s);
+  }
   cpu::adamw_step(param.data<float>(), grad.raw(), grad.dtype(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
                   param.numel(), p, grad_scale, param_out.defined() ? param_out.raw() : nullptr,
                   param_out.defined() ? param_out.dtype() : DType::bf16);

@@ -11,7 +11,8 @@ CrossEntropyLoss::RowLosses CrossEntropyLoss::queue_rows(const Tensor& logits, c
   const Tensor flat_targets = targets.flatten();
   ZT_CHECK(flat_targets.numel() == rows.size(0), "CrossEntropyLoss: ", rows.size(0), " rows of logits but ",
            flat_targets.numel(), " targets");
-  RowLosses r{Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device()), 0};
+  const Tensor losses = Tensor::empty({rows.size(0)}, ops::stats_dtype(logits.dtype()), logits.device());
+  RowLosses r{0, pending_.size()};
   // The count of valid targets scales the gradient; count them first so that one pass suffices,
   // on the host copy (targets given on the host, as the engine does, cost no wait for the GPU).
   {
@@ -22,16 +23,17 @@ CrossEntropyLoss::RowLosses CrossEntropyLoss::queue_rows(const Tensor& logits, c
   count_ = r.count;
   dlogits_ = in_place_grad_ ? rows : Tensor::empty(rows.shape(), rows.dtype(), rows.device());
   const double dloss = r.count ? grad_scale / double(r.count) : 0.0;
-  ops::cross_entropy_fused(r.losses, dlogits_, rows, flat_targets.to(rows.device()), dloss, /*count_rows=*/false);
+  ops::cross_entropy_fused(losses, dlogits_, rows, flat_targets.to(rows.device()), dloss, /*count_rows=*/false);
   dlogits_ = dlogits_.reshape(logits.shape());
+  if (readbacks_.size() <= r.slot) readbacks_.resize(r.slot + 1);
+  readbacks_[r.slot].queue(losses);
   return r;
 }
 
 double CrossEntropyLoss::mean_of(const RowLosses& r) {
+  const Tensor& host = readbacks_[r.slot].wait();
   if (r.count == 0) return 0.0;
-  // One copy to the host and a plain loop over its floats: the GPU waits for this host work
-  // between the gradients and the update (Tensor::to_floats converts element by element).
-  const Tensor host = r.losses.to(Device::cpu());
+  // A plain loop over the floats (Tensor::to_floats converts element by element).
   double sum = 0;
   if (host.dtype() == DType::f32) {
     const float* v = host.data<float>();

@@ -28,6 +28,8 @@ void Optimizer::check_host_target(const StepTarget& t) const {
            "to the CPU, or use Adam/AdamW)");
   ZT_CHECK(t.param.numel() == t.grad.numel(), name(), ": buffer ", t.id, " has ", t.param.numel(),
            " parameters but ", t.grad.numel(), " gradients");
+  ZT_CHECK(!t.queued_scale.defined(), name(), ": buffer ", t.id,
+           " comes with a queued gradient scale, which only Adam/AdamW read");
 }
 
 void Optimizer::finish_target(const StepTarget& t, bool param_out_written) const {

@@ -107,6 +107,36 @@ TEST(AdamW, FirstStepMovesByLrTimesSign) {
   EXPECT_EQ(param.data<float>()[2], 1.0f);  // zero gradient, no decay: untouched
 }
 
+// A queued scale multiplies grad_scale as the kernels do (in f32); a non-finite one leaves every
+// buffer as it was, param_out included.
+TEST(AdamW, QueuedScaleMultipliesOrSkipsTheStep) {
+  Rng rng(75);
+  ops::AdamWParams p;
+  p.lr = 1e-2, p.weight_decay = 0.1, p.step = 2;
+  const Tensor param = random_tensor({1003}, DType::f32, rng), grad = random_tensor({1003}, DType::bf16, rng);
+  const Tensor m = random_tensor({1003}, DType::f32, rng, -0.1, 0.1), v = random_tensor({1003}, DType::f32, rng, 0.0, 0.01);
+  const Tensor out = Tensor::zeros({1003}, DType::bf16);
+  const Tensor scale = Tensor::from_floats({1}, {0.3f});
+  std::vector<Tensor> plain = {param.clone(), m.clone(), v.clone(), out.clone()};
+  std::vector<Tensor> queued = {param.clone(), m.clone(), v.clone(), out.clone()};
+  ops::adamw_step(plain[0], grad, plain[1], plain[2], p, double(0.5f * 0.3f), plain[3]);
+  ops::adamw_step(queued[0], grad, queued[1], queued[2], p, 0.5, queued[3], scale);
+  for (size_t i = 0; i < plain.size(); ++i)
+    EXPECT_EQ(values(queued[i]), values(plain[i])) << "buffer " << i;
+  for (float bad : {std::nanf(""), INFINITY}) {
+    scale.data<float>()[0] = bad;
+    std::vector<Tensor> skipped = {param.clone(), m.clone(), v.clone(), out.clone()};
+    ops::adamw_step(skipped[0], grad, skipped[1], skipped[2], p, 0.5, skipped[3], scale);
+    EXPECT_EQ(values(skipped[0]), values(param)) << bad;
+    EXPECT_EQ(values(skipped[1]), values(m)) << bad;
+    EXPECT_EQ(values(skipped[2]), values(v)) << bad;
+    EXPECT_EQ(values(skipped[3]), values(out)) << bad;
+  }
+  EXPECT_TRUE(test::throws_error_naming(
+      [&] { ops::adamw_step(param, grad, m, v, p, 1.0, Tensor(), Tensor::zeros({1}, DType::f64)); },
+      {"adamw_step", "queued_scale", "f64"}));
+}
+
 TEST(AdamW, ArgumentErrorsNameTheOpAndArgument) {
   using test::throws_error_naming;
   const Tensor x = Tensor::zeros({4}, DType::f32);

@@ -9,6 +9,7 @@
 
 #include "gradcheck.hpp"
 #include "zt/kernels/ops.hpp"
+#include "zt/optim/clip.hpp"
 
 namespace zt {
 namespace {
@@ -248,6 +249,36 @@ TEST(Elementwise, SumSquaresAccumulatesInDouble) {
   const double small = double(1e-4f) * double(1e-4f) * double(v.size() - 1);
   EXPECT_NEAR(ops::sum_squares(x) - 1e8, small, 1e-6);
   EXPECT_EQ(ops::sum_squares(Tensor::zeros({0}, DType::f32)), 0.0);
+}
+
+// The queued forms give what the host path computes: sum_squares_into the same sum, clip_scale
+// optim::clip_coefficient's factor divided by the denominator (clipping and not, and no
+// clipping asked for), NaN for a sum that is not finite.
+TEST(Elementwise, QueuedSumOfSquaresAndClipScaleFollowTheHostPath) {
+  Rng rng(87);
+  const Tensor x = random_tensor({4097}, DType::bf16, rng, -3.0, 3.0);
+  const Tensor sum = Tensor::zeros({1}, DType::f64), scale = Tensor::zeros({1}, DType::f32);
+  ops::sum_squares_into(sum, x);
+  EXPECT_EQ(sum.data<double>()[0], ops::sum_squares(x));
+  const double denominator = 2.0 * 1024.0;
+  const double norm = std::sqrt(sum.data<double>()[0]) / denominator;
+  for (double max_norm : {0.0, norm / 3.0, norm * 3.0}) {
+    SCOPED_TRACE(testing::Message() << "max_norm " << max_norm << ", norm " << norm);
+    ops::clip_scale(scale, sum, max_norm, denominator);
+    EXPECT_EQ(scale.data<float>()[0], float(optim::clip_coefficient(norm, max_norm) / denominator));
+  }
+  EXPECT_LT(scale.data<float>()[0] * denominator, 1.0 + 1e-6);
+  for (double bad : {double(kNaN), double(kInf)}) {
+    sum.data<double>()[0] = bad;
+    ops::clip_scale(scale, sum, 1.0, denominator);
+    EXPECT_TRUE(std::isnan(scale.data<float>()[0])) << bad;
+  }
+  using test::throws_error_naming;
+  EXPECT_TRUE(throws_error_naming([&] { ops::sum_squares_into(Tensor::zeros({1}, DType::f32), x); },
+                                  {"sum_squares_into", "f64"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::clip_scale(Tensor::zeros({2}, DType::f32), sum, 1.0, 1.0); },
+                                  {"clip_scale", "scale", "(2)"}));
+  EXPECT_TRUE(throws_error_naming([&] { ops::clip_scale(scale, sum, 1.0, 0.0); }, {"clip_scale", "denominator"}));
 }
 
 TEST(Elementwise, AllFiniteFindsNaNAndInf) {

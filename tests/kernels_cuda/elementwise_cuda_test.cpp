@@ -211,6 +211,38 @@ TEST(CudaAdamW, MixedPrecisionStepMatchesCpu) {
       }
 }
 
+// The queued scale (the clip factor left on the GPU) gives the same bits as the same factor passed
+// from the host, and a non-finite one leaves every buffer as it was.
+TEST(CudaAdamW, QueuedScaleMatchesTheHostScaleAndSkipsWhenNotFinite) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(408);
+  const int64_t n = 100003;
+  ops::AdamWParams p;
+  p.lr = 1e-3, p.beta1 = 0.9, p.beta2 = 0.95, p.eps = 1e-8, p.weight_decay = 0.1, p.step = 4;
+  const Tensor param = on_device(host_values({n}, DType::f32, rng));
+  const Tensor grad = on_device(host_values({n}, DType::f32, rng).to(DType::bf16), DType::bf16);
+  const Tensor m = on_device(host_values({n}, DType::f32, rng, -0.1, 0.1));
+  const Tensor v = on_device(host_values({n}, DType::f32, rng, 0.0, 0.01));
+  const Tensor out = on_device(host_values({n}, DType::bf16, rng), DType::bf16);
+  auto copies = [&] { return std::vector<Tensor>{param.clone(), m.clone(), v.clone(), out.clone()}; };
+  const float factor = 0.37f;
+  const Tensor scale = on_device(Tensor::from_floats({1}, {factor}));
+  std::vector<Tensor> from_host = copies(), queued = copies();
+  ops::adamw_step(from_host[0], grad, from_host[1], from_host[2], p, double(0.5f * factor), from_host[3]);
+  ops::adamw_step(queued[0], grad, queued[1], queued[2], p, 0.5, queued[3], scale);
+  for (size_t i = 0; i < queued.size(); ++i)
+    EXPECT_EQ(host_doubles(queued[i]), host_doubles(from_host[i])) << "buffer " << i;
+  for (float bad : {std::nanf(""), INFINITY}) {
+    scale.copy_from(Tensor::from_floats({1}, {bad}));
+    std::vector<Tensor> skipped = copies();
+    ops::adamw_step(skipped[0], grad, skipped[1], skipped[2], p, 0.5, skipped[3], scale);
+    EXPECT_EQ(host_doubles(skipped[0]), host_doubles(param)) << bad;
+    EXPECT_EQ(host_doubles(skipped[1]), host_doubles(m)) << bad;
+    EXPECT_EQ(host_doubles(skipped[2]), host_doubles(v)) << bad;
+    EXPECT_EQ(host_doubles(skipped[3]), host_doubles(out)) << bad;
+  }
+}
+
 TEST(CudaAdamW, ManyBuffersInOnePassMatchCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(407);
@@ -290,6 +322,30 @@ TEST(CudaElementwise, CastsAddScaleAndReductionsMatchCpu) {
   EXPECT_FALSE(ops::all_finite(with_nan.to(Device::cuda())));
   with_nan.data<float>()[n - 3] = INFINITY;
   EXPECT_FALSE(ops::all_finite(with_nan.to(Device::cuda())));
+}
+
+// The gradient norm's queued pieces: the device sum into device memory is the sum that
+// sum_squares returns, and the clip factor computed from it on the GPU has the CPU's bits.
+TEST(CudaElementwise, QueuedSumOfSquaresAndClipScaleMatchCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(409);
+  const Tensor x = on_device(host_values({1000003}, DType::f32, rng).to(DType::bf16), DType::bf16);
+  const Tensor d_sum = on_device(Tensor::zeros({1}, DType::f64)), d_scale = poisoned({1}, DType::f32);
+  ops::sum_squares_into(d_sum, x);
+  const double sum = ops::sum_squares(x);
+  EXPECT_EQ(host_doubles(d_sum)[0], sum);
+  const Tensor h_sum = Tensor::zeros({1}, DType::f64), h_scale = Tensor::zeros({1}, DType::f32);
+  h_sum.data<double>()[0] = sum;
+  const double denominator = 4096.0, norm = std::sqrt(sum) / denominator;
+  for (double max_norm : {0.0, norm / 7.0, norm * 2.0}) {
+    SCOPED_TRACE(testing::Message() << "max_norm " << max_norm << ", norm " << norm);
+    ops::clip_scale(d_scale, d_sum, max_norm, denominator);
+    ops::clip_scale(h_scale, h_sum, max_norm, denominator);
+    EXPECT_EQ(host_doubles(d_scale)[0], double(h_scale.data<float>()[0]));
+  }
+  d_sum.copy_from(Tensor::from_floats({1}, {INFINITY}, DType::f64));
+  ops::clip_scale(d_scale, d_sum, 1.0, denominator);
+  EXPECT_TRUE(std::isnan(host_doubles(d_scale)[0]));
 }
 
 TEST(CudaElementwise, PackAndUnpackColumns) {

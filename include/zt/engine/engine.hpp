@@ -29,6 +29,7 @@ namespace zt::engine {
 class LossScale;
 class LearningRate;
 class OptimizerOffload;
+class QueuedClip;
 
 class Engine {
  public:
@@ -52,7 +53,10 @@ class Engine {
   int64_t global_steps() const { return global_steps_; }
   int64_t micro_steps() const { return micro_steps_; }
   int64_t skipped_steps() const { return skipped_steps_; }
-  double last_grad_norm() const { return last_grad_norm_; }
+  // The last step's gradient norm (over the ranks, unscaled). Where the clip factor is computed on
+  // the GPU, the norm is read here, after the update was queued (this waits for the norm, not the
+  // update); a norm that is not finite is an error here, and that step's update was not applied.
+  double last_grad_norm();
   double lr() const;
   double loss_scale() const;
   const Config& config() const { return config_; }
@@ -99,6 +103,9 @@ class Engine {
   // (0 is returned).
   double forward(const Tensor& inputs, const Tensor& targets, bool queued);
   bool steps_mixed_on_device() const;  // AdamW on the GPU, bf16/f16 storage: gradients and parameters in one pass
+  bool clips_on_device() const;        // the clip factor computed on the GPU and read there by AdamW (QueuedClip)
+  bool step_clipped_on_device(const Tensor& grads);
+  void finish_update();                // after the optimizer's step: parameters out, schedules on, gradients cleared
   Tensor my_parameters() const;        // this rank's partition of the parameter storage
   void cast_master_into_parameters();  // the master weights (host or device) into my_parameters()
   void publish_parameters();           // stages 1-2: all-gather the partitions; stage 3: refresh
@@ -119,6 +126,7 @@ class Engine {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<LearningRate> learning_rate_;
   std::unique_ptr<LossScale> loss_scale_;
+  std::unique_ptr<QueuedClip> queued_clip_;  // where clips_on_device(): made at the first step
   std::shared_ptr<nn::ModuleHooks> hooks_;
   std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers
   int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;

@@ -12,7 +12,8 @@
 //     accumulation), the input dtype otherwise;
 //   - on CUDA, ops run on the calling thread's compute stream (zt/core/cuda_stream.hpp) with no
 //     host synchronization, except the few that return a host value (the cross-entropy count,
-//     mse_loss, sum_squares, all_finite), which wait for it.
+//     mse_loss, sum_squares, all_finite), which wait for it (sum_squares_into is sum_squares
+//     without the wait).
 //
 // Letters used in shapes: N rows (B*T), B batch, T sequence, C channels, OC output channels,
 // V vocabulary, NH query heads, NKV key/value heads, HD head size, H hidden (MLP) size.
@@ -130,9 +131,13 @@ struct AdamWParams {
 // also be bf16 or f16 (widened in the pass: the result is that of its f32 value), and param_out,
 // when given (on param's device, f32, bf16 or f16, param's length), receives the updated
 // parameters rounded to its dtype in the same pass (mixed precision's cast of the master weights
-// into the parameters; an offloaded optimizer's upload tile).
+// into the parameters; an offloaded optimizer's upload tile). queued_scale, when given, is an f32
+// (1) in param's device memory that also multiplies the gradient, read when the step runs (so
+// that work queued before it, as clip_scale, may compute it); where it is not finite the step
+// writes nothing: parameters, moments and param_out stay as they were.
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWParams& p, double grad_scale = 1.0, const Tensor& param_out = Tensor());
+                const AdamWParams& p, double grad_scale = 1.0, const Tensor& param_out = Tensor(),
+                const Tensor& queued_scale = Tensor());
 // The same step over many buffers in one pass (on CUDA, one launch per 64 buffers): each entry's
 // four tensors are f32 of one length, all entries on one device.
 struct AdamWBuffers {
@@ -149,6 +154,12 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b);  // out may alias
 void add_(const Tensor& acc, const Tensor& x);                  // acc += x
 void scale_(const Tensor& x, double factor);
 double sum_squares(const Tensor& x);  // accumulated in f64
+// The same sum written into sum_of_squares, f64 (1) on x's device, without waiting for it.
+void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x);
+// The gradient clipping factor from a queued sum of squares: scale, f32 (1) on its device, =
+// optim::clip_coefficient(sqrt(sum) / denominator, max_norm) / denominator (so that the optimizer's
+// grad_scale unscales and clips at once), NaN where the sum is not finite. Nothing waits.
+void clip_scale(const Tensor& scale, const Tensor& sum_of_squares, double max_norm, double denominator);
 bool all_finite(const Tensor& x);
 
 }  // namespace zt::ops

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "zt/core/queued_readback.hpp"
 #include "zt/core/tensor.hpp"
 
 namespace zt::nn {
@@ -45,16 +46,18 @@ class CrossEntropyLoss : public Loss {
 
  private:
   struct RowLosses {
-    Tensor losses;  // (rows), on the logits' device
     int64_t count = 0;
+    size_t slot = 0;  // readbacks_[slot] holds the per-row losses' host copy
   };
+  // Queues the fused kernel and the copy of its per-row losses to the host; waits for nothing.
   RowLosses queue_rows(const Tensor& logits, const Tensor& targets, double grad_scale);
-  static double mean_of(const RowLosses& r);
+  double mean_of(const RowLosses& r);  // waits for the copy (the stream is usually long past it)
 
   bool in_place_grad_;
   Tensor dlogits_;
   int64_t count_ = 0;
   std::vector<RowLosses> pending_;
+  std::vector<QueuedReadback> readbacks_;  // one a queued forward of a step, reused step after step
 };
 
 // Mean squared error over all elements.

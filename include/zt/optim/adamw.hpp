@@ -17,6 +17,9 @@ class AdamW : public Optimizer {
   std::string name() const override { return config_.adam_w_mode ? "AdamW" : "Adam"; }
   void step(const std::vector<StepTarget>& targets, double lr, double grad_scale) override;
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
+  // Adam's L2 form adds the decay to the scaled gradient before the update: that sum would need
+  // the scale on the host.
+  bool takes_queued_scale() const override { return config_.adam_w_mode || config_.weight_decay == 0; }
   const AdamWConfig& config() const { return config_; }
   bool set_betas(double beta1, double beta2) override {
     config_.beta1 = beta1;

@@ -43,6 +43,10 @@ struct StepTarget {
   std::vector<Segment> segments = {};  // empty: the whole buffer is one tensor
   Tensor param_out = {};               // optional (n) f32/bf16/f16 on param's device: the updated param, rounded to its dtype
   ExternalStates* states = nullptr;    // optional: the caller's states for this target (else the optimizer's, by id)
+  // optional, where takes_queued_scale(): an f32 (1) on param's device that also multiplies the
+  // gradient, read when the update runs (the clip factor computed on the GPU, with no host wait);
+  // where it is not finite the update leaves the target as it was.
+  Tensor queued_scale = {};
   std::function<void()> done = {};     // optional: called once the target is final (param, param_out, states)
 };
 
@@ -61,6 +65,8 @@ class Optimizer {
   // caller may bring target i + 1's data in from done() of target i (the NVMe swapper). LAMB's trust
   // ratio needs every target's norms before any update, so it reads all targets first.
   virtual bool streams_targets() const { return true; }
+  // True when step() honours StepTarget::queued_scale.
+  virtual bool takes_queued_scale() const { return false; }
   int64_t step_count() const { return step_count_; }
   // Sets (beta1, beta2), for schedules that cycle momentum (OneCycle); false when the optimizer
   // has no betas (SGD), in which case nothing changes.
@@ -80,7 +86,7 @@ class Optimizer {
   const Tensor& state_for(const StepTarget& t, const std::string& name);
   bool has_state(const StepTarget& t, const std::string& name) const;
   // Checks that t's param is an f32 host buffer and its grad an f32, bf16 or f16 host buffer of the
-  // same length (the CPU loops' contract).
+  // same length (the CPU loops' contract), with no queued_scale.
   void check_host_target(const StepTarget& t) const;
   // After target t is updated: writes t.param_out from t.param unless the optimizer's own pass did
   // (param_out_written), then calls t.done.

@@ -16,7 +16,17 @@ namespace {
 
 struct AdamWConstants {
   float beta2, one_minus_beta1, one_minus_beta2, eps, decay, step_size, bias_correction2_sqrt, scale;
+  const float* queued_scale;  // optional: multiplies scale, read when the kernel runs
 };
+
+// Folds the queued scale into k.scale; false when it is not finite, and the kernel then writes
+// nothing (a non-finite gradient norm leaves the parameters and moments as they were).
+__device__ __forceinline__ bool take_queued_scale(AdamWConstants& k) {
+  if (!k.queued_scale) return true;
+  const float s = *k.queued_scale;
+  k.scale *= s;
+  return isfinite(s);
+}
 
 __device__ __forceinline__ void adamw_update(float& param, float grad, float& m, float& v, const AdamWConstants& k) {
   const float g = grad * k.scale;
@@ -28,12 +38,14 @@ __device__ __forceinline__ void adamw_update(float& param, float grad, float& m,
 
 __global__ void adamw_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                              AdamWConstants k) {
+  if (!take_queued_scale(k)) return;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], k);
 }
 
 __global__ void adamw_vec4_kernel(float4* param, const float4* grad, float4* exp_avg, float4* exp_avg_sq, int64_t n4,
                                   AdamWConstants k) {
+  if (!take_queued_scale(k)) return;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     float4 p = param[i], m = exp_avg[i], v = exp_avg_sq[i];
     const float4 g = grad[i];
@@ -53,6 +65,7 @@ __global__ void adamw_vec4_kernel(float4* param, const float4* grad, float4* exp
 template <class G, class O>
 __global__ void adamw_mixed_kernel(float* param, const G* grad, float* exp_avg, float* exp_avg_sq, O* out, int64_t n,
                                    AdamWConstants k) {
+  if (!take_queued_scale(k)) return;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     float p = param[i];
     adamw_update(p, to_float(grad[i]), exp_avg[i], exp_avg_sq[i], k);
@@ -65,6 +78,7 @@ __global__ void adamw_mixed_kernel(float* param, const G* grad, float* exp_avg, 
 template <class G, class O>
 __global__ void adamw_mixed_vec4_kernel(float4* param, const G* grad, float4* exp_avg, float4* exp_avg_sq, O* out,
                                         int64_t n4, AdamWConstants k) {
+  if (!take_queued_scale(k)) return;
   struct alignas(4 * sizeof(G)) G4 { G v[4]; };
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     float4 p = param[i], m = exp_avg[i], v = exp_avg_sq[i];
@@ -88,7 +102,7 @@ __global__ void adamw_mixed_vec4_kernel(float4* param, const G* grad, float4* ex
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 __device__ __forceinline__ bool aligned16_device(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-AdamWConstants constants(const ops::AdamWParams& p, double grad_scale) {
+AdamWConstants constants(const ops::AdamWParams& p, double grad_scale, const float* queued_scale = nullptr) {
   // As the CPU reference: 1 - beta in double, the bias corrections in double.
   const double bias_correction1 = 1.0 - std::pow(p.beta1, double(p.step));
   const double bias_correction2 = 1.0 - std::pow(p.beta2, double(p.step));
@@ -99,7 +113,8 @@ AdamWConstants constants(const ops::AdamWParams& p, double grad_scale) {
           float(1.0 - p.lr * p.weight_decay),
           float(p.lr / bias_correction1),
           float(std::sqrt(bias_correction2)),
-          float(grad_scale)};
+          float(grad_scale),
+          queued_scale};
 }
 
 constexpr int kManyPerLaunch = 64;
@@ -110,6 +125,7 @@ struct AdamWList {  // a kernel parameter: 64 x 40 bytes, inside the 4 KB limit
 
 // blockIdx.y picks the buffer; the blocks along x stride over it, four at a time where aligned.
 __global__ void adamw_many_kernel(AdamWList list, AdamWConstants k) {
+  if (!take_queued_scale(k)) return;
   const AdamWPointers b = list.buffers[blockIdx.y];
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -137,9 +153,9 @@ __global__ void adamw_many_kernel(AdamWList list, AdamWConstants k) {
 }  // namespace
 
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
-                const ops::AdamWParams& p, double grad_scale) {
+                const ops::AdamWParams& p, double grad_scale, const float* queued_scale) {
   if (n == 0) return;
-  const AdamWConstants k = constants(p, grad_scale);
+  const AdamWConstants k = constants(p, grad_scale, queued_scale);
   if (aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq)) {
     const int64_t n4 = n / 4;
     if (n4) {
@@ -195,9 +211,10 @@ void launch_mixed_out(float* param, const G* grad, float* exp_avg, float* exp_av
 }  // namespace
 
 void adamw_step_mixed(float* param, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq, int64_t n,
-                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype) {
+                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype,
+                      const float* queued_scale) {
   if (n == 0) return;
-  const AdamWConstants k = constants(p, grad_scale);
+  const AdamWConstants k = constants(p, grad_scale, queued_scale);
   switch (grad_dtype) {
     case DType::f32:
       return launch_mixed_out(param, static_cast<const float*>(grad), exp_avg, exp_avg_sq, param_out, out_dtype, n, k);

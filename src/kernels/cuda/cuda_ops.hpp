@@ -163,13 +163,16 @@ template <class T>
 double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dloss);
 
 // ---- optimizer -------------------------------------------------------------------------------
+// queued_scale (optional, device memory) multiplies grad_scale when the kernel runs; where it is
+// not finite the step writes nothing.
 void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
-                const ops::AdamWParams& p, double grad_scale);
+                const ops::AdamWParams& p, double grad_scale, const float* queued_scale = nullptr);
 // The same with the gradient in grad_dtype (f32, bf16, f16; read as its exact f32 value) and, when
 // param_out is given, the updated parameters also written there rounded to out_dtype (f32, bf16,
 // f16) in the same pass.
 void adamw_step_mixed(float* param, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq, int64_t n,
-                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype);
+                      const ops::AdamWParams& p, double grad_scale, void* param_out, DType out_dtype,
+                      const float* queued_scale = nullptr);
 struct AdamWPointers {
   float* param;
   const float* grad;
@@ -186,6 +189,11 @@ void add(T* out, const T* a, const T* b, int64_t n);
 template <class T>
 void scale(T* x, double factor, int64_t n);
 double sum_squares(const void* x, DType dtype, int64_t n);  // waits
+// *sum_of_squares = the same sum, queued (no wait).
+void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_t n);
+// *scale = clip_coefficient(sqrt(*sum_of_squares) / denominator, max_norm) / denominator, in f64
+// as optim::clip_coefficient computes it, then rounded; NaN where the sum is not finite.
+void clip_scale(float* scale, const double* sum_of_squares, double max_norm, double denominator);
 bool all_finite(const void* x, DType dtype, int64_t n);     // waits
 // Copies column block [col, col + width) of packed rows (N, packed_width) to or from part (N, width).
 void copy_columns(void* packed, int64_t packed_width, void* part, int64_t width, int64_t col, int64_t n,

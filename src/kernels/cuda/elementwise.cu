@@ -111,6 +111,22 @@ __global__ void sum_partials_kernel(double* total, const double* partial, int bl
   if (threadIdx.x == 0) *total = b;
 }
 
+// optim::clip_coefficient's arithmetic in f64, on the norm sqrt(sum) / denominator, divided by
+// denominator: the factor that unscales and clips the gradients in the optimizer's pass.
+__global__ void clip_scale_kernel(float* scale, const double* sum_of_squares, double max_norm, double denominator) {
+  const double sum = *sum_of_squares;
+  if (!isfinite(sum)) {
+    *scale = __int_as_float(0x7fc00000);  // NaN: the update that reads it writes nothing
+    return;
+  }
+  double coefficient = 1.0;
+  if (max_norm > 0) {
+    const double c = max_norm / (sqrt(sum) / denominator + 1e-6);
+    coefficient = c < 1.0 ? c : 1.0;
+  }
+  *scale = float(coefficient / denominator);
+}
+
 template <class T>
 __global__ void all_finite_kernel(int* not_finite, const T* x, int64_t n) {
   bool bad = false;
@@ -183,20 +199,34 @@ void scale(T* x, double factor, int64_t n) {
   ZT_CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
-double sum_squares(const void* x, DType dtype, int64_t n) {
-  if (n == 0) return 0.0;
+void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_t n) {
+  if (n == 0) {
+    ZT_CUDA_CHECK(cudaMemsetAsync(sum_of_squares, 0, sizeof(double), compute_stream()));
+    return;
+  }
   const int blocks = grid_size(n, 256);
-  Scratch partial(size_t(blocks + 1) * sizeof(double));
+  Scratch partial(size_t(blocks) * sizeof(double));
   const bool vectorized = reinterpret_cast<uintptr_t>(x) % 16 == 0;
   by_dtype(dtype, "sum_squares", [&](auto zero) {
     using T = decltype(zero);
-    sum_squares_kernel<<<blocks, 256, 0, compute_stream()>>>(partial.as<double>() + 1, static_cast<const T*>(x), n,
+    sum_squares_kernel<<<blocks, 256, 0, compute_stream()>>>(partial.as<double>(), static_cast<const T*>(x), n,
                                                             vectorized);
   });
   ZT_CUDA_CHECK_LAUNCH("sum_squares_kernel");
-  sum_partials_kernel<<<1, 1024, 0, compute_stream()>>>(partial.as<double>(), partial.as<double>() + 1, blocks);
+  sum_partials_kernel<<<1, 1024, 0, compute_stream()>>>(sum_of_squares, partial.as<double>(), blocks);
   ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
-  return read_back(partial.as<double>());
+}
+
+double sum_squares(const void* x, DType dtype, int64_t n) {
+  if (n == 0) return 0.0;
+  Scratch total(sizeof(double));
+  sum_squares_into(total.as<double>(), x, dtype, n);
+  return read_back(total.as<double>());
+}
+
+void clip_scale(float* scale, const double* sum_of_squares, double max_norm, double denominator) {
+  clip_scale_kernel<<<1, 1, 0, compute_stream()>>>(scale, sum_of_squares, max_norm, denominator);
+  ZT_CUDA_CHECK_LAUNCH("clip_scale_kernel");
 }
 
 bool all_finite(const void* x, DType dtype, int64_t n) {
