@@ -283,6 +283,10 @@ void bench_memory_bound() {
   const Tensor dw = Tensor::zeros({kC}, DType::bf16, Device::cuda()), db = Tensor::zeros({kC}, DType::bf16, Device::cuda());
   report("layernorm_backward", shape,
          time_ms([&] { ops::layernorm_backward(dx, dw, db, dy, x, w, mean, rstd); }), 0, 3 * act);
+  // As training runs it: the residual stream's gradient added in the same pass (4 passes over (N, C)).
+  const Tensor dadd = random_device({kN, kC}, DType::bf16, -1, 1, 21);
+  report("layernorm_backward_residual", shape,
+         time_ms([&] { ops::layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, dadd); }), 0, 4 * act);
   report("rmsnorm_forward", shape, time_ms([&] { ops::rmsnorm_forward(y, rstd, x, w, 1e-5); }), 0, 2 * act);
   report("rmsnorm_backward", shape, time_ms([&] { ops::rmsnorm_backward(dx, dw, dy, x, w, rstd); }), 0, 3 * act);
   {  // Llama 1.1B's rows: N = 4 * 2048, C = 2048
@@ -294,6 +298,9 @@ void bench_memory_bound() {
     report("rmsnorm_forward", "N=8192 C=2048", time_ms([&] { ops::rmsnorm_forward(ly, lr, lx, lw, 1e-5); }), 0, 2 * bytes);
     report("rmsnorm_backward", "N=8192 C=2048", time_ms([&] { ops::rmsnorm_backward(ly, ldw, ldy, lx, lw, lr); }), 0,
            3 * bytes);
+    const Tensor ladd = random_device({n, c}, DType::bf16, -1, 1, 22), ldx = Tensor::empty({n, c}, DType::bf16, Device::cuda());
+    report("rmsnorm_backward_residual", "N=8192 C=2048",
+           time_ms([&] { ops::rmsnorm_backward(ldx, ldw, ldy, lx, lw, lr, ladd); }), 0, 4 * bytes);
   }
   {
     const Tensor h = random_device({kN, 4 * kC}, DType::bf16, -3, 3, 17);
