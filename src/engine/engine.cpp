@@ -263,11 +263,7 @@ bool Engine::step() {
                    param_store_ ? Tensor() : my_parameters());
     if (param_store_) cast_master_into_parameters();
   } else if (steps_mixed_on_device()) {
-    // AdamW on the GPU reads the bf16/f16 gradients as they are and writes the rounded parameters
-    // in the same pass: no f32 copy of the gradients, no separate cast of the master weights.
-    optim::StepTarget target{0, master_, grads, segments_};
-    target.param_out = options_.stage == 0 ? param_storage_ : my_parameters();
-    optimizer_->step({target}, learning_rate_->current(), coefficient / denominator);
+    optimizer_->step({mixed_step_target(grads)}, learning_rate_->current(), coefficient / denominator);
   } else {
     optimizer_->step({{0, master_, master_gradients_f32(), segments_}}, learning_rate_->current(), coefficient / denominator);
     cast_master_into_parameters();
@@ -285,8 +281,7 @@ bool Engine::step_clipped_on_device(const Tensor& grads) {
   // The gradients hold the sum over the ranks (stage 0) of the loss times the loss scale.
   const double denominator = double(group_->size()) * loss_scale_->scale();
   if (!queued_clip_) queued_clip_ = std::make_unique<QueuedClip>(options_.device);
-  optim::StepTarget target{0, master_, grads, segments_};
-  target.param_out = options_.stage == 0 ? param_storage_ : my_parameters();
+  optim::StepTarget target = mixed_step_target(grads);
   target.queued_scale = queued_clip_->queue(grads, config_.gradient_clipping, denominator, global_steps_);
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
   optimizer_->step({target}, learning_rate_->current(), 1.0);
@@ -312,6 +307,14 @@ bool Engine::clips_on_device() const {
   // factor on the host. ZT_GRAD_NORM_ON_HOST=1 keeps the host's round trip (for comparisons).
   return steps_mixed_on_device() && !offload_ && !loss_scale_->dynamic() && optimizer_->takes_queued_scale() &&
          (options_.stage == 0 || group_->size() == 1) && !env_bool("ZT_GRAD_NORM_ON_HOST", false);
+}
+
+optim::StepTarget Engine::mixed_step_target(const Tensor& grads) {
+  // AdamW on the GPU reads the bf16/f16 gradients as they are and writes the rounded parameters
+  // in the same pass: no f32 copy of the gradients, no separate cast of the master weights.
+  optim::StepTarget target{0, master_, grads, segments_};
+  target.param_out = options_.stage == 0 ? param_storage_ : my_parameters();
+  return target;
 }
 
 bool Engine::steps_mixed_on_device() const {

@@ -1,6 +1,5 @@
 // Casts, sums and reductions. On the CPU these are memory-bound loops; the dtype switch sits
 // outside them.
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -211,6 +210,12 @@ void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x) {
   sum_of_squares.data<double>()[0] = sum_squares(x);
 }
 
+double clip_coefficient(double global_norm, double max_norm) {
+  if (max_norm <= 0) return 1.0;
+  const double coef = max_norm / (global_norm + 1e-6);
+  return coef < 1.0 ? coef : 1.0;
+}
+
 void clip_scale(const Tensor& scale, const Tensor& sum_of_squares, double max_norm, double denominator) {
   ZT_CHECK(sum_of_squares.defined() && sum_of_squares.dtype() == DType::f64 && sum_of_squares.numel() == 1,
            "clip_scale: the sum of squares must be one f64, got ",
@@ -234,10 +239,7 @@ void clip_scale(const Tensor& scale, const Tensor& sum_of_squares, double max_no
     scale.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
     return;
   }
-  // optim::clip_coefficient's (PyTorch's) formula: min(1, max_norm / (norm + 1e-6)), 1 without clipping.
-  double coefficient = 1.0;
-  if (max_norm > 0) coefficient = std::min(1.0, max_norm / (std::sqrt(sum) / denominator + 1e-6));
-  scale.data<float>()[0] = float(coefficient / denominator);
+  scale.data<float>()[0] = float(clip_coefficient(std::sqrt(sum) / denominator, max_norm) / denominator);
 }
 
 bool all_finite(const Tensor& x) {

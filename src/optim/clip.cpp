@@ -11,10 +11,6 @@ double sum_of_squares(const std::vector<Tensor>& grads) {
   return s;
 }
 
-double clip_coefficient(double global_norm, double max_norm) {
-  if (max_norm <= 0) return 1.0;
-  const double coef = max_norm / (global_norm + 1e-6);
-  return coef < 1.0 ? coef : 1.0;
-}
+double clip_coefficient(double global_norm, double max_norm) { return ops::clip_coefficient(global_norm, max_norm); }
 
 }  // namespace zt::optim

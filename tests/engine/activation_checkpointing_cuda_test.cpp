@@ -16,7 +16,6 @@
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
 #include "zt/engine/trainer.hpp"
-#include "zt/models/builtin.hpp"
 #include "zt/nn/checkpoint.hpp"
 
 namespace zt::engine {
@@ -75,15 +74,8 @@ struct Held {
 };
 
 Held held_between_forward_and_backward(const ActivationCheckpointingConfig& ac) {
-  auto model = models::build_causal_lm(models::builtin_config("gpt2-tiny"));
-  model->init_weights(3);
-  for (const auto& [name, p] : model->named_parameters()) p->data = p->data.to(Device::cuda());
-  Config c;
-  c.train_micro_batch_size_per_gpu = 16;
-  c.gradient_accumulation_steps = 1;
-  c.train_batch_size = 16;
-  c.optimizer = OptimizerConfig{"AdamW", {{"lr", 1e-3}}};
-  c.bf16 = true;
+  auto model = test_runs::tiny_gpt2_on_cuda(3);
+  Config c = test_runs::bf16_adamw_config(16);
   c.activation_checkpointing = ac;
   auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(true), c).engine;
   data::MarkovCorpus corpus({128, 4, 1.0, 3, 7});

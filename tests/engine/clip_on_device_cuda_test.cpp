@@ -15,7 +15,6 @@
 #include "zt/data/markov_corpus.hpp"
 #include "zt/engine/engine.hpp"
 #include "zt/engine/trainer.hpp"
-#include "zt/models/builtin.hpp"
 
 namespace zt::engine {
 namespace {
@@ -56,16 +55,8 @@ INSTANTIATE_TEST_SUITE_P(Stages, ClipOnDeviceCuda, ::testing::Values(0, 3),
                          [](const auto& info) { return "stage" + std::to_string(info.param); });
 
 std::shared_ptr<Engine> tiny_engine(std::shared_ptr<nn::Module>& model) {
-  auto lm = models::build_causal_lm(models::builtin_config("gpt2-tiny"));
-  lm->init_weights(5);
-  model = lm;
-  for (const auto& [name, p] : model->named_parameters()) p->data = p->data.to(Device::cuda());
-  Config c;
-  c.train_micro_batch_size_per_gpu = 4;
-  c.gradient_accumulation_steps = 1;
-  c.train_batch_size = 4;
-  c.optimizer = OptimizerConfig{"AdamW", {{"lr", 1e-3}}};
-  c.bf16 = true;
+  model = test_runs::tiny_gpt2_on_cuda(5);
+  Config c = test_runs::bf16_adamw_config(4);
   c.gradient_clipping = 1.0;
   return initialize(model, std::make_shared<nn::CrossEntropyLoss>(true), c).engine;
 }

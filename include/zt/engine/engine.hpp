@@ -103,6 +103,7 @@ class Engine {
   // (0 is returned).
   double forward(const Tensor& inputs, const Tensor& targets, bool queued);
   bool steps_mixed_on_device() const;  // AdamW on the GPU, bf16/f16 storage: gradients and parameters in one pass
+  optim::StepTarget mixed_step_target(const Tensor& grads);  // that step's one target
   bool clips_on_device() const;        // the clip factor computed on the GPU and read there by AdamW (QueuedClip)
   bool step_clipped_on_device(const Tensor& grads);
   void finish_update();                // after the optimizer's step: parameters out, schedules on, gradients cleared

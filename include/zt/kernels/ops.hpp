@@ -156,8 +156,10 @@ void scale_(const Tensor& x, double factor);
 double sum_squares(const Tensor& x);  // accumulated in f64
 // The same sum written into sum_of_squares, f64 (1) on x's device, without waiting for it.
 void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x);
+// PyTorch's clip_grad_norm_ coefficient: min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0.
+double clip_coefficient(double global_norm, double max_norm);
 // The gradient clipping factor from a queued sum of squares: scale, f32 (1) on its device, =
-// optim::clip_coefficient(sqrt(sum) / denominator, max_norm) / denominator (so that the optimizer's
+// clip_coefficient(sqrt(sum) / denominator, max_norm) / denominator (so that the optimizer's
 // grad_scale unscales and clips at once), NaN where the sum is not finite. Nothing waits.
 void clip_scale(const Tensor& scale, const Tensor& sum_of_squares, double max_norm, double denominator);
 bool all_finite(const Tensor& x);

@@ -192,7 +192,7 @@ double sum_squares(const void* x, DType dtype, int64_t n);  // waits
 // *sum_of_squares = the same sum, queued (no wait).
 void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_t n);
 // *scale = clip_coefficient(sqrt(*sum_of_squares) / denominator, max_norm) / denominator, in f64
-// as optim::clip_coefficient computes it, then rounded; NaN where the sum is not finite.
+// as ops::clip_coefficient computes it, then rounded; NaN where the sum is not finite.
 void clip_scale(float* scale, const double* sum_of_squares, double max_norm, double denominator);
 bool all_finite(const void* x, DType dtype, int64_t n);     // waits
 // Copies column block [col, col + width) of packed rows (N, packed_width) to or from part (N, width).

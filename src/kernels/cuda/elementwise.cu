@@ -111,8 +111,8 @@ __global__ void sum_partials_kernel(double* total, const double* partial, int bl
   if (threadIdx.x == 0) *total = b;
 }
 
-// optim::clip_coefficient's arithmetic in f64, on the norm sqrt(sum) / denominator, divided by
-// denominator: the factor that unscales and clips the gradients in the optimizer's pass.
+// ops::clip_coefficient's arithmetic (the host's) in f64, on the norm sqrt(sum) / denominator,
+// divided by denominator: the factor that unscales and clips the gradients in the optimizer's pass.
 __global__ void clip_scale_kernel(float* scale, const double* sum_of_squares, double max_norm, double denominator) {
   const double sum = *sum_of_squares;
   if (!isfinite(sum)) {
