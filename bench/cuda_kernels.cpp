@@ -1,5 +1,6 @@
 // CUDA kernel micro-benchmark at GPT-2 124M shapes (B=16, T=1024, C=768, NH=12, V=50257, bf16),
-// and attention at Llama 1.1B's too (B=4, T=2048, NH=32, NKV=4, HD=64): each op's median time
+// and attention, RMSNorm, RoPE and cross-entropy at Llama 1.1B's too (B=4, T=2048, NH=32, NKV=4,
+// HD=64, C=2048, V=32000): each op's median time
 // over repeated runs, timed with events on the compute stream, against the device's ceilings
 // measured first in the same run (a device-to-device copy for memory bandwidth, an 8192^3 bf16
 // GEMM for matrix throughput). One JSON line per op.
@@ -14,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <random>
 #include <string>
@@ -301,6 +303,14 @@ void bench_memory_bound() {
     const Tensor ladd = random_device({n, c}, DType::bf16, -1, 1, 22), ldx = Tensor::empty({n, c}, DType::bf16, Device::cuda());
     report("rmsnorm_backward_residual", "N=8192 C=2048",
            time_ms([&] { ops::rmsnorm_backward(ldx, ldw, ldy, lx, lw, lr, ladd); }), 0, 4 * bytes);
+    // Llama's qkv (B=4, T=2048, 32 + 2 * 4 heads of 64): the 36 query and key heads rotated in
+    // place (each read and written once).
+    const Tensor qkv = random_device({4, 2048, 40, 64}, DType::bf16, -2, 2, 23);
+    std::vector<float> freq(32);
+    for (size_t i = 0; i < freq.size(); ++i) freq[i] = float(std::pow(10000.0, -double(i) / 32.0));
+    const Tensor inv_freq = Tensor::from_floats({32}, freq).to(Device::cuda());
+    report("rope_forward", "B=4 T=2048 heads=36/40 HD=64",
+           time_ms([&] { ops::rope_forward(qkv, inv_freq, 36, 0); }), 0, 2 * double(n) * 36 * 64 * 2);
   }
   {
     const Tensor h = random_device({kN, 4 * kC}, DType::bf16, -3, 3, 17);
