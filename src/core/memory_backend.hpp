@@ -18,4 +18,12 @@ void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_devic
 void cuda_copy_async(void* dst, const void* src, size_t nbytes);
 void cuda_memset_zero(void* ptr, size_t nbytes);
 
+// While this thread captures a CUDA graph (zt/core/cuda_graph.hpp): the device allocations made
+// since tracking began and not freed since, which would outlive the graph's launch.
+struct CaptureAllocations {
+  size_t count = 0, bytes = 0;
+};
+void track_capture_allocations(bool on);
+CaptureAllocations capture_allocations();
+
 }  // namespace zt::detail

@@ -17,6 +17,11 @@ void QueuedReadback::queue(const Tensor& src) {
   pending_ = true;
 }
 
+void QueuedReadback::requeued() {
+  ZT_CHECK(host_.defined(), "QueuedReadback: requeued() before any queue()");
+  pending_ = true;
+}
+
 bool QueuedReadback::pending() const { return pending_; }
 
 const Tensor& QueuedReadback::wait() {

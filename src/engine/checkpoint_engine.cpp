@@ -13,6 +13,7 @@
 
 #include "engine_parts.hpp"
 #include "optimizer_offload.hpp"
+#include "step_graph.hpp"
 #include "zt/core/log.hpp"
 #include "zt/engine/checkpoint.hpp"
 #include "zt/engine/engine.hpp"
@@ -260,6 +261,8 @@ void Engine::save_checkpoint(const std::string& dir, const std::string& tag_arg,
 nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string& tag, bool load_optimizer_states,
                                        bool load_lr_scheduler_states, bool load_module_only) {
   const int rank = group_->rank(), world = group_->size();
+  // The loaded states are captured anew (after warming up) rather than trusted to the old graph.
+  if (step_graph_) step_graph_->reset();
   const zero::Range mine = options_.stage == 0 ? zero::Range{0, layout_->total()} : layout_->partition(rank);
   CheckpointMeta meta;
   Tensor master;

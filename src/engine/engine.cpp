@@ -5,9 +5,11 @@
 #include "engine_parts.hpp"
 #include "optimizer_offload.hpp"
 #include "queued_clip.hpp"
+#include "step_graph.hpp"
 #include "zt/engine/activation_checkpointing.hpp"
 #include "zt/core/env.hpp"
 #include "zt/core/log.hpp"
+#include "zt/core/op_profile.hpp"
 #include "zt/core/storage.hpp"
 #include "zt/kernels/ops.hpp"
 #include "zt/optim/adamw.hpp"
@@ -128,7 +130,26 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
                                                                            param_storage_);
   install_segments();
   install_hooks();
+  if (const std::string why = step_graph_refusal(); why.empty()) step_graph_ = std::make_unique<StepGraph>();
+  else if (device.is_cuda()) log_debug("train_batch runs its forwards and backwards without a CUDA graph: ", why);
 }
+
+std::string Engine::step_graph_refusal() const {
+  // The graph replays the host's decisions of its capture: everything that changes from step to
+  // step inside a forward or backward must live in device memory.
+  if (!options_.device.is_cuda()) return "not on a GPU";
+  if (!env_bool("ZT_CUDA_GRAPHS", true)) return "ZT_CUDA_GRAPHS=0";
+  if (group_->size() > 1) return "more than one rank (the gradients' reductions are waited for on the host)";
+  if (options_.stage > 1) return str("ZeRO stage ", options_.stage, " (buckets and gathers managed on the host)");
+  if (offload_ || param_store_) return "offload (copies between host and device inside the step)";
+  if (loss_scale_->dynamic()) return "fp16's dynamic loss scale (the gradient's factor changes between steps)";
+  if (!dynamic_cast<const nn::CrossEntropyLoss*>(loss_.get())) return "a loss other than the cross-entropy";
+  if (config_.activation_checkpointing.enabled) return "activation checkpointing";
+  if (op_profiling()) return "the op profile (ZT_PROFILE_OPS times each op with events)";
+  return "";
+}
+
+int64_t Engine::step_graph_replays() const { return step_graph_ ? step_graph_->replays() : 0; }
 
 void Engine::install_segments() {
   const zero::Range owned = options_.stage == 0 ? zero::Range{0, layout_->total()} : layout_->partition(group_->rank());
@@ -201,7 +222,8 @@ double Engine::forward(const Tensor& inputs, const Tensor& targets, bool queued)
 
 void Engine::backward() {
   ZT_CHECK(forward_pending_, "Engine::backward without a forward");
-  if (micro_steps_ % config_.gradient_accumulation_steps == 0) reducer_->zero();
+  if (micro_steps_ % config_.gradient_accumulation_steps == 0 && !gradients_cleared_) reducer_->zero();
+  gradients_cleared_ = false;
   reducer_->begin_backward(is_gradient_accumulation_boundary());
   model_->backward(loss_->backward());
   reducer_->finish_backward();
@@ -223,7 +245,8 @@ std::string Engine::placement() const {
   const std::string parameters = param_store_ ? param_store_->describe() + ", fetched per module" : device;
   return str("parameters: ", parameters, ", gradients: ", device, ", master weights and optimizer states: ",
              offload_ ? offload_placement(*offload_, options_.device) : device,
-             ", activations: ", describe_activations(*model_, options_.device));
+             ", activations: ", describe_activations(*model_, options_.device),
+             step_graph_ ? ", " + step_graph_->describe() : std::string());
 }
 
 bool Engine::step() {
@@ -275,8 +298,6 @@ bool Engine::step() {
 bool Engine::step_clipped_on_device(const Tensor& grads) {
   // A norm queued by the previous step and not read since: a non-finite one is reported now.
   if (queued_clip_ && queued_clip_->pending()) last_grad_norm();
-  // The forwards' losses: their copies were queued behind each loss, long passed by now.
-  for (double loss : loss_->take_queued()) queued_losses_.push_back(loss);
   ++global_steps_;
   // The gradients hold the sum over the ranks (stage 0) of the loss times the loss scale.
   const double denominator = double(group_->size()) * loss_scale_->scale();
@@ -286,6 +307,9 @@ bool Engine::step_clipped_on_device(const Tensor& grads) {
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
   optimizer_->step({target}, learning_rate_->current(), 1.0);
   finish_update();
+  // The forwards' losses, read once the update is queued: a CUDA graph's copies are marked at
+  // the graph's end, and waiting for them before would leave the GPU idle while the host queues.
+  for (double loss : loss_->take_queued()) queued_losses_.push_back(loss);
   return true;
 }
 
@@ -345,18 +369,37 @@ void Engine::publish_parameters() {
   coordinator_->refresh();
 }
 
+void Engine::run_micro_steps(const std::vector<std::pair<Tensor, Tensor>>& batches) {
+  for (const auto& [inputs, targets] : batches) {
+    forward(inputs, targets, /*queued=*/true);
+    backward();
+  }
+}
+
 double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
-  double total = 0;
   const int64_t gas = config_.gradient_accumulation_steps;
   // The losses are read by the step, which waits for the gradients anyway: the backward is queued
   // while the forward still runs.
   queued_losses_.clear();
-  for (int64_t i = 0; i < gas; ++i) {
-    const data::Batch b = data.next_batch(config_.train_micro_batch_size_per_gpu, seq_len);
-    forward(b.inputs, b.targets, /*queued=*/true);
-    backward();
+  std::vector<data::Batch> batches;
+  for (int64_t i = 0; i < gas; ++i) batches.push_back(data.next_batch(config_.train_micro_batch_size_per_gpu, seq_len));
+  if (step_graph_ && !op_profiling()) {
+    ZT_CHECK(micro_steps_ % gas == 0 && !forward_pending_, "train_batch inside an accumulation window: ",
+             micro_steps_ % gas, " of its ", gas, " micro-batches were run by forward and backward");
+    const auto& on_device = step_graph_->stage(batches, options_.device);
+    // Outside the graph: clearing waits for the event the last step's update recorded.
+    reducer_->zero();
+    gradients_cleared_ = true;
+    const StepGraph::Ran ran = step_graph_->run([&] { run_micro_steps(on_device); });
+    gradients_cleared_ = false;
+    if (ran == StepGraph::Ran::replayed) micro_steps_ += gas;  // the host side of a replay
+  } else {
+    std::vector<std::pair<Tensor, Tensor>> on_host;
+    for (const data::Batch& b : batches) on_host.emplace_back(b.inputs, b.targets);
+    run_micro_steps(on_host);
   }
   step();
+  double total = 0;
   for (double loss : queued_losses_) total += loss;
   queued_losses_.clear();
   Tensor mean = Tensor::from_floats({1}, {0.0f}, DType::f64);

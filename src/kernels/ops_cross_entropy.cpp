@@ -22,7 +22,7 @@ void check_targets(const Tensor& targets, int64_t n, int64_t v, const char* op) 
 }
 
 int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, const Tensor& targets, double dloss,
-            const char* op, bool count_rows) {
+            const char* op, bool count_rows, const float* dloss_at = nullptr) {
   ZT_OP_SCOPE("cross_entropy", logits);
   ZT_CHECK(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.describe());
   const int64_t n = logits.size(0), v = logits.size(1);
@@ -36,11 +36,12 @@ int64_t run(const Tensor& losses, const Tensor& dlogits, const Tensor& logits, c
     cuda::dispatch_float(logits, op, [&](auto zero) {
       using T = decltype(zero);
       counted = cuda::cross_entropy<T>(losses.data<float>(), cuda::ptr<T>(dlogits), cuda::ptr<T>(logits),
-                                       targets.data<int32_t>(), n, v, dloss, count_rows);
+                                       targets.data<int32_t>(), n, v, dloss, count_rows, dloss_at);
     });
     return counted;
   }
 #endif
+  ZT_CHECK(dloss_at == nullptr, op, ": a dloss read from device memory needs CUDA logits");
   kernels::dispatch_cpu_float(logits, op, [&](auto zero) {
     using T = decltype(zero);
     counted = cpu::cross_entropy<T>(losses.data<T>(), kernels::ptr_or_null<T>(dlogits), logits.data<T>(),
@@ -58,6 +59,33 @@ int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const T
                             double dloss, bool count_rows) {
   const int64_t counted = run(losses, dlogits, logits, targets, dloss, "cross_entropy_fused", count_rows);
   return count_rows ? counted : -1;
+}
+
+void cross_entropy_fused_counting(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                  const Tensor& targets, double grad_scale, const Tensor& count_and_dloss) {
+  const char* op = "cross_entropy_fused_counting";
+  ZT_CHECK(count_and_dloss.defined() && count_and_dloss.dtype() == DType::f32 && count_and_dloss.numel() == 2 &&
+               count_and_dloss.device() == logits.device(),
+           op, ": count_and_dloss must be 2 f32 on the logits' device (", logits.device().name(), "), got ",
+           count_and_dloss.defined() ? count_and_dloss.describe() : "none");
+  ZT_CHECK(targets.numel() < (int64_t(1) << 24), op, ": ", targets.numel(),
+           " targets; the count is kept in f32, exact up to 2^24");
+  check_same_device(targets, logits, op);
+  check_dtype(targets, DType::i32, op, "targets");
+#if ZT_HAS_CUDA
+  if (logits.device().is_cuda()) {
+    cuda::count_targets(count_and_dloss.data<float>(), targets.data<int32_t>(), targets.numel(), grad_scale);
+    run(losses, dlogits, logits, targets, 0.0, op, false, count_and_dloss.data<float>() + 1);
+    return;
+  }
+#endif
+  int64_t count = 0;
+  const int32_t* t = targets.data<int32_t>();
+  for (int64_t i = 0; i < targets.numel(); ++i) count += t[i] != kIgnoreIndex;
+  const double dloss = count ? grad_scale / double(count) : 0.0;
+  float* out = count_and_dloss.data<float>();
+  out[0] = float(count), out[1] = float(dloss);
+  run(losses, dlogits, logits, targets, dloss, op, false);
 }
 
 }  // namespace zt::ops

@@ -71,7 +71,10 @@ void GradReducer::launch(int bucket) {
   BucketState& state = buckets_[size_t(bucket)];
   const Range range = layout_.buckets()[size_t(bucket)].range;
   const int rank = group_.rank();
-  if (options_.stage == 0) {
+  if (group_.size() == 1 && options_.stage <= 1) {
+    // One rank: the sum over the group is the buffer as it is (stage 1's part is all of it).
+    state.work = comm::Work();
+  } else if (options_.stage == 0) {
     state.work = group_.all_reduce(flat_.view(size_t(range.begin), {range.size()}));
   } else {
     const std::vector<int64_t> counts = layout_.counts_by_rank(range);

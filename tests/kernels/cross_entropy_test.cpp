@@ -89,6 +89,37 @@ TEST(CrossEntropy, ForwardAndFusedMatchLogsumexp) {
   }
 }
 
+// The counting form: the count and grad_scale / count written beside the losses, and the same
+// losses and gradient as the fused op given that dloss; every row ignored gives a zero factor.
+TEST(CrossEntropy, CountingFormMatchesTheFusedOpWithTheHostsCount) {
+  Rng rng(77);
+  const int64_t n = 29, v = 40;
+  const Tensor logits = random_tensor({n, v}, DType::f32, rng, -5.0, 5.0);
+  const std::vector<int32_t> t = targets_with_ignored(n, int32_t(v), rng);
+  const Tensor targets = Tensor::from_ints({n}, t);
+  int64_t count = 0;
+  for (int32_t x : t) count += x != kIgnoreIndex;
+  ASSERT_GT(count, 0);
+  ASSERT_LT(count, n);
+  const double grad_scale = 0.75;
+  const Tensor losses = Tensor::empty({n}, DType::f32), dlogits = Tensor::empty({n, v}, DType::f32);
+  ops::cross_entropy_fused(losses, dlogits, logits, targets, grad_scale / double(count));
+  const Tensor c_losses = Tensor::empty({n}, DType::f32), c_dlogits = Tensor::empty({n, v}, DType::f32);
+  const Tensor count_and_dloss = Tensor::empty({2}, DType::f32);
+  ops::cross_entropy_fused_counting(c_losses, c_dlogits, logits, targets, grad_scale, count_and_dloss);
+  EXPECT_EQ(values(count_and_dloss), (std::vector<double>{double(count), double(float(grad_scale / double(count)))}));
+  EXPECT_EQ(values(c_losses), values(losses));
+  EXPECT_EQ(values(c_dlogits), values(dlogits));
+
+  const Tensor all_ignored = Tensor::from_ints({n}, std::vector<int32_t>(size_t(n), kIgnoreIndex));
+  ops::cross_entropy_fused_counting(c_losses, c_dlogits, logits, all_ignored, grad_scale, count_and_dloss);
+  EXPECT_EQ(values(count_and_dloss), (std::vector<double>{0.0, 0.0}));
+  EXPECT_EQ(values(c_dlogits), std::vector<double>(size_t(n * v), 0.0));
+  EXPECT_TRUE(test::throws_error_naming(
+      [&] { ops::cross_entropy_fused_counting(c_losses, c_dlogits, logits, targets, 1.0, Tensor::empty({3}, DType::f32)); },
+      {"cross_entropy_fused_counting", "count_and_dloss"}));
+}
+
 TEST(CrossEntropy, EveryRowIgnoredCountsZero) {
   const Tensor logits = Tensor::from_floats({2, 3}, {1, 2, 3, 4, 5, 6});
   const Tensor losses = Tensor::empty({2}, DType::f32), dlogits = Tensor::empty({2, 3}, DType::f32);

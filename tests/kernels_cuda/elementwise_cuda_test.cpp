@@ -147,6 +147,35 @@ TEST(CudaCrossEntropy, FusedLossAndGradientMatchCpu) {
     }
 }
 
+// The counting form on the GPU: the count and the factor made by a kernel from the device's
+// targets, read by the loss kernel; against the CPU's counting form.
+TEST(CudaCrossEntropy, CountingFormMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(404);
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t v : {1000, 50304}) {
+      for (int64_t n : {int64_t(3000), int64_t(9)}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " V=" << v);
+        const Tensor logits = host_values({n, v}, dtype, rng, -8, 8);
+        std::vector<int32_t> t(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) t[size_t(i)] = i % 3 == 1 ? ops::kIgnoreIndex : rng.integer(0, int32_t(v));
+        const Tensor targets = Tensor::from_ints({n}, t);
+        const double grad_scale = 0.37;
+        const Tensor losses = Tensor::empty({n}, DType::f32), dlogits = Tensor::empty({n, v}, DType::f32);
+        const Tensor count_and_dloss = Tensor::empty({2}, DType::f32);
+        ops::cross_entropy_fused_counting(losses, dlogits, logits, targets, grad_scale, count_and_dloss);
+
+        const Tensor d_logits = on_device(logits, dtype);
+        const Tensor d_losses = poisoned({n}, DType::f32), d_dlogits = poisoned({n, v}, dtype);
+        const Tensor d_count = poisoned({2}, DType::f32);
+        ops::cross_entropy_fused_counting(d_losses, d_dlogits, d_logits, targets.to(Device::cuda()), grad_scale, d_count);
+        EXPECT_EQ(host_doubles(d_count), host_doubles(count_and_dloss));
+        EXPECT_TRUE(expect_close("cross_entropy_fused_counting.losses", d_losses, losses, dtype, 1e-5));
+        EXPECT_TRUE(expect_close("cross_entropy_fused_counting.dlogits", d_dlogits, dlogits, dtype));
+      }
+    }
+}
+
 TEST(CudaCrossEntropy, TargetOutsideTheVocabularyGivesNaN) {
   ZT_REQUIRE_CUDA();
   const Tensor logits = Tensor::zeros({2, 4}, DType::f32, Device::cuda());

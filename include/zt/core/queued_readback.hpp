@@ -31,6 +31,9 @@ class QueuedReadback {
   void queue(const Tensor& src);  // any device; a queued value not yet waited for is dropped
   bool pending() const;           // queued and not waited for
   const Tensor& wait();           // the host copy of the last queue() (throws if none was queued)
+  // The copy of the last queue() was queued again, by a launch of the CUDA graph it was captured
+  // into: marks the stream after it (the launch), and the readback is pending again.
+  void requeued();
 
  private:
   struct Mark;  // the stream's point after the copy (a CUDA event); none on the host

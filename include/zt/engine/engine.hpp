@@ -30,6 +30,7 @@ class LossScale;
 class LearningRate;
 class OptimizerOffload;
 class QueuedClip;
+class StepGraph;
 
 class Engine {
  public:
@@ -53,6 +54,8 @@ class Engine {
   int64_t global_steps() const { return global_steps_; }
   int64_t micro_steps() const { return micro_steps_; }
   int64_t skipped_steps() const { return skipped_steps_; }
+  // train_batch's forwards and backwards replayed as one CUDA graph (0 when they are not).
+  int64_t step_graph_replays() const;
   // The last step's gradient norm (over the ranks, unscaled). Where the clip factor is computed on
   // the GPU, the norm is read here, after the update was queued (this waits for the norm, not the
   // update); a norm that is not finite is an error here, and that step's update was not applied.
@@ -106,6 +109,9 @@ class Engine {
   optim::StepTarget mixed_step_target(const Tensor& grads);  // that step's one target
   bool clips_on_device() const;        // the clip factor computed on the GPU and read there by AdamW (QueuedClip)
   bool step_clipped_on_device(const Tensor& grads);
+  // Why train_batch cannot replay its forwards and backwards as a CUDA graph ("" when it can).
+  std::string step_graph_refusal() const;
+  void run_micro_steps(const std::vector<std::pair<Tensor, Tensor>>& batches);  // forward and backward each
   void finish_update();                // after the optimizer's step: parameters out, schedules on, gradients cleared
   Tensor my_parameters() const;        // this rank's partition of the parameter storage
   void cast_master_into_parameters();  // the master weights (host or device) into my_parameters()
@@ -128,6 +134,8 @@ class Engine {
   std::unique_ptr<LearningRate> learning_rate_;
   std::unique_ptr<LossScale> loss_scale_;
   std::unique_ptr<QueuedClip> queued_clip_;  // where clips_on_device(): made at the first step
+  std::unique_ptr<StepGraph> step_graph_;    // where step_graph_refusal() is empty (ZT_CUDA_GRAPHS)
+  bool gradients_cleared_ = false;           // train_batch cleared them before the backwards it runs
   std::shared_ptr<nn::ModuleHooks> hooks_;
   std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers
   int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;

@@ -116,6 +116,12 @@ int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const 
 int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                             const Tensor& targets, double dloss, bool count_rows = true);
 constexpr int32_t kIgnoreIndex = -100;
+// The same fused op with the count made where the targets are: count_and_dloss (2) f32 on the
+// logits' device receives {the targets that are not ignored, grad_scale / that count (0 when
+// none is)}, and the gradient's kernel reads that dloss when it runs. On a GPU nothing waits for
+// the host and no host value depends on the batch (a CUDA graph can replay it).
+void cross_entropy_fused_counting(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                  const Tensor& targets, double grad_scale, const Tensor& count_and_dloss);
 
 // Mean squared error over all elements of pred and target (same shape); when dpred is defined
 // it receives dloss * d(mean)/d(pred). Returns the mean.

@@ -2,6 +2,7 @@
 // returns the scalar, backward the gradient of (grad_scale * loss) with respect to the prediction.
 #pragma once
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -34,7 +35,10 @@ class Loss {
 
 // Softmax cross-entropy over the last dimension, mean over targets that are not -100.
 // pred (..., V) logits, target (...) int32. With in_place_grad the gradient overwrites the
-// logits (they are not needed after the loss), saving an (N, V) buffer.
+// logits (they are not needed after the loss), saving an (N, V) buffer. Targets given on the host
+// are counted there; targets on the device are counted by a kernel, so that the forward queues
+// nothing that depends on a host value of the batch (a CUDA graph can replay it: the pending
+// losses of a replayed forward are registered by the graph's launch).
 class CrossEntropyLoss : public Loss {
  public:
   explicit CrossEntropyLoss(bool in_place_grad = false) : in_place_grad_(in_place_grad) {}
@@ -42,12 +46,18 @@ class CrossEntropyLoss : public Loss {
   Tensor backward() override;
   void forward_queued(const Tensor& logits, const Tensor& targets, double grad_scale = 1.0) override;
   std::vector<double> take_queued() override;
-  int64_t last_count() const { return count_; }  // targets counted by the last forward
 
  private:
   struct RowLosses {
-    int64_t count = 0;
-    size_t slot = 0;  // readbacks_[slot] holds the per-row losses' host copy
+    int64_t count = 0;  // the targets not ignored; -1: counted on the device (Slot::count_and_dloss)
+    size_t slot = 0;    // slots_[slot] holds the per-row losses and their host copy
+  };
+  // What one queued forward of a step writes, kept step after step (the n-th forward of a step
+  // uses the n-th slot): the buffers' addresses stay the same, as a replayed graph needs.
+  struct Slot {
+    Tensor losses;           // (N) f32 on the logits' device
+    Tensor count_and_dloss;  // (2) f32 on the device: the count and the gradient's factor
+    QueuedReadback losses_back, count_back;
   };
   // Queues the fused kernel and the copy of its per-row losses to the host; waits for nothing.
   RowLosses queue_rows(const Tensor& logits, const Tensor& targets, double grad_scale);
@@ -55,9 +65,8 @@ class CrossEntropyLoss : public Loss {
 
   bool in_place_grad_;
   Tensor dlogits_;
-  int64_t count_ = 0;
   std::vector<RowLosses> pending_;
-  std::vector<QueuedReadback> readbacks_;  // one a queued forward of a step, reused step after step
+  std::vector<std::unique_ptr<Slot>> slots_;
 };
 
 // Mean squared error over all elements.

@@ -9,9 +9,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "../memory_backend.hpp"
 #include "zt/core/cuda_check.hpp"
+#include "zt/core/cuda_graph.hpp"
 #include "zt/core/cuda_stream.hpp"
 #include "zt/core/device.hpp"
 
@@ -99,17 +101,34 @@ StagingRing& staging_ring() {
   return *ring;
 }
 
+// The allocations made during this thread's graph capture and not freed since (pointer, bytes).
+thread_local std::unordered_map<void*, size_t>* t_capture_allocations = nullptr;
+
 }  // namespace
+
+void track_capture_allocations(bool on) {
+  delete t_capture_allocations;
+  t_capture_allocations = on ? new std::unordered_map<void*, size_t>() : nullptr;
+}
+
+CaptureAllocations capture_allocations() {
+  CaptureAllocations a;
+  if (!t_capture_allocations) return a;
+  for (const auto& [ptr, bytes] : *t_capture_allocations) ++a.count, a.bytes += bytes;
+  return a;
+}
 
 void* cuda_allocate(size_t nbytes, int device) {
   cuda::set_device(device);
   keep_pool_memory(device);
   void* ptr = nullptr;
   ZT_CUDA_CHECK(cudaMallocAsync(&ptr, nbytes, cuda::compute_stream()));
+  if (t_capture_allocations) (*t_capture_allocations)[ptr] = nbytes;
   return ptr;
 }
 
 void cuda_release(void* ptr, int device) {
+  if (t_capture_allocations) t_capture_allocations->erase(ptr);
   // A destructor path: report but never throw.
   if (cudaSetDevice(device) == cudaSuccess) cudaFreeAsync(ptr, cuda::compute_stream());
 }
@@ -123,6 +142,10 @@ void* pinned_allocate(size_t nbytes) {
 void pinned_release(void* ptr) { cudaFreeHost(ptr); }
 
 void cuda_copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes) {
+  // A graph would replay the staging buffer's later contents, or the host could not wait.
+  ZT_CHECK((dst_on_device && src_on_device) || !capturing_graph(), "a copy of ", nbytes, " bytes ",
+           src_on_device ? "from the device to the host" : "from the host to the device",
+           " inside a CUDA graph's capture: the captured work must read its inputs from device memory");
   if (dst_on_device && !src_on_device && nbytes <= kStagedBytes) return staging_ring().copy_to_device(dst, src, nbytes);
   ZT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, cuda::compute_stream()));
   // A copy between two device buffers is ordered with the kernels on the stream: no wait.

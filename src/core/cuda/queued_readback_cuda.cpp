@@ -66,11 +66,20 @@ void QueuedReadback::queue(const Tensor& src) {
   pending_ = true;
 }
 
+void QueuedReadback::requeued() {
+  ZT_CHECK(host_.defined(), "QueuedReadback: requeued() before any queue()");
+  if (mark_) {
+    cuda::set_device(mark_->device);
+    ZT_CUDA_CHECK(cudaEventRecord(mark_->done, cuda::compute_stream()));
+  }
+  pending_ = true;
+}
+
 bool QueuedReadback::pending() const { return pending_; }
 
 const Tensor& QueuedReadback::wait() {
   ZT_CHECK(host_.defined(), "QueuedReadback: wait() before any queue()");
-  if (pending_ && source_.defined()) {
+  if (pending_ && host_pinned_) {  // the last queue() copied from a device (or a graph's launch did again)
     cuda::set_device(mark_->device);
     ZT_CUDA_CHECK(cudaEventSynchronize(mark_->done));
   }

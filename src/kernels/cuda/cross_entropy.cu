@@ -33,8 +33,9 @@ __device__ __forceinline__ void for_each_owned(const T* x, int64_t v, Fn&& fn) {
 
 template <class T>
 __global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits, const int32_t* targets,
-                                     int* counted, int64_t v, float dloss) {
+                                     int* counted, int64_t v, float dloss, const float* dloss_at) {
   __shared__ float shared[32];
+  if (dloss_at) dloss = *dloss_at;
   const int64_t row = blockIdx.x;
   const T* x = logits + row * v;
   T* dx = dlogits ? dlogits + row * v : nullptr;
@@ -146,9 +147,10 @@ __device__ __forceinline__ void store_gradient(uint4* dst, const Chunk16<T>& c, 
 template <class T, int K, int Threads>
 __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* losses, T* dlogits, const T* logits,
                                                                    const int32_t* targets, int* counted, int64_t v,
-                                                                   float dloss) {
+                                                                   float dloss, const float* dloss_at) {
   constexpr int kVec = Chunk16<T>::n;
   __shared__ float shared[32];
+  if (dloss_at) dloss = *dloss_at;
   const int64_t row = blockIdx.x;
   const int chunks = int(v / kVec);  // rows are far below 2^31 elements
   const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
@@ -192,10 +194,11 @@ __global__ void __launch_bounds__(Threads) cross_entropy_rows_kernel(float* loss
 template <class T, int Threads>
 __global__ void __launch_bounds__(Threads) cross_entropy_staged_kernel(float* losses, T* dlogits, const T* logits,
                                                                      const int32_t* targets, int* counted, int64_t v,
-                                                                     float dloss) {
+                                                                     float dloss, const float* dloss_at) {
   constexpr int kVec = Chunk16<T>::n;
   extern __shared__ uint4 staged[];  // (v / kVec) chunks of this row
   __shared__ float shared[32];
+  if (dloss_at) dloss = *dloss_at;
   const int64_t row = blockIdx.x;
   const int chunks = int(v / kVec);
   const uint4* x = reinterpret_cast<const uint4*>(logits + row * v);
@@ -240,18 +243,18 @@ constexpr size_t kStagedMaxBytes = size_t(112) << 10;  // two rows a multiproces
 
 template <class T>
 void launch_staged(float* losses, T* dlogits, const T* logits, const int32_t* targets, int* counted, int64_t n,
-                   int64_t v, float dloss) {
+                   int64_t v, float dloss, const float* dloss_at) {
   auto kernel = cross_entropy_staged_kernel<T, kStagedThreads>;
   ZT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kStagedMaxBytes)));
   kernel<<<unsigned(n), kStagedThreads, size_t(v) * sizeof(T), compute_stream()>>>(losses, dlogits, logits, targets,
-                                                                                 counted, v, dloss);
+                                                                                 counted, v, dloss, dloss_at);
 }
 
 template <class T, int K, int Threads>
 void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targets, int* counted, int64_t n,
-                 int64_t v, float dloss) {
+                 int64_t v, float dloss, const float* dloss_at) {
   cross_entropy_rows_kernel<T, K, Threads><<<unsigned(n), Threads, 0, compute_stream()>>>(
-      losses, dlogits, logits, targets, counted, v, dloss);
+      losses, dlogits, logits, targets, counted, v, dloss, dloss_at);
 }
 
 // The staged kernel for rows that fit its shared memory, else the register kernel, or nullptr when
@@ -260,7 +263,7 @@ void launch_rows(float* losses, T* dlogits, const T* logits, const int32_t* targ
 // few past 4 chunks; the counts below are the largest that compile without spills).
 template <class T>
 auto rows_launch(const T* logits, const T* dlogits, int64_t v)
-    -> void (*)(float*, T*, const T*, const int32_t*, int*, int64_t, int64_t, float) {
+    -> void (*)(float*, T*, const T*, const int32_t*, int*, int64_t, int64_t, float, const float*) {
   constexpr int kVec = Chunk16<T>::n;
   const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
   if (v % kVec != 0 || v < 8192 || misaligned(logits) || (dlogits && misaligned(dlogits))) return nullptr;
@@ -277,11 +280,32 @@ auto rows_launch(const T* logits, const T* dlogits, int64_t v)
   return nullptr;
 }
 
+// count_and_dloss (2) = {the targets that are not the ignore index, grad_scale / that count (0
+// when none is)}: one block, the count exact in f32 up to 2^24 targets.
+__global__ void count_targets_kernel(float* count_and_dloss, const int32_t* targets, int64_t n, double grad_scale) {
+  __shared__ int warp_counts[32];
+  int count = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) count += targets[i] != ops::kIgnoreIndex;
+  count = __reduce_add_sync(0xffffffffu, count);
+  if (threadIdx.x % 32 == 0) warp_counts[threadIdx.x / 32] = count;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  int total = 0;
+  for (int w = 0; w < int(blockDim.x / 32); ++w) total += warp_counts[w];
+  count_and_dloss[0] = float(total);
+  count_and_dloss[1] = total ? float(grad_scale / double(total)) : 0.0f;  // as the host's division
+}
+
 }  // namespace
+
+void count_targets(float* count_and_dloss, const int32_t* targets, int64_t n, double grad_scale) {
+  count_targets_kernel<<<1, 1024, 0, compute_stream()>>>(count_and_dloss, targets, n, grad_scale);
+  ZT_CUDA_CHECK_LAUNCH("count_targets_kernel");
+}
 
 template <class T>
 int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                      double dloss, bool count) {
+                      double dloss, bool count, const float* dloss_at) {
   if (n == 0) return count ? 0 : -1;
   Scratch counted(count ? sizeof(int) : 0);
   if (count) ZT_CUDA_CHECK(cudaMemsetAsync(counted.as<int>(), 0, sizeof(int), compute_stream()));
@@ -289,11 +313,11 @@ int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t*
   // for the second (at 2 blocks of 1024 per SM, 264 rows of 100 KB for GPT-2's vocabulary).
   const int threads = v >= 8192 ? 1024 : (v >= 1024 ? 256 : 64);
   if (const auto launch = rows_launch(logits, dlogits, v)) {
-    launch(losses, dlogits, logits, targets, counted.as<int>(), n, v, float(dloss));
+    launch(losses, dlogits, logits, targets, counted.as<int>(), n, v, float(dloss), dloss_at);
     ZT_CUDA_CHECK_LAUNCH("cross_entropy (a row read once)");
   } else {
     cross_entropy_kernel<<<unsigned(n), threads, 0, compute_stream()>>>(losses, dlogits, logits, targets,
-                                                                        counted.as<int>(), v, float(dloss));
+                                                                        counted.as<int>(), v, float(dloss), dloss_at);
     ZT_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   }
   if (!count) return -1;
@@ -303,7 +327,9 @@ int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t*
   return host;
 }
 
-template int64_t cross_entropy<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, double, bool);
-template int64_t cross_entropy<bf16>(float*, bf16*, const bf16*, const int32_t*, int64_t, int64_t, double, bool);
+template int64_t cross_entropy<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, double, bool,
+                                      const float*);
+template int64_t cross_entropy<bf16>(float*, bf16*, const bf16*, const int32_t*, int64_t, int64_t, double, bool,
+                                     const float*);
 
 }  // namespace zt::cuda

@@ -154,10 +154,13 @@ void embedding_backward(T* dweight, const T* dout, const int32_t* ids, int64_t n
 // ---- cross-entropy ---------------------------------------------------------------------------
 // losses (N) f32; dlogits (N, V) may be null or alias logits. A target outside [0, V) that is not
 // the ignore index gives a NaN loss. Returns the count of rows not ignored, which waits for the
-// stream; with count false it returns -1 and does not wait.
+// stream; with count false it returns -1 and does not wait. dloss_at, when not null, is read by
+// the kernel in place of dloss (f32 on the device).
 template <class T>
 int64_t cross_entropy(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                      double dloss, bool count = true);
+                      double dloss, bool count = true, const float* dloss_at = nullptr);
+// count_and_dloss (2) f32 = {targets (N) that are not the ignore index, grad_scale / that count}.
+void count_targets(float* count_and_dloss, const int32_t* targets, int64_t n, double grad_scale);
 // Mean of (pred - target)^2; dpred, when not null, gets dloss * 2 (pred - target) / numel. Waits.
 template <class T>
 double mse_loss(T* dpred, const T* pred, const T* target, int64_t n, double dloss);
