@@ -72,7 +72,8 @@ RunRecord run(bool graphs, bool bf16, int stage, int steps) {
   c.gradient_clipping = 0.5;
   c.zero.stage = stage;
   c.scheduler.type = "WarmupLR";
-  c.scheduler.params = {{"warmup_min_lr", 0.0}, {"warmup_max_lr", 2e-3}, {"warmup_num_steps", steps}};
+  c.scheduler.params = {
+      {"warmup_min_lr", 5e-3}, {"warmup_max_lr", 1e-2}, {"warmup_num_steps", steps}, {"warmup_type", "linear"}};
   auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(true), c).engine;
   MaskedBigrams data(model->config().vocab_size);
   RunRecord r;
@@ -111,7 +112,7 @@ void expect_same_runs(const RunRecord& eager, const RunRecord& graphed, double l
 }
 
 TEST_P(StepGraphCuda, F32ReplaysFollowTheEagerSteps) {
-  const int stage = GetParam(), steps = 8;
+  const int stage = GetParam(), steps = 10;
   const RunRecord eager = run(false, false, stage, steps), graphed = run(true, false, stage, steps);
   EXPECT_EQ(eager.replays, 0);
   EXPECT_EQ(graphed.replays, steps - 3) << "2 eager steps, the capture, then replays";
@@ -125,13 +126,17 @@ TEST_P(StepGraphCuda, F32ReplaysFollowTheEagerSteps) {
 }
 
 TEST_P(StepGraphCuda, Bf16ReplaysFollowTheEagerSteps) {
-  const int stage = GetParam(), steps = 8;
+  const int stage = GetParam(), steps = 10;
   const RunRecord eager = run(false, true, stage, steps), graphed = run(true, true, stage, steps);
   EXPECT_EQ(graphed.replays, steps - 3);
   // bf16 with the clip factor on the GPU: the losses are read right after the graph's launch.
   expect_same_runs(eager, graphed, 1e-2, 3e-2, 2e-2);
+  // The loss falls by about a percent or more a step: a replay's loss read a step late would be
+  // nearer the eager run's loss of the step before than of its own.
   for (size_t i = 1; i < eager.losses.size(); ++i)
-    EXPECT_LT(eager.losses[i], 0.985 * eager.losses[i - 1]) << "step " << i + 1 << ": a loss read a step late would pass";
+    EXPECT_LT(std::fabs(graphed.losses[i] - eager.losses[i]), std::fabs(graphed.losses[i] - eager.losses[i - 1]))
+        << "step " << i + 1 << ": eager " << eager.losses[i - 1] << " then " << eager.losses[i] << ", graphed "
+        << graphed.losses[i];
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, StepGraphCuda, ::testing::Values(0, 1),

@@ -11,8 +11,8 @@
 //
 // What a captured function may do: queue work on the compute stream, fork and join other streams
 // with events, allocate and free device memory (Storage). What it may not: wait for the GPU, copy
-// between host and device memory (except a device-to-host copy into pinned memory), or read a
-// value the work computes. A host value baked into a kernel's arguments is replayed as it was at
+// between host and device memory (except a device-to-host copy into pinned memory made before),
+// allocate pinned host memory, or read a value the work computes. A host value baked into a kernel's arguments is replayed as it was at
 // the capture; values that change from launch to launch must be read from device memory.
 //
 // The host side of a replay: code that keeps host state about queued work (a readback's mark, a
