@@ -206,7 +206,12 @@ bool Engine::is_gradient_accumulation_boundary() const {
 double Engine::lr() const { return learning_rate_->current(); }
 double Engine::loss_scale() const { return loss_scale_->scale(); }
 
-double Engine::forward(const Tensor& inputs, const Tensor& targets) { return forward(inputs, targets, false); }
+double Engine::forward(const Tensor& inputs, const Tensor& targets) {
+  // Outside train_batch the loss and the modules may take buffers of other shapes, which a
+  // captured graph would go on writing: it is captured again, after warming up, by a later one.
+  if (step_graph_) step_graph_->reset();
+  return forward(inputs, targets, false);
+}
 
 double Engine::forward(const Tensor& inputs, const Tensor& targets, bool queued) {
   ZT_CHECK(!forward_pending_, "Engine::forward called twice without a backward in between");

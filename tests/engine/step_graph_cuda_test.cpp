@@ -62,7 +62,9 @@ struct RunRecord {
   std::string placement;
 };
 
-RunRecord run(bool graphs, bool bf16, int stage, int steps) {
+// manual_at: before that step, two micro-batches of another shape go through forward, backward and
+// step, as a loop of the user's own would run them (-1: none).
+RunRecord run(bool graphs, bool bf16, int stage, int steps, int manual_at = -1) {
   if (graphs) unsetenv("ZT_CUDA_GRAPHS");
   else setenv("ZT_CUDA_GRAPHS", "0", 1);
   auto model = test_runs::tiny_gpt2_on_cuda(11);
@@ -79,6 +81,16 @@ RunRecord run(bool graphs, bool bf16, int stage, int steps) {
   MaskedBigrams data(model->config().vocab_size);
   RunRecord r;
   for (int i = 0; i < steps; ++i) {
+    if (i == manual_at) {
+      for (int m = 0; m < 2; ++m) {
+        const data::Batch b = data.next_batch(2, 16);
+        r.losses.push_back(engine->forward(b.inputs, b.targets));
+        engine->backward();
+      }
+      EXPECT_TRUE(engine->step());
+      r.norms.push_back(engine->last_grad_norm());
+      r.norms.push_back(r.norms.back());
+    }
     r.losses.push_back(engine->train_batch(data, 32));
     r.norms.push_back(engine->last_grad_norm());
   }
@@ -144,6 +156,15 @@ TEST_P(StepGraphCuda, Bf16ReplaysFollowTheEagerSteps) {
     EXPECT_LT(std::fabs(graphed.losses[i] - eager.losses[i]), std::fabs(graphed.losses[i] - eager.losses[i - 1]))
         << "step " << i + 1 << ": eager " << eager.losses[i - 1] << " then " << eager.losses[i] << ", graphed "
         << graphed.losses[i];
+}
+
+// A step of the caller's own between train_batch's (other shapes through the loss and the
+// modules) drops the graph, which is captured again after as many warm-up steps.
+TEST_P(StepGraphCuda, AManualStepInBetweenIsFollowedByANewCapture) {
+  const int stage = GetParam(), steps = 12;
+  const RunRecord eager = run(false, false, stage, steps, 6), graphed = run(true, false, stage, steps, 6);
+  EXPECT_EQ(graphed.replays, steps - 6 - 3) << "captured again after the manual step's warm-up";
+  expect_same_runs(eager, graphed, 1e-5, 1e-4, 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, StepGraphCuda, ::testing::Values(0, 1),
