@@ -399,6 +399,7 @@ double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
     gradients_cleared_ = false;
     if (ran == StepGraph::Ran::replayed) micro_steps_ += gas;  // the host side of a replay
   } else {
+    if (step_graph_) step_graph_->reset();  // the op profile's eager steps: captured again after it
     std::vector<std::pair<Tensor, Tensor>> on_host;
     for (const data::Batch& b : batches) on_host.emplace_back(b.inputs, b.targets);
     run_micro_steps(on_host);
