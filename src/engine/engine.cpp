@@ -227,8 +227,7 @@ double Engine::forward(const Tensor& inputs, const Tensor& targets, bool queued)
 
 void Engine::backward() {
   ZT_CHECK(forward_pending_, "Engine::backward without a forward");
-  if (micro_steps_ % config_.gradient_accumulation_steps == 0 && !gradients_cleared_) reducer_->zero();
-  gradients_cleared_ = false;
+  if (micro_steps_ % config_.gradient_accumulation_steps == 0) reducer_->zero();
   reducer_->begin_backward(is_gradient_accumulation_boundary());
   model_->backward(loss_->backward());
   reducer_->finish_backward();
@@ -392,11 +391,10 @@ double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
     ZT_CHECK(micro_steps_ % gas == 0 && !forward_pending_, "train_batch inside an accumulation window: ",
              micro_steps_ % gas, " of its ", gas, " micro-batches were run by forward and backward");
     const auto& on_device = step_graph_->stage(batches, options_.device);
-    // Outside the graph: clearing waits for the event the last step's update recorded.
+    // Outside the graph: clearing waits for the event the last step's update recorded (the
+    // backward's own zero() is then nothing).
     reducer_->zero();
-    gradients_cleared_ = true;
     const StepGraph::Ran ran = step_graph_->run([&] { run_micro_steps(on_device); });
-    gradients_cleared_ = false;
     if (ran == StepGraph::Ran::replayed) micro_steps_ += gas;  // the host side of a replay
   } else {
     if (step_graph_) step_graph_->reset();  // the op profile's eager steps: captured again after it

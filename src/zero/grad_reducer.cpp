@@ -36,6 +36,7 @@ Tensor GradReducer::slot_storage(int slot) {
 
 void GradReducer::begin_backward(bool boundary) {
   boundary_ = boundary;
+  zeroed_ = false;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     ZT_CHECK(!buckets_[b].in_flight, "gradient bucket ", b, " is still being reduced at the next backward");
     buckets_[b].pending = int(layout_.buckets()[b].slots.size());
@@ -153,6 +154,8 @@ Tensor GradReducer::gradients() const {
 }
 
 void GradReducer::zero() {
+  if (zeroed_) return;  // no backward since the last zero(): nothing to clear again
+  zeroed_ = true;
   if (partitioned_grads()) {
     first_micro_batch_ = true;
   } else if (cleared_ahead_) {
@@ -169,6 +172,7 @@ void GradReducer::zero_ahead() {
   clearing_->after_compute();
   clearing_->fill_zero(flat_);
   cleared_ahead_ = true;
+  zeroed_ = false;  // the next zero() waits for this clearing
 }
 
 void GradReducer::wait_for_clearing() const {

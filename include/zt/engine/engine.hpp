@@ -135,7 +135,6 @@ class Engine {
   std::unique_ptr<LossScale> loss_scale_;
   std::unique_ptr<QueuedClip> queued_clip_;  // where clips_on_device(): made at the first step
   std::unique_ptr<StepGraph> step_graph_;    // where step_graph_refusal() is empty (ZT_CUDA_GRAPHS)
-  bool gradients_cleared_ = false;           // train_batch cleared them before the backwards it runs
   std::shared_ptr<nn::ModuleHooks> hooks_;
   std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers
   int64_t micro_steps_ = 0, global_steps_ = 0, skipped_steps_ = 0;

@@ -111,10 +111,9 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 int64_t cross_entropy_forward(const Tensor& losses, const Tensor& logits, const Tensor& targets);
 // Fused forward and backward: losses as above and dlogits (N, V) = (softmax - onehot) * dloss,
 // zero rows where ignored. dlogits may be the logits tensor itself (overwritten in place).
-// count_rows false: returns -1 instead of the count, so that a GPU op does not wait for it (the
-// caller counted the targets on the host).
+// Returns the number of rows not ignored (on a GPU this waits for the kernel).
 int64_t cross_entropy_fused(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
-                            const Tensor& targets, double dloss, bool count_rows = true);
+                            const Tensor& targets, double dloss);
 constexpr int32_t kIgnoreIndex = -100;
 // The same fused op with the count made where the targets are: count_and_dloss (2) f32 on the
 // logits' device receives {the targets that are not ignored, grad_scale / that count (0 when

@@ -35,10 +35,10 @@ class Loss {
 
 // Softmax cross-entropy over the last dimension, mean over targets that are not -100.
 // pred (..., V) logits, target (...) int32. With in_place_grad the gradient overwrites the
-// logits (they are not needed after the loss), saving an (N, V) buffer. Targets given on the host
-// are counted there; targets on the device are counted by a kernel, so that the forward queues
-// nothing that depends on a host value of the batch (a CUDA graph can replay it: the pending
-// losses of a replayed forward are registered by the graph's launch).
+// logits (they are not needed after the loss), saving an (N, V) buffer. The targets are counted
+// where the logits are (a kernel on a GPU), so that the forward queues nothing that depends on a
+// host value of the batch (a CUDA graph can replay it: the pending losses of a replayed forward
+// are registered by the graph's launch).
 class CrossEntropyLoss : public Loss {
  public:
   explicit CrossEntropyLoss(bool in_place_grad = false) : in_place_grad_(in_place_grad) {}
@@ -48,24 +48,21 @@ class CrossEntropyLoss : public Loss {
   std::vector<double> take_queued() override;
 
  private:
-  struct RowLosses {
-    int64_t count = 0;  // the targets not ignored; -1: counted on the device (Slot::count_and_dloss)
-    size_t slot = 0;    // slots_[slot] holds the per-row losses and their host copy
-  };
   // What one queued forward of a step writes, kept step after step (the n-th forward of a step
   // uses the n-th slot): the buffers' addresses stay the same, as a replayed graph needs.
   struct Slot {
-    Tensor losses;           // (N) f32 on the logits' device
-    Tensor count_and_dloss;  // (2) f32 on the device: the count and the gradient's factor
+    Tensor losses;           // (N) on the logits' device, stats dtype
+    Tensor count_and_dloss;  // (2) f32 there: the targets not ignored and the gradient's factor
     QueuedReadback losses_back, count_back;
   };
-  // Queues the fused kernel and the copy of its per-row losses to the host; waits for nothing.
-  RowLosses queue_rows(const Tensor& logits, const Tensor& targets, double grad_scale);
-  double mean_of(const RowLosses& r);  // waits for the copy (the stream is usually long past it)
+  // Queues the fused kernel and the copies of its per-row losses and count to the host; waits for
+  // nothing. Returns the slot it used.
+  size_t queue_rows(const Tensor& logits, const Tensor& targets, double grad_scale);
+  double mean_of(size_t slot);  // waits for the copies (the stream is usually long past them)
 
   bool in_place_grad_;
   Tensor dlogits_;
-  std::vector<RowLosses> pending_;
+  std::vector<size_t> pending_;  // the slots of the queued forwards not yet taken
   std::vector<std::unique_ptr<Slot>> slots_;
 };
 

@@ -45,7 +45,7 @@ class GradReducer {
 
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
-  void zero();  // before a new accumulation window (stages 0, 1)
+  void zero();  // before a new accumulation window (stages 0, 1); again before a backward: nothing
   // After a step, on a GPU (stages 0, 1): clears the buffer for the next window on a side stream
   // that waits for the compute stream's work so far (the optimizer's reads), so that the clearing
   // overlaps the next forward; zero() then only orders the compute stream after it. Reading
@@ -82,6 +82,7 @@ class GradReducer {
   ReducedHook reduced_hook_;
   std::vector<int> in_flight_;  // buckets launched and not completed, in launch order
   std::unique_ptr<CopyStream> clearing_;  // zero_ahead's side stream, made on first use
+  bool zeroed_ = false;                   // zero() ran and no backward began since
   bool cleared_ahead_ = false;            // flat_ is being zeroed there; the compute stream has not waited yet
   void wait_for_clearing() const;
 };

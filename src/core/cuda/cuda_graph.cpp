@@ -45,31 +45,29 @@ void CudaGraph::capture(const std::function<void()>& fn) {
   ZT_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   t_capture_hooks = &hooks;
   detail::track_capture_allocations(true);
-  const auto end_capture = [&]() -> cudaError_t {
+  // Ends the capture; on failure drops what was captured (an invalidated capture's error is not
+  // sticky, but it would linger as the last error).
+  const auto end_capture = [&](bool failed) -> cudaError_t {
     t_capture_hooks = nullptr;
     const detail::CaptureAllocations left = detail::capture_allocations();
     outlived_count_ = left.count, outlived_bytes_ = left.bytes;
     detail::track_capture_allocations(false);
-    cudaGraph_t graph = nullptr;
-    const cudaError_t status = cudaStreamEndCapture(stream, &graph);
-    impl_->graph = graph;
+    const cudaError_t status = cudaStreamEndCapture(stream, &impl_->graph);
+    if (failed || status != cudaSuccess) {
+      if (impl_->graph) cudaGraphDestroy(std::exchange(impl_->graph, nullptr));
+      cudaGetLastError();
+    }
     return status;
   };
   try {
     fn();
   } catch (const std::exception& e) {
-    end_capture();
-    if (impl_->graph) cudaGraphDestroy(std::exchange(impl_->graph, nullptr));
-    cudaGetLastError();  // a capture's invalidation is not sticky, but the last error would linger
+    end_capture(true);
     ZT_THROW("capturing the step into a CUDA graph failed: ", e.what());
   }
-  const cudaError_t status = end_capture();
-  if (status != cudaSuccess) {
-    if (impl_->graph) cudaGraphDestroy(std::exchange(impl_->graph, nullptr));
-    cudaGetLastError();
+  if (const cudaError_t status = end_capture(false); status != cudaSuccess)
     ZT_THROW("capturing the step into a CUDA graph failed at its end: ", cudaGetErrorString(status),
              " (a call the capture does not allow, or a stream forked and not joined)");
-  }
   ZT_CUDA_CHECK(cudaGraphGetNodes(impl_->graph, nullptr, &nodes_));
   // The graph's allocations come from memory of its own. The blocks that the default pool keeps
   // from the eager runs before it (it releases nothing: memory_backend_cuda.cpp) go back to the
