@@ -18,7 +18,7 @@ Shape weight_shape(WeightLayout layout, int64_t c, int64_t oc) {
 }  // namespace
 
 void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
-                    const Tensor& bias, WeightLayout layout, Activation act) {
+                    const Tensor& bias, WeightLayout layout, Activation act, const Tensor& residual) {
   ZT_OP_SCOPE("matmul_forward", inp);
   const char* op = "matmul_forward";
   ZT_CHECK(inp.dim() == 2 && out.dim() == 2, op, ": inp and out must be 2-d (N, C), got ", inp.describe(), " and ",
@@ -28,12 +28,15 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
   check_matches(weight, inp, weight_shape(layout, c, oc), op, "weight");
   check_optional(bias, inp, {oc}, op, "bias");
   if (act != Activation::none) check_matches(pre_act, inp, {n, oc}, op, "pre_act");
+  check_optional(residual, inp, {n, oc}, op, "residual");
+  ZT_CHECK(!residual.defined() || residual.raw() != out.raw(), op, ": residual must not be out itself");
 #if ZT_HAS_CUDA
   if (inp.device().is_cuda()) {
     cuda::dispatch_float(inp, op, [&](auto zero) {
       using T = decltype(zero);
       cuda::matmul_forward<T>(cuda::ptr<T>(out), act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr,
-                              cuda::ptr<T>(inp), cuda::ptr<T>(weight), cuda::ptr<T>(bias), n, c, oc, layout, act);
+                              cuda::ptr<T>(inp), cuda::ptr<T>(weight), cuda::ptr<T>(bias), n, c, oc, layout, act,
+                              cuda::ptr<T>(residual));
     });
     return;
   }
@@ -43,6 +46,7 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
     cpu::matmul_forward<T>(out.data<T>(), ptr_or_null<T>(pre_act), inp.data<T>(), weight.data<T>(),
                            ptr_or_null<T>(bias), n, c, oc, layout, act);
   });
+  if (residual.defined()) add(out, out, residual);
 }
 
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,

@@ -1,5 +1,7 @@
 #include "zt/nn/layers.hpp"
 
+#include <utility>
+
 namespace zt::nn {
 
 Tensor as_rows(const Tensor& x) {
@@ -38,10 +40,15 @@ Tensor Linear::forward_impl(const Tensor& x) {
   Tensor out = Tensor::empty({n, options_.out_features}, x.dtype(), x.device());
   pre_act_ = options_.activation == ops::Activation::none ? Tensor()
                                                            : Tensor::empty(out.shape(), x.dtype(), x.device());
+  const Tensor residual = std::exchange(residual_, Tensor());
+  ZT_CHECK(!residual.defined() || residual.numel() == out.numel(), "Linear: a residual of ", residual.describe(),
+           " for an output of ", n, " x ", options_.out_features);
   ops::matmul_forward(out, pre_act_, input_, weight->data, bias ? bias->data : Tensor(), options_.layout,
-                      options_.activation);
+                      options_.activation, residual.defined() ? as_rows(residual) : Tensor());
   return out.reshape(out_shape_);
 }
+
+void Linear::add_to_next_output(const Tensor& residual) { residual_ = residual; }
 
 void Linear::backward_through_activation_of(Linear& producer) {
   ZT_CHECK(producer.options_.activation != ops::Activation::none && producer.options_.out_features == options_.in_features,

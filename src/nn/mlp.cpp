@@ -18,6 +18,8 @@ MLP::MLP(const MLPOptions& o) : options_(o) {
   }
 }
 
+void MLP::add_to_next_output(const Tensor& residual) { (c_proj_ ? c_proj_ : down_proj_)->add_to_next_output(residual); }
+
 Tensor MLP::forward_impl(const Tensor& x) {
   if (c_fc_) return c_proj_->forward(c_fc_->forward(x));
   gate_up_ = gate_up_proj_->forward(x);

@@ -87,6 +87,13 @@ TEST_P(MatmulTest, ForwardMatchesNaiveLoop) {
       if (pre_act.defined()) {
         EXPECT_TRUE(close_by_norm(pre_act, ref.pre_act, tol));
       }
+      // With a residual: out = residual + the same product.
+      const Tensor residual = random_tensor({n, oc}, dtype, rng), with = Tensor::empty({n, oc}, dtype);
+      ops::matmul_forward(with, pre_act, inp, weight, bias, layout, act, residual);
+      std::vector<double> expected = ref.out;
+      const std::vector<double> r = values(residual);
+      for (size_t i = 0; i < expected.size(); ++i) expected[i] += r[i];
+      EXPECT_TRUE(close_by_norm(with, expected, tol));
     }
   }
 }
@@ -163,6 +170,12 @@ TEST(Matmul, ArgumentErrorsNameTheOpAndArgument) {
   EXPECT_TRUE(throws_error_naming(
       [&] { ops::matmul_forward(out, Tensor(), inp, w, b, WeightLayout::out_in, Activation::gelu_tanh); },
       {"matmul_forward", "pre_act"}));
+  EXPECT_TRUE(throws_error_naming(
+      [&] { ops::matmul_forward(out, Tensor(), inp, w, b, WeightLayout::out_in, Activation::none, b); },
+      {"matmul_forward", "residual"}));
+  EXPECT_TRUE(throws_error_naming(
+      [&] { ops::matmul_forward(out, Tensor(), inp, w, b, WeightLayout::out_in, Activation::none, out); },
+      {"matmul_forward", "residual", "out itself"}));
   EXPECT_TRUE(throws_error_naming(
       [&] { ops::matmul_forward(out, Tensor(), inp, w.to(DType::f64), b, WeightLayout::out_in, Activation::none); },
       {"matmul_forward", "weight", "f64"}));

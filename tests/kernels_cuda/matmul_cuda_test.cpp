@@ -68,6 +68,33 @@ TEST(CudaMatmul, ForwardMatchesCpu) {
             }
 }
 
+// The residual added by the product's epilogue (C input, beta 1), or by a separate pass where the
+// output is padded or GELU's (the last size, and the GELU cases).
+TEST(CudaMatmul, ForwardWithResidualMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(102);
+  for (const auto& [n, c, oc] : kSizes)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (Activation act : {Activation::none, Activation::gelu_tanh})
+        for (bool has_bias : {true, false}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " OC=" << oc
+                                          << " gelu=" << int(act) << " bias=" << has_bias);
+          const WeightLayout layout = WeightLayout::out_in;
+          const Tensor inp = host_values({n, c}, dtype, rng);
+          const Tensor weight = host_values(weight_shape(layout, c, oc), dtype, rng, -0.2, 0.2);
+          const Tensor bias = has_bias ? host_values({oc}, dtype, rng) : Tensor();
+          const Tensor residual = host_values({n, oc}, dtype, rng);
+          const Tensor out = Tensor::empty({n, oc}, DType::f32), pre = Tensor::empty({n, oc}, DType::f32);
+          ops::matmul_forward(out, act == Activation::none ? Tensor() : pre, inp, weight, bias, layout, act, residual);
+
+          const Tensor d_out = poisoned({n, oc}, dtype), d_pre = poisoned({n, oc}, dtype);
+          ops::matmul_forward(d_out, act == Activation::none ? Tensor() : d_pre, on_device(inp, dtype),
+                              on_device(weight, dtype), has_bias ? on_device(bias, dtype) : Tensor(), layout, act,
+                              on_device(residual, dtype));
+          EXPECT_TRUE(expect_close("matmul_forward.out + residual", d_out, out, dtype));
+        }
+}
+
 TEST(CudaMatmul, BackwardMatchesCpu) {
   ZT_REQUIRE_CUDA();
   Rng rng(102);

@@ -33,8 +33,10 @@ DType stats_dtype(DType input);
 // ---- matmul with fused epilogue -------------------------------------------------------------
 // out (N, OC) = act(inp (N, C) @ W + bias (OC)), W as weight_layout says. When act != none,
 // pre_act (N, OC) receives the value before the activation (needed by the backward).
+// residual (N, OC), when defined, is added to out (out = residual + act(...)): on a GPU inside the
+// product's epilogue where it can be (no pass over out of its own).
 void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
-                    const Tensor& bias, WeightLayout layout, Activation act);
+                    const Tensor& bias, WeightLayout layout, Activation act, const Tensor& residual = Tensor());
 // dout (N, OC) is dLoss/dout; pre_act as saved by the forward (when act != none).
 // dinp (N, C) is overwritten; dweight (W's shape) and dbias (OC) are accumulated.
 // When inp was itself made by an activation, inp = inp_act(inp_pre_act (N, C)), dinp can receive

@@ -32,6 +32,9 @@ class Linear : public Module {
   // activation's backward fused into the input-gradient product), and producer's backward takes
   // that gradient as is. The MLP pairs c_proj with c_fc this way.
   void backward_through_activation_of(Linear& producer);
+  // For the next forward only: its output is residual (same shape) plus the layer's, the sum taken
+  // in the product's epilogue on a GPU. The backward is unchanged (the residual's gradient is dy).
+  void add_to_next_output(const Tensor& residual);
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -45,6 +48,7 @@ class Linear : public Module {
   Tensor input_;    // (N, C)
   Tensor pre_act_;  // (N, OC) when an activation is fused
   Shape out_shape_;
+  Tensor residual_;                         // see add_to_next_output
   Linear* activation_producer_ = nullptr;  // see backward_through_activation_of
   bool dy_is_pre_activation_ = false;      // set on the producer by its consumer
 };

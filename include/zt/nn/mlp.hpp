@@ -23,6 +23,8 @@ class MLP : public Module {
  public:
   explicit MLP(const MLPOptions& options);
   std::string type_name() const override { return "MLP"; }
+  // For the next forward only: its output is residual plus the block's, added by the last product.
+  void add_to_next_output(const Tensor& residual);
 
  protected:
   Tensor forward_impl(const Tensor& x) override;

@@ -97,7 +97,8 @@ void gemm(const GemmProblem& p) {
   ZT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc.b, type, p.trans_b ? p.n : p.k, p.trans_b ? p.k : p.n, p.ldb));
   ZT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc.d, type, p.m, p.n, p.ldd));
 
-  const uint32_t align_a = alignment_of(p.a), align_b = alignment_of(p.b), align_d = alignment_of(p.d);
+  const uint32_t align_a = alignment_of(p.a), align_b = alignment_of(p.b);
+  const uint32_t align_d = std::min(alignment_of(p.d), p.c ? alignment_of(p.c) : alignment_of(p.d));  // C's too
   const uint32_t align_bias = p.bias ? alignment_of(p.bias) : 256;
   int device = 0;
   ZT_CUDA_CHECK(cudaGetDevice(&device));
@@ -132,7 +133,7 @@ void gemm(const GemmProblem& p) {
     algos[key] = algo;
   }
   const float alpha = 1.0f, beta = p.beta;
-  ZT_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, p.a, desc.a, p.b, desc.b, &beta, p.d, desc.d, p.d,
+  ZT_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, p.a, desc.a, p.b, desc.b, &beta, p.c ? p.c : p.d, desc.d, p.d,
                                  desc.d, &algo, ctx.workspace(compute_stream()), ctx.workspace_bytes,
                                  compute_stream()));
 }

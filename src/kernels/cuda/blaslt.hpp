@@ -51,6 +51,7 @@ struct GemmProblem {
   void* d = nullptr;
   int64_t ldd = 0;
   float beta = 0.0f;
+  const void* c = nullptr;  // with beta != 0: the C that D = A B + beta C reads (d itself when null; d's layout)
   const void* bias = nullptr;
   bool gelu = false;
   bool dgelu = false;

@@ -35,9 +35,11 @@ T* ptr(const Tensor& t) {
 }
 
 // ---- matmul (cuBLASLt) -----------------------------------------------------------------------
+// residual (N, OC), when not null, is added to out: as the product's C input (beta 1) where out
+// is neither padded nor GELU's, else by a separate pass.
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
-                    int64_t oc, ops::WeightLayout layout, ops::Activation act);
+                    int64_t oc, ops::WeightLayout layout, ops::Activation act, const T* residual = nullptr);
 template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
                      int64_t n, int64_t c, int64_t oc, ops::WeightLayout layout, ops::Activation act,

@@ -29,6 +29,13 @@ SideStreamWork side_stream_work() {
   return from_env;
 }
 
+// Whether a forward's residual rides on the product's epilogue (ZT_MATMUL_RESIDUAL_EPILOGUE=0: a
+// separate add, for comparisons).
+bool residual_epilogue() {
+  static const bool from_env = env_bool("ZT_MATMUL_RESIDUAL_EPILOGUE", true);
+  return from_env;
+}
+
 constexpr int kBiasColumns = 256;  // columns per block of the bias-gradient kernel
 constexpr int kBiasRows = 128;     // rows per block
 
@@ -225,7 +232,7 @@ SideStreamWork set_matmul_side_stream(SideStreamWork work) {
 
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
-                    int64_t oc, WeightLayout layout, Activation act) {
+                    int64_t oc, WeightLayout layout, Activation act, const T* residual) {
   if (n == 0 || oc == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
   const int64_t ocp = padded_width<T>(n, oc);
@@ -250,14 +257,19 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
     p.d = out, p.ldd = oc;
     p.gelu = true, p.aux = pre_act, p.ld_aux = oc;
     gemm<T>(p);
+    if (residual) add(out, out, residual, n * oc);
     return;
   }
   T* target = gelu ? pre_act : out;
   Scratch out_buffer(ocp != oc ? size_t(n * ocp) * sizeof(T) : 0);
   p.d = ocp != oc ? out_buffer.as<T>() : target, p.ldd = ocp;
+  // The residual read by the product's epilogue (D = A B + bias + C): no pass of its own.
+  const bool fused_residual = residual && !gelu && ocp == oc && residual_epilogue();
+  if (fused_residual) p.c = residual, p.beta = 1.0f;
   gemm<T>(p);
   if (ocp != oc) unpack_rows(target, oc, out_buffer.as<T>(), ocp, n, oc, false);
   if (gelu) gelu_forward(out, pre_act, n * oc);
+  if (residual && !fused_residual) add(out, out, residual, n * oc);
 }
 
 template <class T>
@@ -334,7 +346,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 
 #define ZT_INSTANTIATE(T)                                                                                   \
   template void matmul_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,          \
-                                  WeightLayout, Activation);                                                \
+                                  WeightLayout, Activation, const T*);                                      \
   template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t,    \
                                    int64_t, WeightLayout, Activation, const T*);
 ZT_INSTANTIATE(float)

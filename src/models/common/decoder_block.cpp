@@ -1,5 +1,7 @@
 #include "zt/models/decoder_block.hpp"
 
+#include <tuple>
+
 #include "zt/kernels/ops.hpp"
 
 namespace zt::models {
@@ -18,21 +20,19 @@ DecoderBlock::DecoderBlock(const DecoderBlockNames& names, std::shared_ptr<nn::M
 
 // h = x + attn(norm_1(x)), y = h + mlp(norm_2(h)). Norms that take the residual stream fused
 // (nn::Norm) form h inside norm_2's pass and add the residual gradients inside their backwards;
-// other modules in their places get the separate adds.
+// other modules in their places get the separate adds. The MLP's last product adds h itself.
 Tensor DecoderBlock::forward_impl(const Tensor& x) {
   Tensor a = attn_->forward(norm_1_->forward(x));
-  Tensor h, m;
+  Tensor h, normed;
   if (auto* norm = dynamic_cast<nn::Norm*>(norm_2_.get())) {
-    auto [sum, normed] = norm->forward_after_add(a, x);
-    h = sum;
-    m = mlp_->forward(normed);
+    std::tie(h, normed) = norm->forward_after_add(a, x);
   } else {
     ops::add(a, a, x);
     h = a;
-    m = mlp_->forward(norm_2_->forward(h));
+    normed = norm_2_->forward(h);
   }
-  ops::add(m, m, h);
-  return m;
+  mlp_->add_to_next_output(h);
+  return mlp_->forward(normed);
 }
 
 Tensor DecoderBlock::backward_impl(const Tensor& dy) {
