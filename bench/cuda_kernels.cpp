@@ -187,8 +187,8 @@ void bench_matmuls() {
 }
 
 // Causal attention forward and backward at GPT-2 124M's and Llama 1.1B's shapes, for the
-// flash kernels in use and their tuning alternatives, and cuDNN's fused backward, in the same run. FLOPs are
-// counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
+// flash kernels in use and their tuning alternatives, and cuDNN's fused backward and forward, in
+// the same run. FLOPs are counted causal: each product covers B*NH*T*T/2 scores of HD multiply-adds; the forward has 2
 // products, the backward is counted as flash attention's 5 whatever a version does.
 void bench_attention() {
   struct Shape {
@@ -267,6 +267,20 @@ void bench_attention() {
     } else {
       const nlohmann::json j = {{"op", "attention_backward"}, {"shape", shape}, {"version", "cudnn"},
                                 {"skipped", no_cudnn}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    // cuDNN's fused forward, as the backward's.
+    cuda::FlashAttentionTuning cudnn_fwd;
+    cudnn_fwd.forward = cuda::FlashAttentionTuning::Forward::cudnn;
+    cuda::set_flash_attention_tuning(cudnn_fwd);
+    const std::string no_cudnn_forward = cuda::cudnn_attention_forward_support(a.b, a.t, a.nh, a.nkv, a.hd);
+    if (no_cudnn_forward.empty()) {
+      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+      report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); }),
+             2 * product, 0, "cudnn");
+    } else {
+      const nlohmann::json j = {{"op", "attention_forward"}, {"shape", shape}, {"version", "cudnn"},
+                                {"skipped", no_cudnn_forward}};
       std::printf("%s\n", j.dump().c_str());
     }
     cuda::set_attention_kernels(cuda::AttentionKernels::automatic);

@@ -324,6 +324,52 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
 #endif
 }
 
+// cuDNN's fused forward (FlashAttentionTuning::Forward::cudnn) against the CPU reference: out and
+// the log-sum-exp that every backward reads, then the default backward from that forward's out
+// and lse (cuDNN's or the wgmma one, by the shape); MHA and GQA, head sizes 64 and 128, lengths
+// that are multiples of 128, of 64 only, and of neither. A shape cuDNN has no plan for is
+// reported with its reason, and must still give the right forward, from our kernels.
+TEST(CudaAttention, CudnnForwardMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+#if ZT_HAS_CUDA
+  const std::string probe = cuda::cudnn_attention_forward_support(1, 128, 2, 2, 64);
+  if (probe.find("no cuDNN") != std::string::npos) GTEST_SKIP() << probe;
+  cuda::FlashAttentionTuning cudnn_forward;
+  cudnn_forward.forward = cuda::FlashAttentionTuning::Forward::cudnn;
+  cuda::set_flash_attention_tuning(cudnn_forward);
+  cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+  const Case cases[] = {{2, 256, 4, 4, 64, false}, {2, 256, 8, 2, 64, false}, {2, 320, 8, 2, 64, false},
+                        {1, 200, 4, 1, 64, false}, {2, 128, 4, 2, 128, false}, {1, 1024, 4, 4, 64, false},
+                        {3, 77, 4, 2, 64, false}};
+  Rng rng(305);
+  int ran = 0;
+  for (const Case& k : cases) {
+    SCOPED_TRACE(testing::Message() << "cuDNN forward B=" << k.b << " T=" << k.t << " NH=" << k.nh
+                                    << " NKV=" << k.nkv << " HD=" << k.hd);
+    const std::string why = cuda::cudnn_attention_forward_support(k.b, k.t, k.nh, k.nkv, k.hd);
+    const bool cudnn = why.empty();
+    if (!cudnn) std::printf("[ cuDNN    ] forward B=%lld T=%lld NH=%lld NKV=%lld HD=%lld: no plan: %s\n",
+                            (long long)k.b, (long long)k.t, (long long)k.nh, (long long)k.nkv, (long long)k.hd,
+                            why.c_str());
+    const std::string family = cudnn ? " (cuDNN)" : " (fallback)";
+    const Reference ref = reference_attention(rng, k);
+    const Tensor d_qkv = on_device(ref.qkv, DType::bf16);
+    const Tensor d_out = poisoned(ref.out.shape(), DType::bf16);
+    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
+    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
+    EXPECT_TRUE(expect_close("attention_forward.out" + family, d_out, ref.out, DType::bf16));
+    EXPECT_LT(worst_row_error(d_out, ref.out, k.hd), 0.05) << "forward out";
+    EXPECT_TRUE(expect_close("attention_forward.lse" + family, d_lse, ref.lse, DType::bf16, 1e-5));
+    const Tensor d_dqkv = poisoned(ref.qkv.shape(), DType::bf16);
+    ops::attention_backward(d_dqkv, on_device(ref.dout, DType::bf16), d_qkv, d_out, d_lse, k.nh, k.nkv);
+    expect_gradient_close(d_dqkv, ref, k, DType::bf16, 3e-2, family + " then the default backward");
+    ran += cudnn;
+  }
+  cuda::set_flash_attention_tuning({});
+  if (ran == 0) GTEST_SKIP() << "cuDNN had a plan for none of the cases: " << probe;
+#endif
+}
+
 // The backward as training runs it (automatic kernels, the default tuning: on Hopper the wgmma
 // backward for grouped heads, cuDNN's or ours otherwise) against the CPU.
 TEST(CudaAttention, AutomaticBackwardMatchesCpu) {
@@ -343,7 +389,7 @@ TEST(CudaAttention, AutomaticBackwardMatchesCpu) {
 #endif
 }
 
-// ZT_ATTENTION_BACKWARD's values; a wrong one is an error that names the variable and the value.
+// ZT_ATTENTION_BACKWARD's and ZT_ATTENTION_FORWARD's values; a wrong one is an error that names the variable and the value.
 TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
 #if ZT_HAS_CUDA
   using Backward = cuda::FlashAttentionTuning::Backward;
@@ -354,6 +400,12 @@ TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
   const std::string message = test::error_of([] { cuda::flash_attention_tuning_for("wgma"); });
   EXPECT_NE(message.find("ZT_ATTENTION_BACKWARD='wgma'"), std::string::npos) << message;
   EXPECT_NE(message.find("auto, wgmma, cudnn"), std::string::npos) << message;
+  using Forward = cuda::FlashAttentionTuning::Forward;
+  EXPECT_EQ(cuda::flash_attention_tuning_for("", "cudnn").forward, Forward::cudnn);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("", "flash").forward, Forward::flash);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("", "").forward, Forward::automatic);
+  const std::string forward_message = test::error_of([] { cuda::flash_attention_tuning_for("", "cudn"); });
+  EXPECT_NE(forward_message.find("ZT_ATTENTION_FORWARD='cudn'"), std::string::npos) << forward_message;
 #else
   GTEST_SKIP() << "this build has no CUDA backend";
 #endif

@@ -8,7 +8,9 @@
 // dQ in one pass over the keys of query row i; a separate kernel walks each key row's queries
 // for dK and dV, so nothing is accumulated across blocks by atomics. By default the bf16
 // backward runs on cuDNN's fused engines instead where they have a plan (cudnn_attention.cu; they
-// accumulate dQ across blocks in f32); AttentionKernels::flash keeps ours.
+// accumulate dQ across blocks in f32); AttentionKernels::flash keeps ours. cuDNN's fused forward
+// runs where FlashAttentionTuning::forward (ZT_ATTENTION_FORWARD) asks for it; it writes the same
+// out and log-sum-exp as ours.
 #include <atomic>
 #include <cmath>
 #include <initializer_list>
@@ -241,12 +243,24 @@ std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, i
 #endif
 }
 
-FlashAttentionTuning flash_attention_tuning_for(const std::string& backward) {
+std::string cudnn_attention_forward_support(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+#if ZT_HAS_CUDNN
+  return cudnn_attention_forward_plan(b, t, nh, nkv, hd);
+#else
+  return "this build of zt has no cuDNN";
+#endif
+}
+
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward) {
   FlashAttentionTuning tuning;
   if (backward == "wgmma") tuning.backward = FlashAttentionTuning::Backward::wgmma;
   else if (backward == "cudnn") tuning.backward = FlashAttentionTuning::Backward::cudnn;
   else if (backward != "auto" && !backward.empty())
     ZT_THROW("environment variable ZT_ATTENTION_BACKWARD='", backward, "' is not one of auto, wgmma, cudnn");
+  if (forward == "flash") tuning.forward = FlashAttentionTuning::Forward::flash;
+  else if (forward == "cudnn") tuning.forward = FlashAttentionTuning::Forward::cudnn;
+  else if (forward != "auto" && !forward.empty())
+    ZT_THROW("environment variable ZT_ATTENTION_FORWARD='", forward, "' is not one of auto, flash, cudnn");
   return tuning;
 }
 
@@ -258,7 +272,8 @@ void set_flash_attention_tuning(const FlashAttentionTuning& tuning) {
 FlashAttentionTuning flash_attention_tuning() {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
   if (!g_tuning_set) {
-    g_tuning = flash_attention_tuning_for(env_string("ZT_ATTENTION_BACKWARD", "auto"));
+    g_tuning = flash_attention_tuning_for(env_string("ZT_ATTENTION_BACKWARD", "auto"),
+                                          env_string("ZT_ATTENTION_FORWARD", "auto"));
     g_tuning_set = true;
   }
   return g_tuning;
@@ -270,6 +285,13 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_forward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
   if constexpr (std::is_same_v<T, bf16>) {
+#if ZT_HAS_CUDNN
+    // cuDNN's fused forward where chosen and it has a plan for the shape; ours otherwise.
+    if (flash_attention_tuning().forward == FlashAttentionTuning::Forward::cudnn &&
+        attention_kernels() == AttentionKernels::automatic && use_flash(hd, {qkv, out}) &&
+        cudnn_attention_forward(out, lse, qkv, b, t, nh, nkv, hd))
+      return;
+#endif
     if (use_flash(hd, {qkv, out})) return flash_attention_forward(out, lse, qkv, b, t, nh, nkv, hd);
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};

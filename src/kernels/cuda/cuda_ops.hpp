@@ -90,6 +90,8 @@ void set_attention_kernels(AttentionKernels kernels);
 // Whether cuDNN's fused backward runs for bf16 at this shape: "" when it does, else why not
 // (this build has no cuDNN, or cuDNN's own reason). Builds and caches the shape's plan.
 std::string cudnn_attention_backward_support(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
+// The same for cuDNN's fused forward.
+std::string cudnn_attention_forward_support(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
 // Alternatives inside the tensor-core kernels (v3), for timing them against each other in one
 // run; the tests check each. The defaults are what runs.
 struct FlashAttentionTuning {
@@ -120,12 +122,19 @@ struct FlashAttentionTuning {
   // The wgmma backward's block: 2 warpgroups over 128 keys sharing each staged query tile, one
   // block a multiprocessor, or 1 warpgroup over 64 keys, 2 blocks. 0: the default, 2.
   int wgmma_backward_groups = 0;
+  // The bf16 forward with automatic kernels: cuDNN's fused one where it has a plan for the shape
+  // (cudnn; our kernels elsewhere) or ours (flash, and automatic: on an H200 the wgmma forward
+  // took 0.093 / 0.184 ms at GPT-2 124M's / Llama 1.1B's shapes against cuDNN's 0.102 / 0.190;
+  // docs/CUDA_NOTES.md v13).
+  enum class Forward { automatic, flash, cudnn };
+  Forward forward = Forward::automatic;
 };
 void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 // The tuning until set_flash_attention_tuning is called: the defaults, with the HD 64 backward as
 // ZT_ATTENTION_BACKWARD = `backward` says (auto or empty: the default kernel; wgmma; cudnn, or
-// ours where cuDNN has no plan). Another value is an error naming it.
-FlashAttentionTuning flash_attention_tuning_for(const std::string& backward);
+// ours where cuDNN has no plan) and the bf16 forward as ZT_ATTENTION_FORWARD = `forward` says
+// (auto or empty: the default; flash; cudnn). Another value is an error naming it.
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward = "auto");
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
 // them: then the HD 64 forward runs on them unless the tuning asks for mma.sync, and the HD 64
 // backward where the tuning chooses it (backward).

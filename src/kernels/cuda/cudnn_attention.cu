@@ -1,6 +1,7 @@
-// The causal attention backward as a cuDNN operation graph, in the composite form that cuDNN's
-// fused flash-attention engines recognize (the engines match the whole graph, then run it as one
-// kernel family; nothing of the graph is materialized):
+// Causal attention forward and backward as cuDNN operation graphs, in the composite forms that
+// cuDNN's fused flash-attention engines recognize (the engines match the whole graph, then run it
+// as one kernel family; nothing of the graph is materialized). The forward is described at
+// build_forward_graph; the backward:
 //
 //   D     = rowsum(dO * O) * 1                         -> softmax_sum (B, NH, T, 1), our dsum
 //   S     = scale * Q K^T, causal mask (j <= i kept)   (B, NH, T, T) virtual
@@ -12,224 +13,47 @@
 //
 // The mask is row >= column from two index generators, selecting the lowest float elsewhere. On
 // cuDNN 9.15 and older a key length that is not a multiple of 128 also needs an explicit padding
-// mask (with per-batch lengths, all T) to be computed right. Two placements of the causal mask
-// are tried, after the subtraction of lse (as recent graphs put it) and before it; the first
-// whose graph some engine takes is kept. Letters as in cudnn_attention.hpp; W = (NH + 2*NKV)*HD,
-// the qkv row.
+// mask (with per-batch lengths, all T) to be computed right. Each graph has two forms (the
+// backward: the causal mask after the subtraction of lse, as recent graphs put it, or before it;
+// the forward: the probabilities in f32 or bf16); the first that some engine takes is kept.
+// Letters as in cudnn_attention.hpp; W = (NH + 2*NKV)*HD, the qkv row.
 #include "cudnn_attention.hpp"
 
-#include <cudnn.h>
-
-#include <array>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <stdexcept>
 #include <tuple>
-#include <utility>
 #include <vector>
 
 #include "common.cuh"
+#include "cudnn_graph.hpp"
 #include "zt/core/log.hpp"
-
-// The handle attributes of operation graphs and plans are deprecated by newer headers but still
-// required by the 9.x libraries this runs against.
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 namespace zt::cuda {
 
 namespace {
 
-// ---- backend descriptors ---------------------------------------------------------------------
+using cudnn::CudnnFailure;
+using cudnn::Descriptor;
+using cudnn::Dims;
+using cudnn::GraphBuilder;
 
-// A failed backend call, with what was being done and cuDNN's own reason.
-struct CudnnFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-void check(cudnnStatus_t status, const char* what) {
-  if (status == CUDNN_STATUS_SUCCESS) return;
-  char last[2048] = {};
-  cudnnGetLastErrorString(last, sizeof last);
-  std::string message = str(what, ": ", cudnnGetErrorString(status));
-  if (last[0]) message += str(" (", last, ")");
-  throw CudnnFailure(message);
-}
-
-class Descriptor {
- public:
-  Descriptor() = default;
-  explicit Descriptor(cudnnBackendDescriptorType_t type) {
-    check(cudnnBackendCreateDescriptor(type, &d_), "cudnnBackendCreateDescriptor");
-  }
-  Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
-  Descriptor& operator=(Descriptor&& o) noexcept {
-    std::swap(d_, o.d_);
-    return *this;
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  ~Descriptor() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  cudnnBackendDescriptor_t get() const { return d_; }
-
-  template <class T>
-  Descriptor& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, const T* values,
-                  int64_t count = 1) {
-    check(cudnnBackendSetAttribute(d_, name, type, count, values), "cudnnBackendSetAttribute");
-    return *this;
-  }
-  Descriptor& set_int(cudnnBackendAttributeName_t name, int64_t v) { return set(name, CUDNN_TYPE_INT64, &v); }
-  Descriptor& set_ints(cudnnBackendAttributeName_t name, const std::array<int64_t, 4>& v) {
-    return set(name, CUDNN_TYPE_INT64, v.data(), 4);
-  }
-  Descriptor& set_bool(cudnnBackendAttributeName_t name, bool v) { return set(name, CUDNN_TYPE_BOOLEAN, &v); }
-  Descriptor& set_type(cudnnBackendAttributeName_t name, cudnnDataType_t v) {
-    return set(name, CUDNN_TYPE_DATA_TYPE, &v);
-  }
-  Descriptor& set_desc(cudnnBackendAttributeName_t name, const Descriptor& v) {
-    cudnnBackendDescriptor_t raw = v.get();
-    return set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw);
-  }
-  Descriptor& finalize(const char* what) {
-    check(cudnnBackendFinalize(d_), what);
-    return *this;
-  }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-};
-
-using Dims = std::array<int64_t, 4>;
-
-// The operation graph as it is built: tensors by unique id, then operations in the order of the
-// data flow. Everything stays alive with the plan made from it.
-class GraphBuilder {
- public:
-  // A tensor in memory (a variant pack entry, uid given) or one the engine keeps to itself.
-  int64_t tensor(int64_t uid, const Dims& dim, const Dims& stride, cudnnDataType_t type, bool is_virtual,
-                 bool by_value = false) {
-    Descriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
-    t.set_type(CUDNN_ATTR_TENSOR_DATA_TYPE, type)
-        .set_ints(CUDNN_ATTR_TENSOR_DIMENSIONS, dim)
-        .set_ints(CUDNN_ATTR_TENSOR_STRIDES, stride)
-        .set_int(CUDNN_ATTR_TENSOR_UNIQUE_ID, uid)
-        .set_int(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, 16)
-        .set_bool(CUDNN_ATTR_TENSOR_IS_VIRTUAL, is_virtual);
-    if (by_value) t.set_bool(CUDNN_ATTR_TENSOR_IS_BY_VALUE, true);
-    t.finalize("tensor descriptor");
-    tensors_.emplace(uid, std::move(t));
-    shapes_.emplace(uid, std::make_pair(dim, stride));
-    return uid;
-  }
-  int64_t virtual_tensor(const Dims& dim, const Dims& stride, cudnnDataType_t type) {
-    return tensor(next_virtual_++, dim, stride, type, true);
-  }
-  // A virtual tensor shaped as another one.
-  int64_t like(int64_t uid, cudnnDataType_t type) {
-    const auto& [dim, stride] = shapes_.at(uid);
-    return virtual_tensor(dim, stride, type);
-  }
-
-  // y = mode(x, b) or mode(x, b, t); b and t < 0: absent. axis >= 0: GEN_INDEX's axis.
-  void pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t precision, int64_t x, int64_t b, int64_t t, int64_t y,
-                 int64_t axis = -1) {
-    Descriptor pw(CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
-    pw.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, &mode)
-        .set_type(CUDNN_ATTR_POINTWISE_MATH_PREC, precision);
-    if (axis >= 0) pw.set_int(CUDNN_ATTR_POINTWISE_AXIS, axis);
-    pw.finalize("pointwise descriptor");
-    Descriptor op(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
-    op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw).set_desc(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, at(x));
-    if (b >= 0) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, at(b));
-    if (t >= 0) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_TDESC, at(t));
-    op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, at(y)).finalize("pointwise operation");
-    keep_.push_back(std::move(pw));
-    ops_.push_back(std::move(op));
-  }
-  // A new virtual f32 tensor shaped as x, from mode(x, b).
-  int64_t pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t b) {
-    const int64_t y = like(x, CUDNN_DATA_FLOAT);
-    pointwise(mode, CUDNN_DATA_FLOAT, x, b, -1, y);
-    return y;
-  }
-
-  // c = a b over the last two dimensions (batched over the first two, broadcast where a has
-  // more heads than b). m, n, k overrides: per-batch lengths, or < 0.
-  void matmul(int64_t a, int64_t b, int64_t c, int64_t m_override = -1, int64_t n_override = -1,
-              int64_t k_override = -1) {
-    Descriptor mm(CUDNN_BACKEND_MATMUL_DESCRIPTOR);
-    mm.set_type(CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_DATA_FLOAT).finalize("matmul descriptor");
-    Descriptor op(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR);
-    op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_ADESC, at(a))
-        .set_desc(CUDNN_ATTR_OPERATION_MATMUL_BDESC, at(b))
-        .set_desc(CUDNN_ATTR_OPERATION_MATMUL_CDESC, at(c))
-        .set_desc(CUDNN_ATTR_OPERATION_MATMUL_DESC, mm);
-    if (m_override >= 0) op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_GEMM_M_OVERRIDE_DESC, at(m_override));
-    if (n_override >= 0) op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_GEMM_N_OVERRIDE_DESC, at(n_override));
-    if (k_override >= 0) op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_GEMM_K_OVERRIDE_DESC, at(k_override));
-    op.finalize("matmul operation");
-    keep_.push_back(std::move(mm));
-    ops_.push_back(std::move(op));
-  }
-
-  // y = the sum of x over the dimensions where y has extent 1 (or fewer heads).
-  void reduce_sum(int64_t x, int64_t y) {
-    Descriptor red(CUDNN_BACKEND_REDUCTION_DESCRIPTOR);
-    const cudnnReduceTensorOp_t add = CUDNN_REDUCE_TENSOR_ADD;
-    red.set(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, &add)
-        .set_type(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_DATA_FLOAT)
-        .finalize("reduction descriptor");
-    Descriptor op(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR);
-    op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, at(x))
-        .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, at(y))
-        .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_DESC, red)
-        .finalize("reduction operation");
-    keep_.push_back(std::move(red));
-    ops_.push_back(std::move(op));
-  }
-
-  // y: x seen with other dimensions and strides (a transpose, when they are swapped).
-  void reshape(int64_t x, int64_t y) {
-    Descriptor op(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
-    op.set_desc(CUDNN_ATTR_OPERATION_RESHAPE_XDESC, at(x))
-        .set_desc(CUDNN_ATTR_OPERATION_RESHAPE_YDESC, at(y))
-        .finalize("reshape operation");
-    ops_.push_back(std::move(op));
-  }
-
-  Descriptor finalize(cudnnHandle_t handle) {
-    std::vector<cudnnBackendDescriptor_t> raw;
-    for (const Descriptor& op : ops_) raw.push_back(op.get());
-    Descriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-    graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, &handle)
-        .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, raw.data(), int64_t(raw.size()))
-        .finalize("operation graph");
-    return graph;
-  }
-
- private:
-  const Descriptor& at(int64_t uid) const { return tensors_.at(uid); }
-
-  std::map<int64_t, Descriptor> tensors_;
-  std::map<int64_t, std::pair<Dims, Dims>> shapes_;
-  std::vector<Descriptor> keep_, ops_;
-  int64_t next_virtual_ = 1000;
-};
-
-// ---- the graph -------------------------------------------------------------------------------
+// ---- the graphs ------------------------------------------------------------------------------
 
 // Unique ids of the tensors in memory: the variant pack's entries.
 enum Uid : int64_t {
-  kQ = 1, kKT, kVT, kO, kDO, kStats, kDQ, kDK, kDV,  // views of qkv, out, dout, lse, dqkv
-  kScale, kOne, kLowest,                            // scalars passed by value
-  kSoftmaxSum, kDQAccum,                            // dsum and f32 workspace
-  kSeqQ, kSeqKV,                                    // (B, 1, 1, 1) lengths for the padding mask
+  kQ = 1, kKT, kVT, kV, kO, kDO, kStats, kDQ, kDK, kDV,  // views of qkv, out, dout, lse, dqkv
+  kScale, kOne, kLowest,                                // scalars passed by value
+  kSoftmaxSum, kDQAccum,                                // dsum and f32 workspace
+  kSeqQ, kSeqKV,                                        // (B, 1, 1, 1) lengths for the padding mask
 };
 
+enum class Direction { forward, backward };
+
+// Where the backward's causal mask goes (both are tried; the first an engine takes is kept).
 enum class MaskPlacement { after_stats, before_stats };
 
 struct Shape {
@@ -269,12 +93,68 @@ int64_t padding_mask(GraphBuilder& g, int64_t s) {
   return select_or_lowest(g, s, compare(g, CUDNN_POINTWISE_LOGICAL_AND, s, in_rows, in_cols));
 }
 
+// The tensors both graphs read: Q and K^T as views of the qkv rows (W = (NH + 2*NKV)*HD), the
+// scalars, and the padding mask's lengths where it is needed (then seq_q, seq_kv >= 0).
+void input_tensors(GraphBuilder& g, const Shape& sh, bool padding, int64_t& seq_q, int64_t& seq_kv) {
+  const int64_t b = sh.b, t = sh.t, nh = sh.nh, nkv = sh.nkv, hd = sh.hd, w = (nh + 2 * nkv) * hd;
+  g.tensor(kQ, {b, nh, t, hd}, {t * w, hd, w, 1}, CUDNN_DATA_BFLOAT16, false);
+  g.tensor(kKT, {b, nkv, hd, t}, {t * w, hd, 1, w}, CUDNN_DATA_BFLOAT16, false);
+  for (int64_t uid : {kScale, kOne, kLowest}) g.tensor(uid, {1, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_FLOAT, false, true);
+  seq_q = seq_kv = -1;
+  if (padding) {
+    seq_q = g.tensor(kSeqQ, {b, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_INT32, false);
+    seq_kv = g.tensor(kSeqKV, {b, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_INT32, false);
+  }
+}
+
+// out = softmax(mask(scale * Q K^T)) V and lse = the log-sum-exp of each masked row, the
+// composite softmax that cuDNN's fused forward engines recognize:
+//
+//   S   = scale * Q K^T, causal mask        (B, NH, T, T) virtual
+//   M   = rowmax(S), Z = rowsum(exp(S - M)) (B, NH, T, 1) virtual
+//   lse = M + log(Z)                        -> lse (B, NH, T)
+//   O   = (exp(S - M) / Z) V                (GQA: V's heads broadcast over each group)
+// The probabilities enter the second product in f32 or, with probabilities_bf16, rounded to
+// bf16 (both are tried; the first an engine takes is kept).
+void build_forward_graph(GraphBuilder& g, const Shape& sh, bool probabilities_bf16, bool padding) {
+  const int64_t b = sh.b, t = sh.t, nh = sh.nh, nkv = sh.nkv, hd = sh.hd, w = (nh + 2 * nkv) * hd;
+  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
+  int64_t seq_q = -1, seq_kv = -1;
+  input_tensors(g, sh, padding, seq_q, seq_kv);
+  g.tensor(kV, {b, nkv, t, hd}, {t * w, hd, w, 1}, bf, false);
+  g.tensor(kO, {b, nh, t, hd}, {t * nh * hd, hd, nh * hd, 1}, bf, false);
+  g.tensor(kStats, {b, nh, t, 1}, {nh * t, t, 1, 1}, f32, false);
+  const Dims scores{b, nh, t, t}, scores_stride{nh * t * t, t * t, t, 1};
+  const Dims rows{b, nh, t, 1}, rows_stride{nh * t, t, 1, 1};
+
+  int64_t s = g.virtual_tensor(scores, scores_stride, f32);
+  g.matmul(kQ, kKT, s, seq_q, seq_kv);
+  s = g.pointwise(CUDNN_POINTWISE_MUL, s, kScale);
+  if (padding) s = padding_mask(g, s);
+  s = causal_mask(g, s, CUDNN_DATA_INT32);
+
+  const int64_t row_max = g.virtual_tensor(rows, rows_stride, f32);
+  g.reduce(CUDNN_REDUCE_TENSOR_MAX, s, row_max);
+  const int64_t shifted = g.pointwise(CUDNN_POINTWISE_SUB, s, row_max);
+  const int64_t e = g.like(shifted, f32);
+  g.pointwise(CUDNN_POINTWISE_EXP, f32, shifted, -1, -1, e);
+  const int64_t row_sum = g.virtual_tensor(rows, rows_stride, f32);
+  g.reduce_sum(e, row_sum);
+  const int64_t log_sum = g.like(row_sum, f32);
+  g.pointwise(CUDNN_POINTWISE_LOG, f32, row_sum, -1, -1, log_sum);
+  g.pointwise(CUDNN_POINTWISE_ADD, f32, row_max, log_sum, -1, kStats);
+
+  const int64_t p = g.virtual_tensor(scores, scores_stride, probabilities_bf16 ? bf : f32);
+  g.pointwise(CUDNN_POINTWISE_DIV, f32, e, row_sum, -1, p);
+  g.matmul(p, kV, kO, seq_q, -1, seq_kv);
+}
+
 void build_backward_graph(GraphBuilder& g, const Shape& sh, MaskPlacement placement, bool padding) {
   const int64_t b = sh.b, t = sh.t, nh = sh.nh, nkv = sh.nkv, hd = sh.hd, w = (nh + 2 * nkv) * hd;
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
   // In memory: Q, K, V and their gradients as views of the qkv rows, K and V seen transposed.
-  g.tensor(kQ, {b, nh, t, hd}, {t * w, hd, w, 1}, bf, false);
-  g.tensor(kKT, {b, nkv, hd, t}, {t * w, hd, 1, w}, bf, false);
+  int64_t seq_q = -1, seq_kv = -1;
+  input_tensors(g, sh, padding, seq_q, seq_kv);
   g.tensor(kVT, {b, nkv, hd, t}, {t * w, hd, 1, w}, bf, false);
   g.tensor(kO, {b, nh, t, hd}, {t * nh * hd, hd, nh * hd, 1}, bf, false);
   g.tensor(kDO, {b, nh, t, hd}, {t * nh * hd, hd, nh * hd, 1}, bf, false);
@@ -282,14 +162,8 @@ void build_backward_graph(GraphBuilder& g, const Shape& sh, MaskPlacement placem
   g.tensor(kDQ, {b, nh, t, hd}, {t * w, hd, w, 1}, bf, false);
   g.tensor(kDK, {b, nkv, t, hd}, {t * w, hd, w, 1}, bf, false);
   g.tensor(kDV, {b, nkv, t, hd}, {t * w, hd, w, 1}, bf, false);
-  for (int64_t uid : {kScale, kOne, kLowest}) g.tensor(uid, {1, 1, 1, 1}, {1, 1, 1, 1}, f32, false, true);
   g.tensor(kSoftmaxSum, {b, nh, t, 1}, {nh * t, t, 1, 1}, f32, false);
   g.tensor(kDQAccum, {b, nh, t, hd}, {nh * t * hd, t * hd, hd, 1}, f32, false);
-  int64_t seq_q = -1, seq_kv = -1;
-  if (padding) {
-    seq_q = g.tensor(kSeqQ, {b, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_INT32, false);
-    seq_kv = g.tensor(kSeqKV, {b, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_INT32, false);
-  }
   const Dims scores{b, nh, t, t}, scores_stride{nh * t * t, t * t, t, 1};
   const Dims scores_transposed_stride{nh * t * t, t * t, 1, t};
 
@@ -340,8 +214,7 @@ void build_backward_graph(GraphBuilder& g, const Shape& sh, MaskPlacement placem
   g.matmul(ds, k, kDQAccum, seq_q, -1, seq_kv);
   g.pointwise(CUDNN_POINTWISE_IDENTITY, f32, kDQAccum, -1, -1, kDQ);
 }
-
-// ---- plans, one per shape and device ---------------------------------------------------------
+// ---- plans, one per direction, shape and device ------------------------------------------------
 
 struct Plan {
   std::string reason;  // non-empty: there is no plan, and this says why
@@ -353,87 +226,20 @@ struct Plan {
   float scale = 0, one = 1, lowest = std::numeric_limits<float>::lowest();
 };
 
-// The first engine configuration, in heuristic mode A's order (then the fallback list's), whose
-// execution plan finalizes; why none did otherwise.
-std::string make_plan(Plan& plan, cudnnHandle_t handle) {
-  std::string why;
-  for (const cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    std::vector<Descriptor> configs;
-    try {
-      Descriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-      heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, plan.graph)
-          .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode)
-          .finalize("engine heuristics");
-      int64_t count = 0;
-      check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                                     &count, nullptr),
-            "engine heuristics' result count");
-      std::vector<cudnnBackendDescriptor_t> raw;
-      for (int64_t i = 0; i < count; ++i) {
-        configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-        raw.push_back(configs.back().get());
-      }
-      int64_t got = 0;
-      if (count > 0)
-        check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                       count, &got, raw.data()),
-              "engine heuristics' results");
-      configs.resize(size_t(got));
-      if (got == 0) why += str(mode == CUDNN_HEUR_MODE_A ? "heuristics A" : "fallback list", ": no engine; ");
-    } catch (const CudnnFailure& e) {
-      why += str(e.what(), "; ");
-      continue;
-    }
-    for (Descriptor& config : configs) {
-      try {
-        Descriptor p(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-        p.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &handle)
-            .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config)
-            .finalize("execution plan");
-        int64_t workspace = 0, n = 0;
-        check(cudnnBackendGetAttribute(p.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
-                                       &workspace),
-              "execution plan's workspace size");
-        Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-        int64_t engine_index = -1;
-        cudnnBackendDescriptor_t raw_engine = engine.get();
-        if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
-                                     &raw_engine) == CUDNN_STATUS_SUCCESS)
-          cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
-                                   &engine_index);
-        plan.plan = std::move(p);
-        plan.engine_workspace = workspace;
-        log_debug("cuDNN attention backward: engine ", engine_index, ", workspace ", workspace, " bytes");
-        return "";
-      } catch (const CudnnFailure& e) {
-        why += str(e.what(), "; ");
-      }
-    }
+const char* direction_name(Direction d) { return d == Direction::forward ? "attention forward" : "attention backward"; }
+
+// The graph of a direction in its form 0 or 1 (the backward: the mask after or before lse; the
+// forward: the probabilities in f32 or bf16), and that form's name.
+const char* build_graph(GraphBuilder& g, Direction direction, const Shape& sh, int form, bool padding) {
+  if (direction == Direction::forward) {
+    build_forward_graph(g, sh, form == 1, padding);
+    return form == 1 ? "probabilities in bf16" : "probabilities in f32";
   }
-  return why.empty() ? "no engine configuration" : why;
+  build_backward_graph(g, sh, form == 1 ? MaskPlacement::before_stats : MaskPlacement::after_stats, padding);
+  return form == 1 ? "mask before lse" : "mask after lse";
 }
 
-struct Context {
-  std::mutex mutex;  // the plans, the handles, and each execution's stream setting
-  std::map<int, cudnnHandle_t> handles;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans;
-};
-
-Context& context() {
-  static Context* c = new Context;  // lives as long as the process, like the handles in it
-  return *c;
-}
-
-cudnnHandle_t handle_for(Context& c, int device) {
-  auto it = c.handles.find(device);
-  if (it != c.handles.end()) return it->second;
-  cudnnHandle_t h = nullptr;
-  check(cudnnCreate(&h), "cudnnCreate");
-  c.handles.emplace(device, h);
-  return h;
-}
-
-std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, const Shape& sh) {
+std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, Direction direction, const Shape& sh) {
   auto plan = std::make_unique<Plan>();
   if (sh.hd % 8 != 0 || sh.hd > 256) {
     plan->reason = str("head size ", sh.hd, " is not a multiple of 8 up to 256");
@@ -444,23 +250,24 @@ std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, const Shape& sh) {
     return plan;
   }
   plan->scale = float(1.0 / std::sqrt(double(sh.hd)));
-  plan->dq_accum_bytes = sh.b * sh.nh * sh.t * sh.hd * int64_t(sizeof(float));
+  if (direction == Direction::backward) plan->dq_accum_bytes = sh.b * sh.nh * sh.t * sh.hd * int64_t(sizeof(float));
   plan->padding = cudnnGetVersion() < 91600 && sh.t % 128 != 0;
   std::string why;
-  for (const MaskPlacement placement : {MaskPlacement::after_stats, MaskPlacement::before_stats}) {
-    const char* name = placement == MaskPlacement::after_stats ? "mask after lse" : "mask before lse";
+  for (int form = 0; form < 2; ++form) {
+    const char* name = "";
     try {
       plan->graph = Descriptor();  // before the tensors it was made from
       plan->graph_parts = GraphBuilder();
-      build_backward_graph(plan->graph_parts, sh, placement, plan->padding);
+      name = build_graph(plan->graph_parts, direction, sh, form, plan->padding);
       plan->graph = plan->graph_parts.finalize(handle);
     } catch (const CudnnFailure& e) {
-      why += str("[", name, "] ", e.what(), " ");
+      why += str("[form ", form, "] ", e.what(), " ");
       continue;
     }
-    const std::string no_plan = make_plan(*plan, handle);
+    const std::string no_plan =
+        cudnn::first_execution_plan(plan->graph, handle, plan->plan, plan->engine_workspace, direction_name(direction));
     if (no_plan.empty()) {
-      log_debug("cuDNN attention backward: graph with the ", name, plan->padding ? ", padding mask" : "");
+      log_debug("cuDNN ", direction_name(direction), ": graph with the ", name, plan->padding ? ", padding mask" : "");
       break;
     }
     why += str("[", name, "] ", no_plan, " ");
@@ -478,48 +285,49 @@ std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, const Shape& sh) {
   return plan;
 }
 
-// The plan for the shape on the current device, built on first use. Holds c.mutex.
-Plan& plan_for(Context& c, const Shape& sh, cudnnHandle_t& handle) {
+// The plan for the direction and shape on the current device, built on first use. Holds
+// cudnn::graph_mutex().
+Plan& plan_for(Direction direction, const Shape& sh, cudnnHandle_t& handle) {
+  static auto* plans =
+      new std::map<std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>>;
   int device = 0;
   ZT_CUDA_CHECK(cudaGetDevice(&device));
-  handle = handle_for(c, device);
-  auto& slot = c.plans[{device, sh.b, sh.t, sh.nh, sh.nkv, sh.hd}];
+  handle = cudnn::handle_for_device(device);
+  auto& slot = (*plans)[{int(direction), device, sh.b, sh.t, sh.nh, sh.nkv, sh.hd}];
   if (!slot) {
-    slot = build_plan(handle, sh);
+    slot = build_plan(handle, direction, sh);
     if (!slot->reason.empty())
-      log_warn("cuDNN attention backward, B=", sh.b, " T=", sh.t, " NH=", sh.nh, " NKV=", sh.nkv, " HD=", sh.hd,
-               ": ", slot->reason, "; our kernels run instead");
+      log_warn("cuDNN ", direction_name(direction), ", B=", sh.b, " T=", sh.t, " NH=", sh.nh, " NKV=", sh.nkv,
+               " HD=", sh.hd, ": ", slot->reason, "; our kernels run instead");
   }
   return *slot;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-}  // namespace
-
-std::string cudnn_attention_backward_plan(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
-  Context& c = context();
-  std::lock_guard<std::mutex> lock(c.mutex);
+std::string plan_reason(Direction direction, const Shape& sh) {
+  std::lock_guard<std::mutex> lock(cudnn::graph_mutex());
   cudnnHandle_t handle = nullptr;
   try {
-    return plan_for(c, {b, t, nh, nkv, hd}, handle).reason;
+    return plan_for(direction, sh, handle).reason;
   } catch (const CudnnFailure& e) {
     return e.what();  // no handle (no usable cuDNN library)
   }
 }
 
-bool cudnn_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
-                              const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
-  for (const void* p : {static_cast<const void*>(dqkv), static_cast<const void*>(dsum),
-                        static_cast<const void*>(dout), static_cast<const void*>(out),
-                        static_cast<const void*>(qkv), static_cast<const void*>(lse)})
-    if (!aligned16(p)) return false;
-  Context& c = context();
-  std::lock_guard<std::mutex> lock(c.mutex);
+bool aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+// Runs the direction's plan for the shape on the compute stream with the variant pack's tensors
+// (uids[i] at pointers[i]; the scalars and the padding lengths are added here); false where
+// there is no plan. Holds cudnn::graph_mutex().
+bool execute(Direction direction, const Shape& sh, std::vector<int64_t> uids, std::vector<void*> pointers) {
+  std::lock_guard<std::mutex> lock(cudnn::graph_mutex());
   cudnnHandle_t handle = nullptr;
   Plan* plan = nullptr;
   try {
-    plan = &plan_for(c, {b, t, nh, nkv, hd}, handle);
+    plan = &plan_for(direction, sh, handle);
   } catch (const CudnnFailure&) {
     return false;
   }
@@ -528,26 +336,15 @@ bool cudnn_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const b
   const size_t engine_bytes = (size_t(plan->engine_workspace) + 255) / 256 * 256;
   Scratch workspace(engine_bytes + size_t(plan->dq_accum_bytes));
   char* base = workspace.as<char>();
-  const int64_t k_offset = nh * hd, v_offset = (nh + nkv) * hd;
-  std::vector<int64_t> uids = {kQ, kKT, kVT, kO, kDO, kStats, kDQ, kDK, kDV, kScale, kOne, kLowest, kSoftmaxSum,
-                               kDQAccum};
-  std::vector<void*> pointers = {const_cast<bf16*>(qkv),
-                                 const_cast<bf16*>(qkv + k_offset),
-                                 const_cast<bf16*>(qkv + v_offset),
-                                 const_cast<bf16*>(out),
-                                 const_cast<bf16*>(dout),
-                                 const_cast<float*>(lse),
-                                 dqkv,
-                                 dqkv + k_offset,
-                                 dqkv + v_offset,
-                                 &plan->scale,
-                                 &plan->one,
-                                 &plan->lowest,
-                                 dsum,
-                                 base + engine_bytes};
+  uids.insert(uids.end(), {kScale, kLowest});
+  pointers.insert(pointers.end(), {&plan->scale, &plan->lowest});
+  if (direction == Direction::backward) {
+    uids.insert(uids.end(), {kOne, kDQAccum});
+    pointers.insert(pointers.end(), {&plan->one, base + engine_bytes});
+  }
   if (plan->padding) {
     uids.insert(uids.end(), {kSeqQ, kSeqKV});
-    pointers.insert(pointers.end(), {plan->seq_lens, plan->seq_lens + b});
+    pointers.insert(pointers.end(), {plan->seq_lens, plan->seq_lens + sh.b});
   }
   void* engine_workspace = plan->engine_workspace > 0 ? base : nullptr;
   try {
@@ -556,12 +353,42 @@ bool cudnn_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const b
         .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, pointers.data(), int64_t(pointers.size()))
         .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &engine_workspace)
         .finalize("variant pack");
-    check(cudnnSetStream(handle, compute_stream()), "cudnnSetStream");
-    check(cudnnBackendExecute(handle, plan->plan.get(), pack.get()), "cudnnBackendExecute");
+    cudnn::check(cudnnSetStream(handle, compute_stream()), "cudnnSetStream");
+    cudnn::check(cudnnBackendExecute(handle, plan->plan.get(), pack.get()), "cudnnBackendExecute");
   } catch (const CudnnFailure& e) {
-    ZT_THROW("cuDNN attention backward, B=", b, " T=", t, " NH=", nh, " NKV=", nkv, " HD=", hd, ": ", e.what());
+    ZT_THROW("cuDNN ", direction_name(direction), ", B=", sh.b, " T=", sh.t, " NH=", sh.nh, " NKV=", sh.nkv,
+             " HD=", sh.hd, ": ", e.what());
   }
   return true;
+}
+
+}  // namespace
+
+std::string cudnn_attention_forward_plan(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  return plan_reason(Direction::forward, {b, t, nh, nkv, hd});
+}
+
+std::string cudnn_attention_backward_plan(int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  return plan_reason(Direction::backward, {b, t, nh, nkv, hd});
+}
+
+bool cudnn_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv,
+                             int64_t hd) {
+  if (!aligned16({out, lse, qkv})) return false;
+  const int64_t k_offset = nh * hd, v_offset = (nh + nkv) * hd;
+  auto* q = const_cast<bf16*>(qkv);
+  return execute(Direction::forward, {b, t, nh, nkv, hd}, {kQ, kKT, kV, kO, kStats},
+                 {q, q + k_offset, q + v_offset, out, lse});
+}
+
+bool cudnn_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const bf16* out, const bf16* qkv,
+                              const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+  if (!aligned16({dqkv, dsum, dout, out, qkv, lse})) return false;
+  const int64_t k_offset = nh * hd, v_offset = (nh + nkv) * hd;
+  auto* q = const_cast<bf16*>(qkv);
+  return execute(Direction::backward, {b, t, nh, nkv, hd}, {kQ, kKT, kVT, kO, kDO, kStats, kDQ, kDK, kDV, kSoftmaxSum},
+                 {q, q + k_offset, q + v_offset, const_cast<bf16*>(out), const_cast<bf16*>(dout),
+                  const_cast<float*>(lse), dqkv, dqkv + k_offset, dqkv + v_offset, dsum});
 }
 
 }  // namespace zt::cuda
