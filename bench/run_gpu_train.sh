@@ -120,5 +120,8 @@ print(f"{'config':28s} {'tok/s':>10s} {'MFU':>6s} {'ms':>8s} {'GiB':>6s}")
 for r in ours + peers:
     print(f"{r['config']:28s} {r['tokens_per_s']:10.0f} {100 * r['mfu']:5.1f}% {r['ms_per_step']:8.1f} {r['peak_mem_GiB']:6.1f}")
 EOF
-if [ -n "${OUT:-}" ]; then cp "$result" "$OUT/"; tar czf "$OUT/logs.tgz" -C "$logs" .; fi
+if [ -n "${OUT:-}" ]; then
+  [ "$(dirname "$result")" -ef "$OUT" ] || cp "$result" "$OUT/"  # unless it was written there
+  tar czf "$OUT/logs.tgz" -C "$logs" .
+fi
 exit $status
