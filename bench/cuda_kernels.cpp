@@ -252,37 +252,29 @@ void bench_attention() {
              time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
              v.name);
     }
-    cuda::FlashAttentionTuning cudnn_bwd;
+    // cuDNN's fused backward (after our forward) and forward, each where the build has cuDNN and
+    // it has a plan for the shape (else a line saying why, so no fallback is timed under its name).
+    auto time_cudnn = [&](const char* op, const cuda::FlashAttentionTuning& tuning, const std::string& no_plan,
+                          double flops, const std::function<void()>& run) {
+      if (!no_plan.empty()) {
+        const nlohmann::json j = {{"op", op}, {"shape", shape}, {"version", "cudnn"}, {"skipped", no_plan}};
+        std::printf("%s\n", j.dump().c_str());
+        return;
+      }
+      cuda::set_flash_attention_tuning(tuning);
+      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+      report(op, shape, time_ms(run), flops, 0, "cudnn");
+    };
+    cuda::FlashAttentionTuning cudnn_bwd, cudnn_fwd;
     cudnn_bwd.backward = cuda::FlashAttentionTuning::Backward::cudnn;
-    cuda::set_flash_attention_tuning(cudnn_bwd);
-    // cuDNN's fused backward after our forward, where the build has cuDNN and it has a plan for
-    // the shape (else a line saying why, so no fallback is timed under its name).
-    const std::string no_cudnn = cuda::cudnn_attention_backward_support(a.b, a.t, a.nh, a.nkv, a.hd);
-    if (no_cudnn.empty()) {
-      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
-      ops::attention_forward(out, lse, qkv, a.nh, a.nkv);
-      report("attention_backward", shape,
-             time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
-             "cudnn");
-    } else {
-      const nlohmann::json j = {{"op", "attention_backward"}, {"shape", shape}, {"version", "cudnn"},
-                                {"skipped", no_cudnn}};
-      std::printf("%s\n", j.dump().c_str());
-    }
-    // cuDNN's fused forward, as the backward's.
-    cuda::FlashAttentionTuning cudnn_fwd;
     cudnn_fwd.forward = cuda::FlashAttentionTuning::Forward::cudnn;
-    cuda::set_flash_attention_tuning(cudnn_fwd);
-    const std::string no_cudnn_forward = cuda::cudnn_attention_forward_support(a.b, a.t, a.nh, a.nkv, a.hd);
-    if (no_cudnn_forward.empty()) {
-      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
-      report("attention_forward", shape, time_ms([&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); }),
-             2 * product, 0, "cudnn");
-    } else {
-      const nlohmann::json j = {{"op", "attention_forward"}, {"shape", shape}, {"version", "cudnn"},
-                                {"skipped", no_cudnn_forward}};
-      std::printf("%s\n", j.dump().c_str());
-    }
+    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    cuda::set_flash_attention_tuning({});
+    ops::attention_forward(out, lse, qkv, a.nh, a.nkv);  // ours, for the backward to read
+    time_cudnn("attention_backward", cudnn_bwd, cuda::cudnn_attention_backward_support(a.b, a.t, a.nh, a.nkv, a.hd),
+               5 * product, [&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); });
+    time_cudnn("attention_forward", cudnn_fwd, cuda::cudnn_attention_forward_support(a.b, a.t, a.nh, a.nkv, a.hd),
+               2 * product, [&] { ops::attention_forward(out, lse, qkv, a.nh, a.nkv); });
     cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
     cuda::set_flash_attention_tuning({});
   }

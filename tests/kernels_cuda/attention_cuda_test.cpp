@@ -283,6 +283,12 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
 #endif
 }
 
+// A case cuDNN has no plan for, with cuDNN's reason, in the test's output.
+[[maybe_unused]] void print_no_plan(const char* direction, const Case& k, const std::string& why) {
+  std::printf("[ cuDNN    ] %s B=%lld T=%lld NH=%lld NKV=%lld HD=%lld: no plan: %s\n", direction, (long long)k.b,
+              (long long)k.t, (long long)k.nh, (long long)k.nkv, (long long)k.hd, why.c_str());
+}
+
 // cuDNN's fused backward (AttentionKernels::automatic, after our forward) against the CPU
 // reference: MHA and GQA, head sizes 64 and 128, lengths that are multiples of 128, of 64 only,
 // and of neither (cuDNN 9.15 and older need the graph's padding mask for those). A shape cuDNN
@@ -306,8 +312,7 @@ TEST(CudaAttention, CudnnBackwardMatchesCpu) {
                                     << " NKV=" << k.nkv << " HD=" << k.hd);
     const std::string why = cuda::cudnn_attention_backward_support(k.b, k.t, k.nh, k.nkv, k.hd);
     const bool cudnn = why.empty();
-    if (!cudnn) std::printf("[ cuDNN    ] B=%lld T=%lld NH=%lld NKV=%lld HD=%lld: no plan: %s\n", (long long)k.b,
-                            (long long)k.t, (long long)k.nh, (long long)k.nkv, (long long)k.hd, why.c_str());
+    if (!cudnn) print_no_plan("backward", k, why);
     if (k.hd % 8 != 0) {
       EXPECT_FALSE(cudnn) << "head size " << k.hd << " should have no cuDNN plan";
     }
@@ -348,9 +353,7 @@ TEST(CudaAttention, CudnnForwardMatchesCpu) {
                                     << " NKV=" << k.nkv << " HD=" << k.hd);
     const std::string why = cuda::cudnn_attention_forward_support(k.b, k.t, k.nh, k.nkv, k.hd);
     const bool cudnn = why.empty();
-    if (!cudnn) std::printf("[ cuDNN    ] forward B=%lld T=%lld NH=%lld NKV=%lld HD=%lld: no plan: %s\n",
-                            (long long)k.b, (long long)k.t, (long long)k.nh, (long long)k.nkv, (long long)k.hd,
-                            why.c_str());
+    if (!cudnn) print_no_plan("forward", k, why);
     const std::string family = cudnn ? " (cuDNN)" : " (fallback)";
     const Reference ref = reference_attention(rng, k);
     const Tensor d_qkv = on_device(ref.qkv, DType::bf16);

@@ -94,12 +94,13 @@ int64_t padding_mask(GraphBuilder& g, int64_t s) {
 }
 
 // The tensors both graphs read: Q and K^T as views of the qkv rows (W = (NH + 2*NKV)*HD), the
-// scalars, and the padding mask's lengths where it is needed (then seq_q, seq_kv >= 0).
+// scale, the masks' lowest float, and the padding mask's lengths where it is needed (then
+// seq_q, seq_kv >= 0).
 void input_tensors(GraphBuilder& g, const Shape& sh, bool padding, int64_t& seq_q, int64_t& seq_kv) {
   const int64_t b = sh.b, t = sh.t, nh = sh.nh, nkv = sh.nkv, hd = sh.hd, w = (nh + 2 * nkv) * hd;
   g.tensor(kQ, {b, nh, t, hd}, {t * w, hd, w, 1}, CUDNN_DATA_BFLOAT16, false);
   g.tensor(kKT, {b, nkv, hd, t}, {t * w, hd, 1, w}, CUDNN_DATA_BFLOAT16, false);
-  for (int64_t uid : {kScale, kOne, kLowest}) g.tensor(uid, {1, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_FLOAT, false, true);
+  for (int64_t uid : {kScale, kLowest}) g.tensor(uid, {1, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_FLOAT, false, true);
   seq_q = seq_kv = -1;
   if (padding) {
     seq_q = g.tensor(kSeqQ, {b, 1, 1, 1}, {1, 1, 1, 1}, CUDNN_DATA_INT32, false);
@@ -162,6 +163,7 @@ void build_backward_graph(GraphBuilder& g, const Shape& sh, MaskPlacement placem
   g.tensor(kDQ, {b, nh, t, hd}, {t * w, hd, w, 1}, bf, false);
   g.tensor(kDK, {b, nkv, t, hd}, {t * w, hd, w, 1}, bf, false);
   g.tensor(kDV, {b, nkv, t, hd}, {t * w, hd, w, 1}, bf, false);
+  g.tensor(kOne, {1, 1, 1, 1}, {1, 1, 1, 1}, f32, false, true);
   g.tensor(kSoftmaxSum, {b, nh, t, 1}, {nh * t, t, 1, 1}, f32, false);
   g.tensor(kDQAccum, {b, nh, t, hd}, {nh * t * hd, t * hd, hd, 1}, f32, false);
   const Dims scores{b, nh, t, t}, scores_stride{nh * t * t, t * t, t, 1};
