@@ -225,7 +225,16 @@ void bench_attention() {
     wgmma_bwd.backward = wgmma_bwd_2_splits.backward = cuda::FlashAttentionTuning::Backward::wgmma;
     wgmma_bwd_1_group.backward = cuda::FlashAttentionTuning::Backward::wgmma;
     wgmma_bwd_1_group.wgmma_backward_groups = 1;
+    cuda::FlashAttentionTuning wgmma_bwd_2_groups;
+    wgmma_bwd_2_groups.backward = cuda::FlashAttentionTuning::Backward::wgmma;
+    wgmma_bwd_2_groups.wgmma_backward_groups = 2;
     wgmma_bwd_2_splits.dkv_splits = 2;
+    cuda::FlashAttentionTuning windows[4];  // the wgmma backward's blocks in windows of heads (v14)
+    const int window_heads[4] = {16, 48, 64, 9999};  // 9999: the grid's own order
+    for (int i = 0; i < 4; ++i) {
+      windows[i].backward = cuda::FlashAttentionTuning::Backward::wgmma;
+      windows[i].wgmma_backward_window = window_heads[i];
+    }
     const bool grouped = a.nh != a.nkv;
     const bool wgmma = a.hd == 64 && cuda::flash_wgmma_runs();
     const Version versions[] = {{wgmma ? "v6 wgmma fwd" : "v3", cuda::AttentionKernels::flash, {}, true, true},
@@ -239,7 +248,16 @@ void bench_attention() {
                                 {"v7 wgmma bwd 2 splits", cuda::AttentionKernels::flash, wgmma_bwd_2_splits,
                                  false, wgmma && grouped},
                                 {"v7 wgmma bwd 1 group", cuda::AttentionKernels::flash, wgmma_bwd_1_group, false,
-                                 wgmma}};
+                                 wgmma},
+                                {"v7 wgmma bwd 2 groups", cuda::AttentionKernels::flash, wgmma_bwd_2_groups, false,
+                                 wgmma},
+                                {"v14 wgmma bwd window 16", cuda::AttentionKernels::flash, windows[0], false,
+                                 wgmma && a.nkv * a.b > 16},
+                                {"v14 wgmma bwd window 48", cuda::AttentionKernels::flash, windows[1], false,
+                                 wgmma && a.nkv * a.b > 48},
+                                {"v14 wgmma bwd window 64", cuda::AttentionKernels::flash, windows[2], false,
+                                 wgmma && a.nkv * a.b > 64},
+                                {"v7 wgmma bwd, grid order", cuda::AttentionKernels::flash, windows[3], false, wgmma}};
     for (const Version& v : versions) {
       cuda::set_attention_kernels(v.kernels);
       cuda::set_flash_attention_tuning(v.tuning);

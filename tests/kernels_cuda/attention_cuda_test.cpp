@@ -70,6 +70,8 @@ enum class Kernels {
   backward_wgmma,  // the HD 64 backward on wgmma (FlashAttentionTuning::backward)
   backward_wgmma_one_block,
   backward_wgmma_1_group,
+  backward_wgmma_2_groups,
+  backward_wgmma_window,  // the wgmma backward's blocks in windows of 3 key/value heads
   simple
 };
 int wgmma_shape(Kernels k) {
@@ -91,6 +93,8 @@ const char* kernels_name(Kernels k) {
     case Kernels::backward_wgmma: return "tensor cores, wgmma backward";
     case Kernels::backward_wgmma_one_block: return "tensor cores, wgmma backward, one block per group";
     case Kernels::backward_wgmma_1_group: return "tensor cores, wgmma backward of 1 warpgroup";
+    case Kernels::backward_wgmma_2_groups: return "tensor cores, wgmma backward of 2 warpgroups";
+    case Kernels::backward_wgmma_window: return "tensor cores, wgmma backward in windows of 3 heads";
     case Kernels::simple: return "simple";
   }
   return "?";
@@ -99,12 +103,14 @@ const char* kernels_name(Kernels k) {
 bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 #if ZT_HAS_CUDA
   if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
-      k == Kernels::backward_wgmma_1_group)
+      k == Kernels::backward_wgmma_1_group || k == Kernels::backward_wgmma_2_groups ||
+      k == Kernels::backward_wgmma_window)
     return hd == 64 && cuda::flash_wgmma_runs();
   if (k == Kernels::backward_wgmma_one_block) return hd == 64 && cuda::flash_wgmma_runs() && nh != nkv;
 #else
   if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
-      k == Kernels::backward_wgmma_one_block || k == Kernels::backward_wgmma_1_group)
+      k == Kernels::backward_wgmma_one_block || k == Kernels::backward_wgmma_1_group ||
+      k == Kernels::backward_wgmma_2_groups || k == Kernels::backward_wgmma_window)
     return false;
 #endif
   if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_in_registers) return hd == 64;
@@ -113,7 +119,8 @@ bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
 }
 bool wgmma_backward(Kernels k) {
   return k == Kernels::backward_wgmma || k == Kernels::backward_wgmma_one_block ||
-         k == Kernels::backward_wgmma_1_group;
+         k == Kernels::backward_wgmma_1_group || k == Kernels::backward_wgmma_2_groups ||
+         k == Kernels::backward_wgmma_window;
 }
 void use_kernels(Kernels kernels) {
 #if ZT_HAS_CUDA
@@ -127,7 +134,10 @@ void use_kernels(Kernels kernels) {
   tuning.dkv_splits = kernels == Kernels::one_dkv_block || kernels == Kernels::backward_wgmma_one_block ? 1 : 0;
   tuning.backward = wgmma_backward(kernels) ? cuda::FlashAttentionTuning::Backward::wgmma
                                             : cuda::FlashAttentionTuning::Backward::cudnn;
-  tuning.wgmma_backward_groups = kernels == Kernels::backward_wgmma_1_group ? 1 : 0;
+  tuning.wgmma_backward_groups = kernels == Kernels::backward_wgmma_1_group    ? 1
+                                 : kernels == Kernels::backward_wgmma_2_groups ? 2
+                                                                               : 0;
+  tuning.wgmma_backward_window = kernels == Kernels::backward_wgmma_window ? 3 : 0;
   cuda::set_flash_attention_tuning(tuning);
 #endif
 }
@@ -236,6 +246,7 @@ TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
                               Kernels::wgmma_4_groups, Kernels::forward_64_rows,
                               Kernels::dkv_kv_in_registers, Kernels::one_dkv_block, Kernels::backward_wgmma,
                               Kernels::backward_wgmma_one_block, Kernels::backward_wgmma_1_group,
+                              Kernels::backward_wgmma_2_groups, Kernels::backward_wgmma_window,
                               Kernels::simple}) {
         if (dtype == DType::f32 && kernels != Kernels::automatic) continue;  // f32 always runs the simple ones
         const bool flash = dtype == DType::bf16 && kernels != Kernels::simple && tensor_core_size;
@@ -409,6 +420,13 @@ TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
   EXPECT_EQ(cuda::flash_attention_tuning_for("", "").forward, Forward::automatic);
   const std::string forward_message = test::error_of([] { cuda::flash_attention_tuning_for("", "cudn"); });
   EXPECT_NE(forward_message.find("ZT_ATTENTION_FORWARD='cudn'"), std::string::npos) << forward_message;
+  EXPECT_EQ(cuda::flash_attention_tuning_for("", "", "16").wgmma_backward_window, 16);
+  EXPECT_EQ(cuda::flash_attention_tuning_for("", "", "").wgmma_backward_window, 0);
+  for (const char* wrong : {"-1", "x", "12345", "4 "}) {
+    const std::string window_message = test::error_of([&] { cuda::flash_attention_tuning_for("", "", wrong); });
+    EXPECT_NE(window_message.find(std::string("ZT_ATTENTION_BACKWARD_WINDOW='") + wrong + "'"), std::string::npos)
+        << window_message;
+  }
 #else
   GTEST_SKIP() << "this build has no CUDA backend";
 #endif

@@ -7,8 +7,10 @@
 // Backward, both families: D_i = sum_j P_ij dP_ij = dO_i . O_i from the forward's output, then
 // dQ in one pass over the keys of query row i; a separate kernel walks each key row's queries
 // for dK and dV, so nothing is accumulated across blocks by atomics. By default the bf16
-// backward runs on cuDNN's fused engines instead where they have a plan (cudnn_attention.cu; they
-// accumulate dQ across blocks in f32); AttentionKernels::flash keeps ours. cuDNN's fused forward
+// backward at HD 64 on Hopper runs on wgmma instead (flash_backward_wgmma.cu, dQ accumulated
+// across blocks in f32), and elsewhere on cuDNN's fused engines where they have a plan
+// (cudnn_attention.cu, the same accumulation); AttentionKernels::flash keeps the repeatable
+// kernels. FlashAttentionTuning::backward (ZT_ATTENTION_BACKWARD) picks either. cuDNN's fused forward
 // runs where FlashAttentionTuning::forward (ZT_ATTENTION_FORWARD) asks for it; it writes the same
 // out and log-sum-exp as ours.
 #include <atomic>
@@ -251,8 +253,16 @@ std::string cudnn_attention_forward_support(int64_t b, int64_t t, int64_t nh, in
 #endif
 }
 
-FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward) {
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward,
+                                                const std::string& window) {
   FlashAttentionTuning tuning;
+  if (!window.empty()) {
+    const bool digits = window.size() <= 4 && window.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits)
+      ZT_THROW("environment variable ZT_ATTENTION_BACKWARD_WINDOW='", window,
+               "' is not a count of key/value heads from 0 to 9999 (0: the whole grid)");
+    tuning.wgmma_backward_window = std::stoi(window);
+  }
   if (backward == "wgmma") tuning.backward = FlashAttentionTuning::Backward::wgmma;
   else if (backward == "cudnn") tuning.backward = FlashAttentionTuning::Backward::cudnn;
   else if (backward != "auto" && !backward.empty())
@@ -273,7 +283,8 @@ FlashAttentionTuning flash_attention_tuning() {
   std::lock_guard<std::mutex> lock(g_tuning_mutex);
   if (!g_tuning_set) {
     g_tuning = flash_attention_tuning_for(env_string("ZT_ATTENTION_BACKWARD", "auto"),
-                                          env_string("ZT_ATTENTION_FORWARD", "auto"));
+                                          env_string("ZT_ATTENTION_FORWARD", "auto"),
+                                          env_string("ZT_ATTENTION_BACKWARD_WINDOW", ""));
     g_tuning_set = true;
   }
   return g_tuning;
@@ -311,8 +322,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
     // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
     using Backward = FlashAttentionTuning::Backward;
     const Backward choice = flash_attention_tuning().backward;
-    const bool wgmma = choice == Backward::wgmma || (choice == Backward::automatic &&
-                                                     attention_kernels() == AttentionKernels::automatic && nkv < nh);
+    const bool wgmma = choice == Backward::wgmma ||
+                       (choice == Backward::automatic && attention_kernels() == AttentionKernels::automatic);
     if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
       return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
   }

@@ -78,9 +78,10 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
                         int64_t nh, int64_t nkv, int64_t hd);
-// Which attention kernels run. automatic: our tensor-core flash forward, and for bf16 cuDNN's
-// fused backward where the build has cuDNN and cuDNN has a plan for the shape (it measures
-// faster; it sums dQ across blocks, so its bits may differ run to run), else our flash backward.
+// Which attention kernels run. automatic: our tensor-core flash forward, and for bf16 the
+// backward as FlashAttentionTuning::backward chooses (ours on wgmma at HD 64 on Hopper, else
+// cuDNN's fused one where the build has cuDNN and cuDNN has a plan for the shape; both sum dQ
+// across blocks, so their bits may differ run to run), else our flash backward.
 // flash: our tensor-core kernels only (bitwise repeatable). Either falls back to the simple
 // warp-per-row kernels where the head size or alignment rules the tensor-core kernels out;
 // simple: those everywhere. For tests and timings of each; until it is called, the environment
@@ -114,14 +115,22 @@ struct FlashAttentionTuning {
   // HD 64 where flash_wgmma_runs(), the backward: on wgmma (flash_backward_wgmma.cu, one
   // key-side kernel with dQ added across blocks in f32; its splits follow dkv_splits), or cuDNN's
   // fused one (automatic kernels; the mma.sync kernels with flash kernels or where cuDNN has no
-  // plan), or chosen by the shape: with automatic kernels, wgmma for grouped heads (NKV < NH:
-  // Llama 1.1B's shape 0.535 ms against cuDNN's 0.602 on an H200), cuDNN's otherwise (GPT-2
-  // 124M's 0.304 against 0.295; docs/CUDA_NOTES.md v8).
+  // plan), or automatic: with automatic kernels, wgmma (on an H200, Llama 1.1B's shape 0.544 ms
+  // against cuDNN's 0.598; GPT-2 124M's, one warpgroup a block in windows of heads, 0.274
+  // against 0.295; docs/CUDA_NOTES.md v8, v14).
   enum class Backward { automatic, wgmma, cudnn };
   Backward backward = Backward::automatic;
   // The wgmma backward's block: 2 warpgroups over 128 keys sharing each staged query tile, one
-  // block a multiprocessor, or 1 warpgroup over 64 keys, 2 blocks. 0: the default, 2.
+  // block a multiprocessor, or 1 warpgroup over 64 keys, 2 blocks. 0: the default, 1 where each
+  // key/value head has one query head (its blocks are short, and the windows keep its doubled dQ
+  // reductions in L2), 2 for grouped heads (whose query tiles a block's 2 warpgroups share).
   int wgmma_backward_groups = 0;
+  // The wgmma backward's block order: windows of this many key/value heads (times splits), each
+  // handing out its blocks longest first, so that fewer heads' dQ accumulators are in use at once
+  // (as wide as the grid or wider: the grid's own order, longest first throughout). 0: the
+  // default, as many as 2 waves of resident blocks take (GPT-2 124M's shape: 33 of 192; Llama
+  // 1.1B's: the whole grid).
+  int wgmma_backward_window = 0;
   // The bf16 forward with automatic kernels: cuDNN's fused one where it has a plan for the shape
   // (cudnn; our kernels elsewhere) or ours (flash, and automatic: on an H200 the wgmma forward
   // took 0.093 / 0.184 ms at GPT-2 124M's / Llama 1.1B's shapes against cuDNN's 0.102 / 0.190;
@@ -133,8 +142,11 @@ void set_flash_attention_tuning(const FlashAttentionTuning& tuning);
 // The tuning until set_flash_attention_tuning is called: the defaults, with the HD 64 backward as
 // ZT_ATTENTION_BACKWARD = `backward` says (auto or empty: the default kernel; wgmma; cudnn, or
 // ours where cuDNN has no plan) and the bf16 forward as ZT_ATTENTION_FORWARD = `forward` says
-// (auto or empty: the default; flash; cudnn). Another value is an error naming it.
-FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward = "auto");
+// (auto or empty: the default; flash; cudnn), and the wgmma backward's window as
+// ZT_ATTENTION_BACKWARD_WINDOW = `window` says (a count; empty: the default). Another value is an
+// error naming it.
+FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, const std::string& forward = "auto",
+                                                const std::string& window = "");
 // Whether the build has the sm_90a kernels (wgmma) and the current device is a Hopper GPU to run
 // them: then the HD 64 forward runs on them unless the tuning asks for mma.sync, and the HD 64
 // backward where the tuning chooses it (backward).

@@ -157,6 +157,21 @@ __device__ __forceinline__ void queue_dq(DqShare<G>& dq, uint32_t ds_at, uint32_
   wgmma::commit();
 }
 
+// Where a block works, (column, row) of the grid (gridDim.x units of a key/value head and split,
+// gridDim.y key blocks), in the order blocks start: windows of `window` columns one after
+// another, and within a window every column's first key block (the longest), then every
+// column's second, and so on. A window as wide as the grid is the grid's own order. Narrower
+// windows keep fewer heads' dQ accumulators (and query tiles) in use at once, so that they can
+// stay in L2.
+__device__ __forceinline__ int2 block_place(int window) {
+  const int columns = gridDim.x, rows = gridDim.y;
+  const int linear = blockIdx.x + blockIdx.y * columns;
+  const int first = linear / (window * rows) * window;  // the window's first column
+  const int width = min(window, columns - first);
+  const int within = linear - first * rows;
+  return make_int2(first + within % width, within / width);
+}
+
 // dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
 // dqkv's key and value heads, or with splits as f32 into partial (splits, B, T, NKV, 2, HD).
 // dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks): the
@@ -166,14 +181,16 @@ template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
     flash_backward_wgmma_kernel(bf16* dqkv, float* partial, float* dq_acc, const __grid_constant__ CUtensorMap kv_map,
                                 const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap do_map,
-                                const float2* stats, FlashDims dm, int batches, int tq_rows, int heads) {
+                                const float2* stats, FlashDims dm, int batches, int tq_rows, int heads,
+                                int window) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   if (shared_address(shared) % 1024 != 0) __trap();  // the swizzled tiles need it (see the forward)
   const int group = threadIdx.x >> 7, thread = threadIdx.x & 127, warp = thread >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, tq = lane & 3;
-  const int splits = gridDim.x / (dm.nkv * batches), split = blockIdx.x % splits, k0 = blockIdx.y * Sh::keys;
-  const int bk = blockIdx.x / splits, b = bk / dm.nkv, kh = bk % dm.nkv;
+  const int2 place = block_place(window);  // (key/value head and split, key block)
+  const int splits = gridDim.x / (dm.nkv * batches), split = place.x % splits, k0 = place.y * Sh::keys;
+  const int bk = place.x / splits, b = bk / dm.nkv, kh = bk % dm.nkv;
   const int head0 = kh * (dm.nh / dm.nkv) + split * heads;
   const int q_tiles_all = tq_rows / kQueries, q_first = k0 / kQueries, q_tiles = q_tiles_all - q_first;
   const int steps = heads * q_tiles;  // step i: query tile q_first + i % q_tiles of head head0 + i / q_tiles
@@ -334,6 +351,18 @@ int splits_for(int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
   });
 }
 
+// The window of block_place: the tuning's, or by default columns for 2 waves of resident blocks.
+// Narrower windows hold fewer accumulators in L2; each window's tail is filled by the next one's
+// longest blocks, and a window of at least 2 waves keeps that tail short. On an H200 at GPT-2
+// 124M's shape (192 columns of 8 key blocks) windows of 4 / 8 / 16 / 32 columns took 0.303 /
+// 0.300 / 0.294 / 0.292 ms against 0.306 for the grid's own order; at Llama 1.1B's (16 columns of
+// 16 long blocks, 2 waves in all) 8 took 0.555 against 0.543 (docs/CUDA_NOTES.md v14).
+template <class Sh>
+int window_for(int columns, int rows, int tuned) {
+  const int window = tuned > 0 ? tuned : (2 * Sh::blocks_per_sm * multiprocessor_count() + rows - 1) / rows;
+  return window < columns ? window : columns;
+}
+
 template <class Sh>
 void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse, int64_t b, int64_t t,
               int64_t nh, int64_t nkv) {
@@ -355,7 +384,7 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
   const CUtensorMap do_map = bf16_rows_tensor_map(dout, b, t, nh * kHd, nh * kHd, kQueries);
   flash_backward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(
       dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), kv_map, q_map, do_map, stats.as<float2>(),
-      dm, int(b), tq_rows, heads);
+      dm, int(b), tq_rows, heads, window_for<Sh>(int(grid.x), int(grid.y), flash_attention_tuning().wgmma_backward_window));
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
 
   flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh)), 256, 0, compute_stream()>>>(
@@ -368,10 +397,11 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
 
 void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
                                     int64_t b, int64_t t, int64_t nh, int64_t nkv) {
-  // 2 warpgroups measured faster on an H200 (docs/CUDA_NOTES.md v7): 0.353 / 0.664 ms at GPT-2's /
-  // Llama's shape against 0.399 / 0.663 with one (whose blocks add twice the dQ tiles).
-  if (flash_attention_tuning().wgmma_backward_groups == 1)
-    return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
+  // On an H200 (docs/CUDA_NOTES.md v7, v14), in windows of heads: one warpgroup 0.274 ms at GPT-2
+  // 124M's shape against 0.297 with two; at Llama 1.1B's two 0.544 against 0.550 with one. In the
+  // grid's own order one warpgroup's doubled dQ reductions miss L2 (0.370 against 0.306).
+  const int groups = flash_attention_tuning().wgmma_backward_groups;
+  if (groups == 1 || (groups == 0 && nkv == nh)) return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
   backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
 }
 
