@@ -21,6 +21,9 @@
 // another unless the longest block would be over a resident block's average load; then `splits`
 // blocks share the heads and write f32 partials, added in a fixed order afterwards.
 //
+// Block order: windows of key/value heads, each handing out its longest blocks first
+// (block_place, docs/CUDA_NOTES.md v14), so that the dQ accumulators in use at once stay in L2.
+//
 // A block's shared memory: K and V, 3 stages of Q, dO and statistics (copied by the TMA, one
 // thread issuing, an mbarrier a stage and one for K and V), 2 of dS^T (a
 // step's dQ products still read one while the next step writes the other) and one dQ tile, which
@@ -174,8 +177,8 @@ __device__ __forceinline__ int2 block_place(int window) {
 
 // dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
 // dqkv's key and value heads, or with splits as f32 into partial (splits, B, T, NKV, 2, HD).
-// dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks): the
-// blocks of the first keys, the longest, go first. Tensor maps (B, T, columns): kv_map over qkv
+// dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks), placed
+// by block_place in windows of `window` columns. Tensor maps (B, T, columns): kv_map over qkv
 // with boxes of the block's keys, q_map over qkv and do_map over dout with boxes of 64 queries.
 template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
