@@ -260,7 +260,8 @@ FlashAttentionTuning flash_attention_tuning_for(const std::string& backward, con
     const bool digits = window.size() <= 4 && window.find_first_not_of("0123456789") == std::string::npos;
     if (!digits)
       ZT_THROW("environment variable ZT_ATTENTION_BACKWARD_WINDOW='", window,
-               "' is not a count of key/value heads from 0 to 9999 (0: the whole grid)");
+               "' is not a count of key/value heads from 0 to 9999 (0: the default, 2 waves of blocks a "
+               "window; at least the grid's width: its own order)");
     tuning.wgmma_backward_window = std::stoi(window);
   }
   if (backward == "wgmma") tuning.backward = FlashAttentionTuning::Backward::wgmma;
