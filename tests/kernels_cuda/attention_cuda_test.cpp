@@ -13,11 +13,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "bit_equal.hpp"
 #include "cuda_compare.hpp"
 #include "error_text.hpp"
+#include "kernels/cuda/block_windows.hpp"
 #if ZT_HAS_CUDA
 #include "kernels/cuda/cuda_ops.hpp"
 #endif
@@ -430,6 +433,45 @@ TEST(CudaAttention, BackwardChoiceFromTheEnvironment) {
 #else
   GTEST_SKIP() << "this build has no CUDA backend";
 #endif
+}
+
+// The wgmma backward's block order (block_windows.hpp, plain arithmetic: runs without a GPU):
+// every block of the grid exactly once; within a window, all of its columns' row r before any
+// row r + 1 (the longest blocks first), the windows one after another; a window as wide as the
+// grid is the grid's own order. GPT-2 124M's grid (192 x 8), Llama 1.1B's (16 x 16), narrow and
+// uneven windows, one column, one row.
+TEST(CudaAttention, BackwardBlockWindowsCoverTheGridLongestFirst) {
+  using cuda::GridPlace;
+  const std::tuple<int, int, int> grids[] = {{192, 8, 33}, {192, 8, 32}, {16, 16, 16}, {16, 16, 4}, {5, 7, 2},
+                                             {4, 3, 3},   {1, 9, 1},    {7, 1, 3},   {6, 4, 100}};
+  for (const auto& [columns, rows, window] : grids) {
+    SCOPED_TRACE(std::to_string(columns) + " x " + std::to_string(rows) + ", windows of " + std::to_string(window));
+    std::vector<int> seen(size_t(columns * rows), 0);
+    int last_window = 0, last_row = -1, last_column = -1;
+    for (int linear = 0; linear < columns * rows; ++linear) {
+      const GridPlace p = cuda::windowed_place(linear, columns, rows, window);
+      ASSERT_TRUE(p.column >= 0 && p.column < columns && p.row >= 0 && p.row < rows)
+          << "block " << linear << " at (" << p.column << ", " << p.row << ")";
+      ++seen[size_t(p.row * columns + p.column)];
+      const int w = p.column / window;
+      ASSERT_GE(w, last_window) << "block " << linear << " goes back to an earlier window";
+      if (w != last_window) last_row = -1, last_column = -1;
+      ASSERT_TRUE(p.row > last_row || (p.row == last_row && p.column > last_column))
+          << "block " << linear << " at (" << p.column << ", " << p.row << ") after (" << last_column << ", "
+          << last_row << ") in its window";
+      last_window = w, last_row = p.row, last_column = p.column;
+      if (window >= columns) {
+        EXPECT_TRUE(p.column == linear % columns && p.row == linear / columns) << linear;
+      }
+    }
+    EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
+  }
+  // The default window: 2 waves of resident blocks, at most the grid's width; a tuned one as set.
+  EXPECT_EQ(cuda::window_columns(192, 8, 132, 0), 33);   // GPT-2 124M, 2 warpgroups a block
+  EXPECT_EQ(cuda::window_columns(192, 16, 264, 0), 33);  // one warpgroup: 64-key blocks, 2 a multiprocessor
+  EXPECT_EQ(cuda::window_columns(16, 16, 132, 0), 16);   // Llama 1.1B: the whole grid
+  EXPECT_EQ(cuda::window_columns(192, 8, 132, 5), 5);
+  EXPECT_EQ(cuda::window_columns(192, 8, 132, 9999), 192);
 }
 
 TEST(CudaAttention, SavedStateIsTheLogSumExp) {

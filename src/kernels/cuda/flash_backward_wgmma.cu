@@ -22,7 +22,8 @@
 // blocks share the heads and write f32 partials, added in a fixed order afterwards.
 //
 // Block order: windows of key/value heads, each handing out its longest blocks first
-// (block_place, docs/CUDA_NOTES.md v14), so that the dQ accumulators in use at once stay in L2.
+// (block_windows.hpp, docs/CUDA_NOTES.md v14), so that the dQ accumulators in use at once stay
+// in L2.
 //
 // A block's shared memory: K and V, 3 stages of Q, dO and statistics (copied by the TMA, one
 // thread issuing, an mbarrier a stage and one for K and V), 2 of dS^T (a
@@ -30,6 +31,7 @@
 // the bulk reduction has read before the next step writes it. dQ's accumulator tile is laid out as
 // the threads hold it, so that the float4 stores to shared memory are conflict-free: (8-column
 // block over the warpgroups, thread, 4).
+#include "block_windows.hpp"
 #include "flash_attention.cuh"
 #include "flash_common.cuh"
 #include "tensor_map.hpp"
@@ -160,19 +162,10 @@ __device__ __forceinline__ void queue_dq(DqShare<G>& dq, uint32_t ds_at, uint32_
   wgmma::commit();
 }
 
-// Where a block works, (column, row) of the grid (gridDim.x units of a key/value head and split,
-// gridDim.y key blocks), in the order blocks start: windows of `window` columns one after
-// another, and within a window every column's first key block (the longest), then every
-// column's second, and so on. A window as wide as the grid is the grid's own order. Narrower
-// windows keep fewer heads' dQ accumulators (and query tiles) in use at once, so that they can
-// stay in L2.
-__device__ __forceinline__ int2 block_place(int window) {
-  const int columns = gridDim.x, rows = gridDim.y;
-  const int linear = blockIdx.x + blockIdx.y * columns;
-  const int first = linear / (window * rows) * window;  // the window's first column
-  const int width = min(window, columns - first);
-  const int within = linear - first * rows;
-  return make_int2(first + within % width, within / width);
+// Where this block works: (column, row) of the grid in windows of `window` columns
+// (block_windows.hpp).
+__device__ __forceinline__ GridPlace block_place(int window) {
+  return windowed_place(int(blockIdx.x + blockIdx.y * gridDim.x), int(gridDim.x), int(gridDim.y), window);
 }
 
 // dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
@@ -191,9 +184,9 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   if (shared_address(shared) % 1024 != 0) __trap();  // the swizzled tiles need it (see the forward)
   const int group = threadIdx.x >> 7, thread = threadIdx.x & 127, warp = thread >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, tq = lane & 3;
-  const int2 place = block_place(window);  // (key/value head and split, key block)
-  const int splits = gridDim.x / (dm.nkv * batches), split = place.x % splits, k0 = place.y * Sh::keys;
-  const int bk = place.x / splits, b = bk / dm.nkv, kh = bk % dm.nkv;
+  const GridPlace place = block_place(window);  // (key/value head and split, key block)
+  const int splits = gridDim.x / (dm.nkv * batches), split = place.column % splits, k0 = place.row * Sh::keys;
+  const int bk = place.column / splits, b = bk / dm.nkv, kh = bk % dm.nkv;
   const int head0 = kh * (dm.nh / dm.nkv) + split * heads;
   const int q_tiles_all = tq_rows / kQueries, q_first = k0 / kQueries, q_tiles = q_tiles_all - q_first;
   const int steps = heads * q_tiles;  // step i: query tile q_first + i % q_tiles of head head0 + i / q_tiles
@@ -354,16 +347,14 @@ int splits_for(int64_t b, int64_t t, int64_t nh, int64_t nkv, int forced) {
   });
 }
 
-// The window of block_place: the tuning's, or by default columns for 2 waves of resident blocks.
-// Narrower windows hold fewer accumulators in L2; each window's tail is filled by the next one's
-// longest blocks, and a window of at least 2 waves keeps that tail short. On an H200 at GPT-2
-// 124M's shape (192 columns of 8 key blocks) windows of 4 / 8 / 16 / 32 columns took 0.303 /
-// 0.300 / 0.294 / 0.292 ms against 0.306 for the grid's own order; at Llama 1.1B's (16 columns of
-// 16 long blocks, 2 waves in all) 8 took 0.555 against 0.543 (docs/CUDA_NOTES.md v14).
+// The window of block_place: the tuning's, or by default columns for 2 waves of resident blocks
+// (window_columns). On an H200 at GPT-2 124M's shape (192 columns of 8 key blocks) windows of 4
+// / 8 / 16 / 32 columns took 0.303 / 0.300 / 0.294 / 0.292 ms against 0.306 for the grid's own
+// order; at Llama 1.1B's (16 columns of 16 long blocks, 2 waves in all) 8 took 0.555 against
+// 0.543 (docs/CUDA_NOTES.md v14).
 template <class Sh>
 int window_for(int columns, int rows, int tuned) {
-  const int window = tuned > 0 ? tuned : (2 * Sh::blocks_per_sm * multiprocessor_count() + rows - 1) / rows;
-  return window < columns ? window : columns;
+  return window_columns(columns, rows, Sh::blocks_per_sm * multiprocessor_count(), tuned);
 }
 
 template <class Sh>
