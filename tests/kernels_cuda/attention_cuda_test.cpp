@@ -103,27 +103,23 @@ const char* kernels_name(Kernels k) {
   return "?";
 }
 // Whether an alternative changes anything for this case (else it would run the default again).
-bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
-#if ZT_HAS_CUDA
-  if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
-      k == Kernels::backward_wgmma_1_group || k == Kernels::backward_wgmma_2_groups ||
-      k == Kernels::backward_wgmma_window)
-    return hd == 64 && cuda::flash_wgmma_runs();
-  if (k == Kernels::backward_wgmma_one_block) return hd == 64 && cuda::flash_wgmma_runs() && nh != nkv;
-#else
-  if (k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || k == Kernels::backward_wgmma ||
-      k == Kernels::backward_wgmma_one_block || k == Kernels::backward_wgmma_1_group ||
-      k == Kernels::backward_wgmma_2_groups || k == Kernels::backward_wgmma_window)
-    return false;
-#endif
-  if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_in_registers) return hd == 64;
-  if (k == Kernels::one_dkv_block) return nh != nkv;
-  return true;
-}
 bool wgmma_backward(Kernels k) {
   return k == Kernels::backward_wgmma || k == Kernels::backward_wgmma_one_block ||
          k == Kernels::backward_wgmma_1_group || k == Kernels::backward_wgmma_2_groups ||
          k == Kernels::backward_wgmma_window;
+}
+// The alternatives that exist only where the wgmma kernels run.
+bool wgmma_only(Kernels k) { return k == Kernels::forward_mma_sync || wgmma_shape(k) != 0 || wgmma_backward(k); }
+bool applies(Kernels k, int64_t hd, int64_t nh, int64_t nkv) {
+#if ZT_HAS_CUDA
+  if (k == Kernels::backward_wgmma_one_block) return hd == 64 && cuda::flash_wgmma_runs() && nh != nkv;
+  if (wgmma_only(k)) return hd == 64 && cuda::flash_wgmma_runs();
+#else
+  if (wgmma_only(k)) return false;
+#endif
+  if (k == Kernels::forward_64_rows || k == Kernels::dkv_kv_in_registers) return hd == 64;
+  if (k == Kernels::one_dkv_block) return nh != nkv;
+  return true;
 }
 void use_kernels(Kernels kernels) {
 #if ZT_HAS_CUDA

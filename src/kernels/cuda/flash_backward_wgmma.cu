@@ -376,9 +376,10 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
   const CUtensorMap kv_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, Sh::keys);
   const CUtensorMap q_map = bf16_rows_tensor_map(qkv, b, t, dm.width, dm.width, kQueries);
   const CUtensorMap do_map = bf16_rows_tensor_map(dout, b, t, nh * kHd, nh * kHd, kQueries);
+  const int window = window_for<Sh>(int(grid.x), int(grid.y), flash_attention_tuning().wgmma_backward_window);
   flash_backward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(
       dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), kv_map, q_map, do_map, stats.as<float2>(),
-      dm, int(b), tq_rows, heads, window_for<Sh>(int(grid.x), int(grid.y), flash_attention_tuning().wgmma_backward_window));
+      dm, int(b), tq_rows, heads, window);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
 
   flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh)), 256, 0, compute_stream()>>>(
