@@ -270,6 +270,24 @@ void bench_attention() {
              time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv); }), 5 * product, 0,
              v.name);
     }
+    {  // The backward as Llama runs it, with the rotary embedding's inverse: inside the kernels,
+       // against the plain backward and then rope_backward (v15).
+      cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+      cuda::set_flash_attention_tuning({});
+      std::vector<float> freq(size_t(a.hd / 2));
+      for (size_t i = 0; i < freq.size(); ++i) freq[i] = float(std::pow(10000.0, -2.0 * double(i) / double(a.hd)));
+      const Tensor inv_freq = Tensor::from_floats({a.hd / 2}, freq).to(Device::cuda());
+      const ops::RotaryPositions rotary{inv_freq, 0};
+      ops::attention_forward(out, lse, qkv, a.nh, a.nkv);
+      report("attention_backward", shape,
+             time_ms([&] { ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv, &rotary); }), 5 * product,
+             0, "default, RoPE inside");
+      report("attention_backward", shape, time_ms([&] {
+               ops::attention_backward(dqkv, dout, qkv, out, lse, a.nh, a.nkv);
+               ops::rope_backward(dqkv.reshape({a.b, a.t, a.nh + 2 * a.nkv, a.hd}), inv_freq, a.nh + a.nkv, 0);
+             }),
+             5 * product, 0, "default, then rope_backward");
+    }
     // cuDNN's fused backward (after our forward) and forward, each where the build has cuDNN and
     // it has a plan for the shape (else a line saying why, so no fallback is timed under its name).
     auto time_cudnn = [&](const char* op, const cuda::FlashAttentionTuning& tuning, const std::string& no_plan,

@@ -321,7 +321,7 @@ void Engine::finish_update() {
   publish_parameters();
   learning_rate_->step();
   loss_scale_->update(false, global_steps_);
-  reducer_->zero_ahead();  // the next window's gradient buffer, cleared while the next forward runs
+  reducer_->zero_ahead();  // the next window's gradients are written over the buffer
 }
 
 double Engine::last_grad_norm() {
@@ -391,11 +391,14 @@ double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
     ZT_CHECK(micro_steps_ % gas == 0 && !forward_pending_, "train_batch inside an accumulation window: ",
              micro_steps_ % gas, " of its ", gas, " micro-batches were run by forward and backward");
     const auto& on_device = step_graph_->stage(batches, options_.device);
-    // Outside the graph: clearing waits for the event the last step's update recorded (the
+    // Outside the graph, so that a replay starts the window as the captured run did (the
     // backward's own zero() is then nothing).
     reducer_->zero();
     const StepGraph::Ran ran = step_graph_->run([&] { run_micro_steps(on_device); });
-    if (ran == StepGraph::Ran::replayed) micro_steps_ += gas;  // the host side of a replay
+    if (ran == StepGraph::Ran::replayed) {  // the host side of a replay
+      micro_steps_ += gas;
+      reducer_->backward_replayed();
+    }
   } else {
     if (step_graph_) step_graph_->reset();  // the op profile's eager steps: captured again after it
     std::vector<std::pair<Tensor, Tensor>> on_host;

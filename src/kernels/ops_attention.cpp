@@ -53,32 +53,6 @@ void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, 
   });
 }
 
-void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out, const Tensor& att,
-                        int64_t n_head, int64_t n_kv_head) {
-  ZT_OP_SCOPE("attention_backward", qkv);
-  const char* op = "attention_backward";
-  const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
-  check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");
-  check_matches(dout, qkv, {b, t, n_head * hd}, op, "dout");
-  check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
-  kernels::check_stats(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
-#if ZT_HAS_CUDA
-  if (qkv.device().is_cuda()) {
-    cuda::dispatch_float(qkv, op, [&](auto zero) {
-      using T = decltype(zero);
-      cuda::attention_backward<T>(cuda::ptr<T>(dqkv), cuda::ptr<T>(dout), cuda::ptr<T>(qkv), cuda::ptr<T>(out),
-                                  att.data<float>(), b, t, n_head, n_kv_head, hd);
-    });
-    return;
-  }
-#endif
-  kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
-    using T = decltype(zero);
-    cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), out.data<T>(), att.data<T>(), b, t,
-                               n_head, n_kv_head, hd);
-  });
-}
-
 namespace {
 void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset, bool inverse,
           const char* op, const char* arg) {
@@ -106,6 +80,39 @@ void rope(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int6
   });
 }
 }  // namespace
+
+void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out, const Tensor& att,
+                        int64_t n_head, int64_t n_kv_head, const RotaryPositions* rotary) {
+  ZT_OP_SCOPE("attention_backward", qkv);
+  const char* op = "attention_backward";
+  const auto [b, t, hd] = attention_dims(qkv, n_head, n_kv_head, op);
+  check_matches(dqkv, qkv, qkv.shape(), op, "dqkv");
+  check_matches(dout, qkv, {b, t, n_head * hd}, op, "dout");
+  check_matches(out, qkv, {b, t, n_head * hd}, op, "out");
+  kernels::check_stats(att, qkv, attention_saved_shape(qkv.device(), b, n_head, t), op, "att");
+  if (rotary) kernels::check_stats(rotary->inv_freq, qkv, {hd / 2}, op, "rotary inv_freq");
+#if ZT_HAS_CUDA
+  if (qkv.device().is_cuda()) {
+    cuda::dispatch_float(qkv, op, [&](auto zero) {
+      using T = decltype(zero);
+      const cuda::RotaryGradient rotated =
+          rotary ? cuda::RotaryGradient{rotary->inv_freq.data<float>(), rotary->position_offset} : cuda::RotaryGradient{};
+      cuda::attention_backward<T>(cuda::ptr<T>(dqkv), cuda::ptr<T>(dout), cuda::ptr<T>(qkv), cuda::ptr<T>(out),
+                                  att.data<float>(), b, t, n_head, n_kv_head, hd, rotated);
+    });
+    return;
+  }
+#endif
+  kernels::dispatch_cpu_float(qkv, op, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::attention_backward<T>(dqkv.data<T>(), dout.data<T>(), qkv.data<T>(), out.data<T>(), att.data<T>(), b, t,
+                               n_head, n_kv_head, hd);
+  });
+  if (rotary) {
+    rope(dqkv.reshape({b, t, n_head + 2 * n_kv_head, hd}), rotary->inv_freq, n_head + n_kv_head,
+         rotary->position_offset, true, op, "dqkv");
+  }
+}
 
 void rope_forward(const Tensor& x, const Tensor& inv_freq, int64_t n_rotated_heads, int64_t position_offset) {
   rope(x, inv_freq, n_rotated_heads, position_offset, false, "rope_forward", "x");

@@ -51,7 +51,7 @@ void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp,
 
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                      const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
-                     Activation act, Activation inp_act, const Tensor& inp_pre_act) {
+                     Activation act, Activation inp_act, const Tensor& inp_pre_act, GradInto dweight_into) {
   ZT_OP_SCOPE("matmul_backward", inp);
   const char* op = "matmul_backward";
   ZT_CHECK(inp.dim() == 2 && dout.dim() == 2, op, ": inp and dout must be 2-d, got ", inp.describe(), " and ",
@@ -72,11 +72,13 @@ void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& db
       cuda::matmul_backward<T>(cuda::ptr<T>(dinp), cuda::ptr<T>(dweight), cuda::ptr<T>(dbias), cuda::ptr<T>(dout),
                                cuda::ptr<T>(inp), cuda::ptr<T>(weight),
                                act != Activation::none ? cuda::ptr<T>(pre_act) : nullptr, n, c, oc, layout, act,
-                               through_act ? cuda::ptr<T>(inp_pre_act) : nullptr);
+                               through_act ? cuda::ptr<T>(inp_pre_act) : nullptr,
+                               dweight_into == GradInto::overwrite);
     });
     return;
   }
 #endif
+  if (dweight_into == GradInto::overwrite && dweight.defined()) dweight.zero_();  // the CPU's products add
   kernels::dispatch_cpu_float(inp, op, [&](auto zero) {
     using T = decltype(zero);
     cpu::matmul_backward<T>(ptr_or_null<T>(dinp), ptr_or_null<T>(dweight), ptr_or_null<T>(dbias), dout.data<T>(),

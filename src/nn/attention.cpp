@@ -70,16 +70,13 @@ Tensor Attention::forward_impl(const Tensor& x) {
 
 Tensor Attention::backward_impl(const Tensor& dy) {
   ZT_CHECK(qkv_.defined(), "Attention: backward before forward");
-  const int64_t b = qkv_.size(0), t = qkv_.size(1);
-  const int64_t nh = options_.n_head, nkv = options_.n_kv_head, hd = options_.head_dim;
+  const int64_t nh = options_.n_head, nkv = options_.n_kv_head;
   Tensor dattn = out_proj_->backward(dy);
   Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
-  ops::attention_backward(dqkv, dattn, qkv_, out_, att_, nh, nkv);
+  // The rotation's inverse comes with the backward (inside its kernels where they take it).
+  const ops::RotaryPositions rotary{inv_freq_.defined() ? frequencies_for(dqkv) : inv_freq_, position_offset_};
+  ops::attention_backward(dqkv, dattn, qkv_, out_, att_, nh, nkv, inv_freq_.defined() ? &rotary : nullptr);
   qkv_ = out_ = att_ = Tensor();  // the projection's saved input stays for its backward below
-  if (inv_freq_.defined()) {
-    ops::rope_backward(dqkv.reshape({b, t, nh + 2 * nkv, hd}), frequencies_for(dqkv), nh + nkv,
-                       position_offset_);
-  }
   return project_qkv_backward(dqkv);
 }
 

@@ -66,10 +66,12 @@ Tensor Linear::backward_impl(const Tensor& dy) {
   const ops::Activation inp_act = activation_producer_ ? activation_producer_->options_.activation : ops::Activation::none;
   if (activation_producer_)
     ZT_CHECK(activation_producer_->pre_act_.defined(), "Linear: the producer's pre-activation is gone before this backward");
-  ops::matmul_backward(dx, weight->requires_grad ? weight->grad_for_accumulate() : Tensor(),
-                       bias && bias->requires_grad ? bias->grad_for_accumulate() : Tensor(), as_rows(dy), input_,
-                       weight->data, act == ops::Activation::none ? Tensor() : pre_act_, options_.layout, act, inp_act,
-                       activation_producer_ ? activation_producer_->pre_act_ : Tensor());
+  bool overwrite = false;  // the window's first weight gradient: the product writes it
+  const Tensor dweight = weight->requires_grad ? weight->grad_for_write(overwrite) : Tensor();
+  ops::matmul_backward(dx, dweight, bias && bias->requires_grad ? bias->grad_for_accumulate() : Tensor(), as_rows(dy),
+                       input_, weight->data, act == ops::Activation::none ? Tensor() : pre_act_, options_.layout, act,
+                       inp_act, activation_producer_ ? activation_producer_->pre_act_ : Tensor(),
+                       overwrite ? ops::GradInto::overwrite : ops::GradInto::add);
   Shape in_shape = out_shape_;
   in_shape.back() = options_.in_features;
   drop_saved();

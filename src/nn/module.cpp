@@ -147,7 +147,7 @@ void Module::clear_hooks_recursive() {
 
 void Module::zero_grad() {
   for (const auto& p : parameters())
-    if (p->grad.defined()) p->grad.zero_();
+    if (p->grad.defined()) p->grad.zero_(), p->grad_unwritten = false;
 }
 
 void Module::init_parameters(Rng& rng) {

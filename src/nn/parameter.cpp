@@ -2,11 +2,26 @@
 
 namespace zt::nn {
 
-const Tensor& Parameter::grad_for_accumulate() {
+const Tensor& Parameter::grad_storage() {
   if (!grad.defined()) {
     ZT_CHECK(data.defined(), "gradient of a parameter ", shape_str(shape), " whose data is not present");
     grad = Tensor::zeros(shape, dtype, data.device());
+    grad_unwritten = false;
   }
+  return grad;
+}
+
+const Tensor& Parameter::grad_for_accumulate() {
+  grad_storage();
+  if (grad_unwritten) grad.zero_();
+  grad_unwritten = false;
+  return grad;
+}
+
+const Tensor& Parameter::grad_for_write(bool& overwrite) {
+  grad_storage();
+  overwrite = grad_unwritten;
+  grad_unwritten = false;
   return grad;
 }
 

@@ -84,18 +84,26 @@ Tensor SiblingLinears::backward(const Tensor& dy) {
     Tensor dx = Tensor::empty(input_.shape(), input_.dtype(), input_.device());
     const bool wants_grad = members_.front()->weight->requires_grad;
     std::vector<Tensor> weights, grads;
-    bool uniform = true;
+    bool uniform = true, unwritten = true;
     for (const auto& m : members_) {
       weights.push_back(m->weight->data);
       uniform = uniform && m->bias == nullptr && m->weight->requires_grad == wants_grad;
-      if (m->weight->requires_grad) grads.push_back(m->weight->grad_for_accumulate());
+      if (m->weight->requires_grad) grads.push_back(m->weight->grad_storage());
+      unwritten = unwritten && m->weight->grad_unwritten;
     }
     const Tensor weight = uniform ? concatenated_rows(weights) : Tensor();
     const Tensor grad = uniform && wants_grad ? concatenated_rows(grads) : Tensor();
     backward_fused_ = weight.defined() && (grad.defined() || !wants_grad);
     if (backward_fused_) {
+      // One product writes all the members' gradients where none holds one yet, else adds to them.
+      for (const auto& m : members_) {
+        if (!m->weight->requires_grad) continue;
+        if (unwritten) m->weight->grad_unwritten = false;  // the product below writes it
+        else m->weight->grad_for_accumulate();              // cleared where unwritten: the product adds
+      }
       ops::matmul_backward(dx, grad, Tensor(), dout, input_, weight, Tensor(), ops::WeightLayout::out_in,
-                           ops::Activation::none);
+                           ops::Activation::none, ops::Activation::none, Tensor(),
+                           unwritten && grad.defined() ? ops::GradInto::overwrite : ops::GradInto::add);
     } else {
       std::vector<Tensor> parts;
       for (const auto& m : members_) parts.push_back(Tensor::empty({n, m->options().out_features}, dy.dtype(), dy.device()));
@@ -103,9 +111,12 @@ Tensor SiblingLinears::backward(const Tensor& dy) {
       for (size_t k = members_.size(); k-- > 0;) {
         const Linear& m = *members_[k];
         const Tensor target = k + 1 == members_.size() ? dx : Tensor::empty(dx.shape(), dx.dtype(), dx.device());
-        ops::matmul_backward(target, m.weight->requires_grad ? m.weight->grad_for_accumulate() : Tensor(),
-                             m.bias && m.bias->requires_grad ? m.bias->grad_for_accumulate() : Tensor(), parts[k],
-                             input_, m.weight->data, Tensor(), ops::WeightLayout::out_in, ops::Activation::none);
+        bool overwrite = false;
+        const Tensor dweight = m.weight->requires_grad ? m.weight->grad_for_write(overwrite) : Tensor();
+        ops::matmul_backward(target, dweight, m.bias && m.bias->requires_grad ? m.bias->grad_for_accumulate() : Tensor(),
+                             parts[k], input_, m.weight->data, Tensor(), ops::WeightLayout::out_in,
+                             ops::Activation::none, ops::Activation::none, Tensor(),
+                             overwrite ? ops::GradInto::overwrite : ops::GradInto::add);
         if (k + 1 != members_.size()) ops::add_(dx, target);
       }
     }

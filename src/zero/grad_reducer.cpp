@@ -8,7 +8,7 @@ namespace zt::zero {
 
 GradReducer::GradReducer(const FlatLayout& layout, comm::ProcessGroup& group, const ZeroOptions& options)
     : layout_(layout), group_(group), options_(options), buckets_(layout.buckets().size()),
-      workspaces_(layout.slots().size()) {
+      workspaces_(layout.slots().size()), unwritten_(layout.slots().size(), 0) {
   if (partitioned_grads()) {
     partition_ = Tensor::zeros({layout.partition_size()}, options.comm_dtype, options.device);
   } else {
@@ -36,7 +36,6 @@ Tensor GradReducer::slot_storage(int slot) {
 
 void GradReducer::begin_backward(bool boundary) {
   boundary_ = boundary;
-  zeroed_ = false;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     ZT_CHECK(!buckets_[b].in_flight, "gradient bucket ", b, " is still being reduced at the next backward");
     buckets_[b].pending = int(layout_.buckets()[b].slots.size());
@@ -51,6 +50,12 @@ Tensor GradReducer::grad_destination(int slot, DType compute_dtype) {
     workspace = Tensor::zeros(s.param->shape, compute_dtype, options_.device);
     return workspace;
   }
+  if (unwritten_[size_t(slot)]) {
+    // The parameter takes over the slot's state: its first backward writes the slot (a tied
+    // parameter's second use then finds it written).
+    s.param->grad_unwritten = true;
+    unwritten_[size_t(slot)] = 0;
+  }
   return slot_storage(slot);
 }
 
@@ -58,9 +63,14 @@ void GradReducer::grad_ready(int slot) {
   const ParamSlot& s = layout_.slots()[size_t(slot)];
   Tensor& workspace = workspaces_[size_t(slot)];
   if (workspace.defined()) {
-    // Fold the compute-dtype gradient into its place in the comm-dtype buffer.
-    ops::add_(slot_storage(slot), workspace);
+    // Fold the compute-dtype gradient into its place in the comm-dtype buffer (its first one
+    // this window written over what the buffer holds).
+    if (unwritten_[size_t(slot)]) ops::cast(slot_storage(slot), workspace);
+    else ops::add_(slot_storage(slot), workspace);
+    unwritten_[size_t(slot)] = 0;
     workspace = Tensor();
+  } else if (s.param->grad_unwritten) {
+    clear_slot(slot);  // its module's backward made no gradient of it
   }
   if (!boundary_ && !partitioned_grads()) return;  // stages 0, 1 reduce once per step
   BucketState& state = buckets_[size_t(s.bucket)];
@@ -132,6 +142,7 @@ void GradReducer::complete(int bucket) {
 }
 
 void GradReducer::finish_backward() {
+  if (boundary_) clear_unwritten();  // what no backward of the window wrote is zero
   if (boundary_ || partitioned_grads()) {
     // A parameter the forward did not use has no gradient event: its bucket goes out now,
     // with zeros in that parameter's place.
@@ -147,36 +158,47 @@ void GradReducer::finish_backward() {
 
 Tensor GradReducer::gradients() const {
   if (partitioned_grads()) return partition_;
-  wait_for_clearing();
+  clear_unwritten();
   if (options_.stage == 0) return flat_;
   const Range mine = layout_.partition(group_.rank());
   return flat_.view(size_t(mine.begin), {mine.size()});
 }
 
 void GradReducer::zero() {
-  if (zeroed_) return;  // no backward since the last zero(): nothing to clear again
-  zeroed_ = true;
   if (partitioned_grads()) {
     first_micro_batch_ = true;
-  } else if (cleared_ahead_) {
-    wait_for_clearing();
-    cleared_ahead_ = false;
-  } else {
-    flat_.zero_();
+    return;
   }
+  // Nothing is cleared: each slot is marked, its first gradient of the window is written over
+  // it, and what no backward wrote is cleared at the window's end (or when read before).
+  std::fill(unwritten_.begin(), unwritten_.end(), char(1));
+  for (const ParamSlot& s : layout_.slots()) s.param->grad_unwritten = false;
 }
 
 void GradReducer::zero_ahead() {
-  if (partitioned_grads() || !options_.device.is_cuda()) return;
-  if (!clearing_) clearing_ = std::make_unique<CopyStream>(options_.device);
-  clearing_->after_compute();
-  clearing_->fill_zero(flat_);
-  cleared_ahead_ = true;
-  zeroed_ = false;  // the next zero() waits for this clearing
+  if (!partitioned_grads()) zero();
 }
 
-void GradReducer::wait_for_clearing() const {
-  if (cleared_ahead_) clearing_->before_compute();
+void GradReducer::backward_replayed() {
+  std::fill(unwritten_.begin(), unwritten_.end(), char(0));
+  for (const ParamSlot& s : layout_.slots()) s.param->grad_unwritten = false;
+}
+
+void GradReducer::clear_slot(int slot) const {
+  const ParamSlot& s = layout_.slots()[size_t(slot)];
+  flat_.view(size_t(s.offset), s.param->shape).zero_();
+  unwritten_[size_t(slot)] = 0;
+  s.param->grad_unwritten = false;
+}
+
+// Called once the window's backwards are done (or when the gradients are read): a slot still
+// marked, or handed to its parameter and not written, holds no gradient of the window.
+void GradReducer::clear_unwritten() const {
+  if (partitioned_grads()) return;
+  for (size_t i = 0; i < unwritten_.size(); ++i) {
+    const ParamSlot& s = layout_.slots()[i];
+    if (unwritten_[i] || s.param->grad_unwritten) clear_slot(int(i));
+  }
 }
 
 size_t GradReducer::gradient_bytes() const { return partitioned_grads() ? partition_.nbytes() : flat_.nbytes(); }

@@ -1,5 +1,6 @@
 // Causal attention (MHA, GQA, MQA) and rotary embeddings: forwards against naive loops with an
-// explicit mask and Hugging Face's rotate_half, backwards against finite differences, errors.
+// explicit mask and Hugging Face's rotate_half, backwards (also the two together) against finite
+// differences, errors.
 // Letters: B batch, T sequence, NH query heads, NKV key/value heads, HD head size.
 #include <gtest/gtest.h>
 
@@ -231,6 +232,44 @@ TEST(Rope, BackwardMatchesFiniteDifferences) {
     ops::rope_backward(dx, inv_freq, rotated, offset);
   };
   test::check_gradients({{"x", x, dx, false}}, loss, backward);
+}
+
+// The backward given the rotation (ops::RotaryPositions) is the gradient of attention after
+// rope_forward on the query and key heads, with respect to the unrotated qkv: MHA and GQA, an
+// offset as in generation.
+TEST(Rope, AttentionBackwardWithRotaryMatchesFiniteDifferences) {
+  for (const AttentionShape& s : {AttentionShape{2, 5, 2, 2, 4}, AttentionShape{1, 6, 4, 2, 6}}) {
+    SCOPED_TRACE(testing::Message() << s);
+    Rng rng(36);
+    const int64_t heads = s.nh + 2 * s.nkv, offset = 3;
+    const Tensor qkv = qkv_of(s, DType::f64, rng);
+    const Tensor r = random_tensor({s.b, s.t, s.nh * s.hd}, DType::f64, rng);
+    const Tensor inv_freq = inv_freq_of(s.hd, 10000.0, DType::f64);
+    const Tensor out = Tensor::empty(r.shape(), DType::f64), att = Tensor::empty({s.b, s.nh, s.t, s.t}, DType::f64);
+    const Tensor dqkv = Tensor::empty(qkv.shape(), DType::f64);
+    Tensor rotated;
+    auto forward = [&] {
+      rotated = qkv.clone();
+      ops::rope_forward(rotated.reshape({s.b, s.t, heads, s.hd}), inv_freq, s.nh + s.nkv, offset);
+      ops::attention_forward(out, att, rotated, s.nh, s.nkv);
+    };
+    auto loss = [&] {
+      forward();
+      return test::sum_product(out, r);
+    };
+    auto backward = [&] {
+      forward();
+      const ops::RotaryPositions rotary{inv_freq, offset};
+      ops::attention_backward(dqkv, r, rotated, out, att, s.nh, s.nkv, &rotary);
+    };
+    test::check_gradients({{"qkv", qkv, dqkv, false}}, loss, backward, 1e-5);
+  }
+  const Tensor qkv = Tensor::zeros({1, 3, 16}, DType::f32), out = Tensor::zeros({1, 3, 8}, DType::f32);
+  const Tensor att = Tensor::zeros({1, 4, 3, 3}, DType::f32), wrong = inv_freq_of(4, 10000.0, DType::f32);
+  const ops::RotaryPositions rotary{wrong, 0};  // HD 2 wants 1 frequency
+  EXPECT_TRUE(test::throws_error_naming(
+      [&] { ops::attention_backward(qkv.clone(), out, qkv, out, att, 4, 2, &rotary); },
+      {"attention_backward", "rotary inv_freq", "(1)"}));
 }
 
 TEST(Rope, ArgumentErrorsNameTheOpAndArgument) {

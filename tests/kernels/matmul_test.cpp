@@ -155,6 +155,28 @@ TEST(Matmul, BackwardSkipsUndefinedGradients) {
   EXPECT_EQ(values(dinp_only), values(dinp));
 }
 
+// GradInto::overwrite: the weight gradient written over whatever its buffer held (here NaN), the
+// same values as added to zeros; the bias gradient still added to what it holds.
+TEST(Matmul, BackwardOverwritesTheWeightGradientWhenAsked) {
+  Rng rng(14);
+  const int64_t n = 9, c = 10, oc = 11;
+  for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
+    const Tensor inp = random_tensor({n, c}, DType::f32, rng), weight = random_tensor(weight_shape(layout, c, oc), DType::f32, rng);
+    const Tensor dout = random_tensor({n, oc}, DType::f32, rng);
+    const Tensor dinp = Tensor::empty({n, c}, DType::f32), dw_added = Tensor::zeros(weight.shape(), DType::f32);
+    const Tensor db_added = Tensor::empty({oc}, DType::f32);
+    db_added.fill_(1.0);
+    ops::matmul_backward(dinp, dw_added, db_added, dout, inp, weight, Tensor(), layout, Activation::none);
+    const Tensor dw = Tensor::empty(weight.shape(), DType::f32), db = Tensor::empty({oc}, DType::f32);
+    dw.fill_(std::nan(""));
+    db.fill_(1.0);
+    ops::matmul_backward(dinp, dw, db, dout, inp, weight, Tensor(), layout, Activation::none, Activation::none,
+                         Tensor(), ops::GradInto::overwrite);
+    EXPECT_EQ(values(dw), values(dw_added)) << layout_name(layout);
+    EXPECT_EQ(values(db), values(db_added)) << layout_name(layout);
+  }
+}
+
 TEST(Matmul, ArgumentErrorsNameTheOpAndArgument) {
   const Tensor inp = Tensor::zeros({4, 3}, DType::f32), w = Tensor::zeros({5, 3}, DType::f32);
   const Tensor out = Tensor::zeros({4, 5}, DType::f32), b = Tensor::zeros({5}, DType::f32);

@@ -5,7 +5,7 @@
 // kernels (by default and with each of their tuning alternatives, the wgmma backward among them)
 // and the simple ones. Each gradient part is checked by norm and row by row; the tensor-core
 // kernels must give bitwise the same results run to run (the wgmma backward's dK and dV). Also
-// RoPE.
+// RoPE, alone and inside the backward.
 // Letters: B batch, T sequence, NH query heads, NKV key/value heads, HD head size.
 #include <gtest/gtest.h>
 
@@ -399,6 +399,59 @@ TEST(CudaAttention, AutomaticBackwardMatchesCpu) {
     const Tensor d_dqkv = device_gradient(ref, k);
     expect_gradient_close(d_dqkv, ref, k, DType::bf16, 3e-2, " (automatic)");
   }
+#endif
+}
+
+// The backward with the rotary embedding's inverse (as Llama trains: ops::RotaryPositions)
+// against the CPU's plain backward followed by its rope_backward, for every way it is made: the
+// wgmma backward rotating dK and dQ inside its kernels (MHA with one warpgroup, grouped heads
+// with two, lengths off the tiles), the wgmma backward with its dK from split partials (rotated
+// after them), the other tensor-core kernels (HD 128) and the simple ones (f32, HD 16); offsets
+// 0 and 1000 (Llama-length angles).
+TEST(CudaAttention, BackwardWithRotaryMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  struct RotaryCase {
+    Case shape;
+    DType dtype;
+    int splits;  // FlashAttentionTuning::dkv_splits
+    int64_t offset;
+  };
+  const RotaryCase cases[] = {{{1, 300, 8, 2, 64, false}, DType::bf16, 0, 0},
+                              {{2, 256, 4, 4, 64, false}, DType::bf16, 0, 1000},
+                              {{3, 77, 4, 2, 64, false}, DType::bf16, 0, 5},
+                              {{1, 130, 4, 2, 64, false}, DType::bf16, 2, 1000},
+                              {{2, 200, 4, 1, 128, false}, DType::bf16, 0, 1000},
+                              {{2, 37, 4, 4, 16, false}, DType::f32, 0, 1000}};
+  Rng rng(306);
+  for (const RotaryCase& rc : cases) {
+    const Case& k = rc.shape;
+    SCOPED_TRACE(testing::Message() << dtype_name(rc.dtype) << " B=" << k.b << " T=" << k.t << " NH=" << k.nh
+                                    << " NKV=" << k.nkv << " HD=" << k.hd << " splits=" << rc.splits
+                                    << " offset=" << rc.offset);
+    std::vector<float> inv(size_t(k.hd / 2));
+    for (int64_t i = 0; i < k.hd / 2; ++i) inv[size_t(i)] = 1.0f / std::pow(10000.0f, float(2 * i) / float(k.hd));
+    const Tensor inv_freq = Tensor::from_floats({k.hd / 2}, inv);
+    Reference ref = reference_attention(rng, k);
+    ops::rope_backward(ref.parts[0].reshape({k.b, k.t, k.nh, k.hd}), inv_freq, k.nh, rc.offset);
+    ops::rope_backward(ref.parts[1].reshape({k.b, k.t, k.nkv, k.hd}), inv_freq, k.nkv, rc.offset);
+#if ZT_HAS_CUDA
+    cuda::set_attention_kernels(cuda::AttentionKernels::automatic);
+    cuda::FlashAttentionTuning tuning;
+    tuning.dkv_splits = rc.splits;
+    cuda::set_flash_attention_tuning(tuning);
+#endif
+    const Tensor d_qkv = on_device(ref.qkv, rc.dtype);
+    const Tensor d_out = poisoned(ref.out.shape(), rc.dtype);
+    const Tensor d_lse = poisoned(ops::attention_saved_shape(Device::cuda(), k.b, k.nh, k.t), DType::f32);
+    ops::attention_forward(d_out, d_lse, d_qkv, k.nh, k.nkv);
+    const Tensor d_inv_freq = inv_freq.to(Device::cuda());
+    const ops::RotaryPositions rotary{d_inv_freq, rc.offset};
+    const Tensor d_dqkv = poisoned(ref.qkv.shape(), rc.dtype);
+    ops::attention_backward(d_dqkv, on_device(ref.dout, rc.dtype), d_qkv, d_out, d_lse, k.nh, k.nkv, &rotary);
+    expect_gradient_close(d_dqkv, ref, k, rc.dtype, rc.dtype == DType::bf16 ? 3e-2 : -1, " (rotated back)");
+  }
+#if ZT_HAS_CUDA
+  cuda::set_flash_attention_tuning({});
 #endif
 }
 

@@ -1,6 +1,7 @@
 // CUDA matmul (cuBLASLt, bias and GELU epilogues) against the CPU reference, f32 and bf16: the
 // forward with and without cuBLASLt's fused GELU, the backward's three gradients (dinp
-// overwritten, dweight and dbias accumulated onto prefilled values). Letters: N rows, C in, OC out.
+// overwritten, dweight and dbias accumulated onto prefilled values, or dweight written over a
+// poisoned buffer). Letters: N rows, C in, OC out.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -126,6 +127,44 @@ TEST(CudaMatmul, BackwardMatchesCpu) {
               EXPECT_TRUE(expect_close("matmul_backward.dbias", d_dbias, dbias, dtype));
             }
           }
+}
+
+// The weight gradient written over its buffer (GradInto::overwrite, a window's first gradient:
+// beta 0, the padded path's copy instead of its addition) on a NaN-poisoned dweight, against the
+// CPU's gradient added to zeros; the bias gradient still added to its prefilled values. With the
+// weight gradient on the compute stream and on the side stream.
+TEST(CudaMatmul, BackwardOverwritingTheWeightGradientMatchesCpu) {
+  ZT_REQUIRE_CUDA();
+  Rng rng(103);
+#if ZT_HAS_CUDA
+  for (const cuda::SideStreamWork work : {cuda::SideStreamWork::bias, cuda::SideStreamWork::weight_and_bias}) {
+    const cuda::SideStreamWork previous = cuda::set_matmul_side_stream(work);
+#endif
+    for (const auto& [n, c, oc] : kSizes)
+      for (DType dtype : {DType::f32, DType::bf16})
+        for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " N=" << n << " C=" << c << " OC=" << oc
+                                          << " layout=" << int(layout));
+          const Shape ws = weight_shape(layout, c, oc);
+          const Tensor inp = host_values({n, c}, dtype, rng), weight = host_values(ws, dtype, rng, -0.2, 0.2);
+          const Tensor dout = host_values({n, oc}, dtype, rng), dbias0 = host_values({oc}, dtype, rng);
+          const Tensor dinp = Tensor::empty({n, c}, DType::f32), dweight = Tensor::zeros(ws, DType::f32);
+          const Tensor dbias = dbias0.clone();
+          ops::matmul_backward(dinp, dweight, dbias, dout, inp, weight, Tensor(), layout, Activation::none);
+
+          const Tensor d_dinp = poisoned({n, c}, dtype), d_dweight = poisoned(ws, dtype);
+          const Tensor d_dbias = on_device(dbias0, dtype);
+          ops::matmul_backward(d_dinp, d_dweight, d_dbias, on_device(dout, dtype), on_device(inp, dtype),
+                               on_device(weight, dtype), Tensor(), layout, Activation::none, Activation::none,
+                               Tensor(), ops::GradInto::overwrite);
+          EXPECT_TRUE(expect_close("matmul_backward.dinp (dweight overwritten)", d_dinp, dinp, dtype));
+          EXPECT_TRUE(expect_close("matmul_backward.dweight overwritten", d_dweight, dweight, dtype));
+          EXPECT_TRUE(expect_close("matmul_backward.dbias (dweight overwritten)", d_dbias, dbias, dtype));
+        }
+#if ZT_HAS_CUDA
+    cuda::set_matmul_side_stream(previous);
+  }
+#endif
 }
 
 // The input gradient through the GELU that produced inp (the MLP's c_proj for c_fc): cuBLASLt's

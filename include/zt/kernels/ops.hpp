@@ -37,14 +37,19 @@ DType stats_dtype(DType input);
 // product's epilogue where it can be (no pass over out of its own).
 void matmul_forward(const Tensor& out, const Tensor& pre_act, const Tensor& inp, const Tensor& weight,
                     const Tensor& bias, WeightLayout layout, Activation act, const Tensor& residual = Tensor());
+// How a backward puts a parameter's gradient into its buffer: added to what is there, or written
+// over it (the window's first gradient: the buffer is neither cleared before nor read).
+enum class GradInto { add, overwrite };
 // dout (N, OC) is dLoss/dout; pre_act as saved by the forward (when act != none).
-// dinp (N, C) is overwritten; dweight (W's shape) and dbias (OC) are accumulated.
+// dinp (N, C) is overwritten; dweight (W's shape) is accumulated (or overwritten, by
+// dweight_into) and dbias (OC) accumulated.
 // When inp was itself made by an activation, inp = inp_act(inp_pre_act (N, C)), dinp can receive
 // the gradient of inp_pre_act instead, the activation's backward fused into the product (the
 // MLP's c_proj does this for c_fc's GELU, which then takes its gradient as is).
 void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                      const Tensor& inp, const Tensor& weight, const Tensor& pre_act, WeightLayout layout,
-                     Activation act, Activation inp_act = Activation::none, const Tensor& inp_pre_act = Tensor());
+                     Activation act, Activation inp_act = Activation::none, const Tensor& inp_pre_act = Tensor(),
+                     GradInto dweight_into = GradInto::add);
 
 // ---- normalization --------------------------------------------------------------------------
 // out (N, C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved for backward.
@@ -80,8 +85,16 @@ void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, 
 // dqkv (B, T, (NH + 2*NKV) * HD) overwritten, from dout and the forward's out and att (as the
 // forward left them: the backward forms D_i = sum_j P_ij dP_ij = dout_i . out_i from out, which
 // saves a flash backward a pass over the keys).
+// With rotary: qkv's query and key heads were rotated by rope_forward(qkv, *rotary), and their
+// gradients come back through the inverse rotation, as rope_backward after the plain backward
+// would give them (the wgmma backward does it inside its kernels, so dqkv is written once).
+struct RotaryPositions {
+  const Tensor& inv_freq;  // (HD/2), stats_dtype(qkv's dtype), on qkv's device
+  int64_t position_offset;
+};
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
-                        const Tensor& att, int64_t n_head, int64_t n_kv_head);
+                        const Tensor& att, int64_t n_head, int64_t n_kv_head,
+                        const RotaryPositions* rotary = nullptr);
 
 // Rotary position embedding, rotate-half form (Hugging Face Llama), in place on the first
 // n_rotated heads of each token of x (B, T, heads, HD): in packed qkv these are the query and key

@@ -19,10 +19,21 @@ struct Parameter {
   // Uses in the current forward whose backward has not run yet. A weight used twice (GPT-2's
   // tied embedding and head) has its gradient ready only when both backwards have run.
   int pending_backward = 0;
+  // grad's memory holds no value of this accumulation window yet: set by the ZeRO layer in place
+  // of clearing the buffer, so that the first backward to make the gradient writes it (an op that
+  // can overwrite) or clears it first, and later ones add to it.
+  bool grad_unwritten = false;
 
   int64_t numel() const { return shape_numel(shape); }
-  // The gradient to accumulate into, allocated as zeros on data's device the first time.
+  // The gradient to accumulate into: allocated as zeros on data's device the first time, cleared
+  // first where it is unwritten.
   const Tensor& grad_for_accumulate();
+  // The gradient for an op that either adds to it or overwrites it: overwrite is set where it was
+  // unwritten (it counts as written from now on).
+  const Tensor& grad_for_write(bool& overwrite);
+  // The gradient's tensor (allocated as zeros the first time), whatever it holds: grad_unwritten
+  // is left as it is.
+  const Tensor& grad_storage();
 };
 
 using ParameterPtr = std::shared_ptr<Parameter>;

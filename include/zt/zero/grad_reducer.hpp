@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "zt/comm/process_group.hpp"
-#include "zt/core/copy_stream.hpp"
 #include "zt/zero/flat_layout.hpp"
 #include "zt/zero/options.hpp"
 
@@ -45,12 +44,16 @@ class GradReducer {
 
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
-  void zero();  // before a new accumulation window (stages 0, 1); again before a backward: nothing
-  // After a step, on a GPU (stages 0, 1): clears the buffer for the next window on a side stream
-  // that waits for the compute stream's work so far (the optimizer's reads), so that the clearing
-  // overlaps the next forward; zero() then only orders the compute stream after it. Reading
-  // gradients() before that sees zeros, as after zero().
+  // Before a new accumulation window. Stages 0, 1 clear nothing: each parameter's slot is marked,
+  // the window's first gradient of it is written over it (Parameter::grad_unwritten), and what
+  // no backward wrote is cleared when the window's last backward finishes (or gradients() is
+  // read before). Again before a backward: nothing.
+  void zero();
+  // After a step: the same as zero() (stages 0, 1), for the next window.
   void zero_ahead();
+  // The window's backwards ran as a CUDA graph's replay, whose kernels wrote every slot as the
+  // captured ones did; the host side of the marks is brought to where the capture left it.
+  void backward_replayed();
   size_t gradient_bytes() const;
   size_t bucket_peak_bytes() const { return bucket_peak_; }
 
@@ -81,10 +84,11 @@ class GradReducer {
   size_t bucket_bytes_now_ = 0, bucket_peak_ = 0;
   ReducedHook reduced_hook_;
   std::vector<int> in_flight_;  // buckets launched and not completed, in launch order
-  std::unique_ptr<CopyStream> clearing_;  // zero_ahead's side stream, made on first use
-  bool zeroed_ = false;                   // zero() ran and no backward began since
-  bool cleared_ahead_ = false;            // flat_ is being zeroed there; the compute stream has not waited yet
-  void wait_for_clearing() const;
+  // Stages 0, 1: per slot, whether it holds no gradient of this window and has not been handed
+  // to its parameter (grad_destination moves the mark to Parameter::grad_unwritten).
+  mutable std::vector<char> unwritten_;
+  void clear_slot(int slot) const;   // zeros, and no longer marked
+  void clear_unwritten() const;      // clear_slot for each slot still marked here or on its parameter
 };
 
 }  // namespace zt::zero

@@ -313,21 +313,13 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
   ZT_CUDA_CHECK_LAUNCH("attention_forward_simple_kernel");
 }
 
+namespace {
+
+// Every backward but the wgmma one, which also takes the rotation: cuDNN's, our flash kernels or
+// the simple ones.
 template <class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
-                        int64_t nh, int64_t nkv, int64_t hd) {
-  if (b == 0 || t == 0) return;
-  ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
-           32 * kMaxHeadChunks);
-  if constexpr (std::is_same_v<T, bf16>) {
-    // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
-    using Backward = FlashAttentionTuning::Backward;
-    const Backward choice = flash_attention_tuning().backward;
-    const bool wgmma = choice == Backward::wgmma ||
-                       (choice == Backward::automatic && attention_kernels() == AttentionKernels::automatic);
-    if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
-      return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
-  }
+void attention_backward_kernels(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b,
+                                int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
 #if ZT_HAS_CUDNN
@@ -351,11 +343,33 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
   ZT_CUDA_CHECK_LAUNCH("attention_backward_dkv_simple_kernel");
 }
 
+}  // namespace
+
+template <class T>
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
+                        int64_t nh, int64_t nkv, int64_t hd, RotaryGradient rotary) {
+  if (b == 0 || t == 0) return;
+  ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
+           32 * kMaxHeadChunks);
+  if constexpr (std::is_same_v<T, bf16>) {
+    // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
+    using Backward = FlashAttentionTuning::Backward;
+    const Backward choice = flash_attention_tuning().backward;
+    const bool wgmma = choice == Backward::wgmma ||
+                       (choice == Backward::automatic && attention_kernels() == AttentionKernels::automatic);
+    if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
+      return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
+  }
+  attention_backward_kernels(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hd);
+  if (rotary.inv_freq)
+    rope_apply(dqkv, rotary.inv_freq, b, t, nh + 2 * nkv, nh + nkv, hd, rotary.position_offset, true);
+}
+
 template void attention_forward<float>(float*, float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void attention_forward<bf16>(bf16*, float*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void attention_backward<float>(float*, const float*, const float*, const float*, const float*, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, int64_t, RotaryGradient);
 template void attention_backward<bf16>(bf16*, const bf16*, const bf16*, const bf16*, const float*, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t);
+                                       int64_t, int64_t, int64_t, RotaryGradient);
 
 }  // namespace zt::cuda

@@ -40,10 +40,11 @@ T* ptr(const Tensor& t) {
 template <class T>
 void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n, int64_t c,
                     int64_t oc, ops::WeightLayout layout, ops::Activation act, const T* residual = nullptr);
+// dweight is added to, or with overwrite_dweight written by the product (beta 0: not read).
 template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
                      int64_t n, int64_t c, int64_t oc, ops::WeightLayout layout, ops::Activation act,
-                     const T* inp_pre_gelu = nullptr);
+                     const T* inp_pre_gelu = nullptr, bool overwrite_dweight = false);
 // Whether the forward fuses GELU into cuBLASLt's epilogue (when the shapes allow); off runs a
 // separate GELU kernel. For tests of both paths.
 void set_matmul_gelu_epilogue(bool enabled);
@@ -74,10 +75,18 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
 // lse (B, NH, T): the natural log-sum-exp of each query row's scaled scores.
 template <class T>
 void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
-// dqkv from dout and the forward's out (B, T, NH*HD) and lse: D = rowsum(dout * out).
+// The rotary embedding whose inverse a backward applies to the query and key heads' gradients
+// (rope_apply's inv_freq (HD/2) and position offset); inv_freq null: none.
+struct RotaryGradient {
+  const float* inv_freq = nullptr;
+  int64_t position_offset = 0;
+};
+// dqkv from dout and the forward's out (B, T, NH*HD) and lse: D = rowsum(dout * out); with a
+// rotary, its query and key heads then rotated back (inside the wgmma backward's kernels, else by
+// rope_apply after).
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b, int64_t t,
-                        int64_t nh, int64_t nkv, int64_t hd);
+                        int64_t nh, int64_t nkv, int64_t hd, RotaryGradient rotary = {});
 // Which attention kernels run. automatic: our tensor-core flash forward, and for bf16 the
 // backward as FlashAttentionTuning::backward chooses (ours on wgmma at HD 64 on Hopper, else
 // cuDNN's fused one where the build has cuDNN and cuDNN has a plan for the shape; both sum dQ

@@ -14,6 +14,9 @@
 //      and dQ added into an f32 accumulator in global memory by one bulk reduction a step. P^T is
 //      computed while dP^T's products run and dS^T while dV's do;
 //   3. dQ's accumulator, scaled, into dqkv's query heads.
+// With a rotary embedding, the prep kernel also tabulates (cos, sin) (T, 32) of each position's
+// angles, and dK (at its write) and dQ (at its conversion) are rotated back from f32: element i
+// of a head with i + 32, which a thread holds together (8-column blocks j and j + 4).
 // dK and dV come out of registers in a fixed order (bitwise repeatable); dQ's additions land in
 // the order blocks finish, so its low bits vary run to run.
 //
@@ -70,12 +73,36 @@ using Packed = uint32_t[kQueries / 16][4];  // (64 keys, 64 queries) in bf16 as 
 template <int G>
 using DqShare = float[kHd / 8 / G][4];  // (64, 64 / G): a warpgroup's columns of a dQ tile
 
+constexpr int kRotaryPairs = kHd / 2;  // (i, i + 32) pairs of a head that the rotation turns
+
+// The rotation's table (T, 32) of (cos, sin) at angle (offset + position) * inv_freq[i], the
+// floats rope_apply computes; rows [32 x, 32 x + 32) by block x.
+__device__ __forceinline__ void tabulate_rotary(float2* table, const float* inv_freq, int64_t offset, int t) {
+  for (int e = threadIdx.x; e < 32 * kRotaryPairs; e += blockDim.x) {
+    const int row = blockIdx.x * 32 + e / kRotaryPairs, i = e % kRotaryPairs;
+    if (row >= t) break;
+    float s, c;
+    sincosf(float(offset + row) * inv_freq[i], &s, &c);
+    table[int64_t(row) * kRotaryPairs + i] = make_float2(c, s);
+  }
+}
+
+// (lo, hi) = elements i and i + 32 of a head's gradient, rotated back by the angle of (c, s).
+__device__ __forceinline__ void rotate_back(float& lo, float& hi, float2 cs) {
+  const float x1 = lo, x2 = hi;
+  lo = x1 * cs.x + x2 * cs.y;
+  hi = x2 * cs.x - x1 * cs.y;
+}
+
 // stats (B, NH, Tq, 2): (lse * log2 e, D) for rows < T, (+inf, 0) for the padding rows up to Tq;
-// and dq_acc's tiles (B*NH, Tq / 64) cleared, half a tile a block. 8 threads a row, 16 bytes of dO
-// and O each. Grid (Tq / 32, B*NH), 256 threads.
+// and dq_acc's tiles (B*NH, Tq / 64) cleared, half a tile a block; with inv_freq, the rotation's
+// table by the blocks of (batch, head) 0. 8 threads a row, 16 bytes of dO and O each. Grid
+// (Tq / 32, B*NH), 256 threads.
 __global__ void flash_backward_wgmma_prep_kernel(float2* stats, float4* dq_acc, const bf16* dout, const bf16* out,
-                                                 const float* lse, FlashDims dm, int tq_rows) {
+                                                 const float* lse, FlashDims dm, int tq_rows, float2* rotary_table,
+                                                 const float* inv_freq, int64_t rotary_offset) {
   const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh;
+  if (inv_freq != nullptr && bh == 0) tabulate_rotary(rotary_table, inv_freq, rotary_offset, dm.t);
   const int row = blockIdx.x * 32 + threadIdx.x / 8, part = threadIdx.x % 8;
   float4* half_tile = dq_acc + (int64_t(bh) * gridDim.x + blockIdx.x) * (kDqFloats / 8);
   half_tile[threadIdx.x] = half_tile[threadIdx.x + 256] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -95,23 +122,62 @@ __global__ void flash_backward_wgmma_prep_kernel(float2* stats, float4* dq_acc, 
 // dqkv's query heads = scale * dq_acc, from the accumulator's (B*NH, Tq / 64) tiles laid out as
 // the main kernel's threads hold them: float4 jj * 128 + t of a tile is thread t's 8-column block
 // jj (rows 16 (t / 32) + (t % 32) / 4 and 8 below, columns 8 jj + 2 (t % 4), + 1). A thread per
-// (block jj, warp w, row g): the 4 float4 of threads 32 w + 4 g .. + 3, 16 bytes into each of
-// its two rows. Grid (Tq / 64, B*NH), 256 threads.
-__global__ void flash_backward_wgmma_dq_kernel(bf16* dqkv, const float4* dq_acc, FlashDims dm) {
-  const int bh = blockIdx.y, b = bh / dm.nh, h = bh % dm.nh, qt = blockIdx.x;
-  const int w = threadIdx.x / 64, jj = (threadIdx.x / 8) % 8, g = threadIdx.x % 8;
-  const float4* f = dq_acc + (int64_t(bh) * gridDim.x + qt) * (kDqFloats / 4) + jj * 128 + 32 * w + 4 * g;
-  const float4 v[4] = {f[0], f[1], f[2], f[3]};
-  const float c = dm.scale;
-  const int row = qt * kQueries + 16 * w + g;
-  bf16* y = dqkv + (int64_t(b) * dm.t + row) * dm.width + h * kHd + 8 * jj;
-  if (row < dm.t)
-    *reinterpret_cast<uint4*>(y) = make_uint4(pack_bf16(v[0].x * c, v[0].y * c), pack_bf16(v[1].x * c, v[1].y * c),
-                                              pack_bf16(v[2].x * c, v[2].y * c), pack_bf16(v[3].x * c, v[3].y * c));
-  if (row + 8 < dm.t)
-    *reinterpret_cast<uint4*>(y + 8 * int64_t(dm.width)) =
-        make_uint4(pack_bf16(v[0].z * c, v[0].w * c), pack_bf16(v[1].z * c, v[1].w * c),
-                   pack_bf16(v[2].z * c, v[2].w * c), pack_bf16(v[3].z * c, v[3].w * c));
+// (warp w, block pair jh, row g): the 4 float4 of threads 32 w + 4 g .. + 3 in blocks jh and
+// jh + 4 (columns i and i + 32, which a rotation pairs), 16 bytes into each half of its two rows,
+// for `heads` query heads one after another (the rotation's angles read once for all of them).
+// Grid (Tq / 64, B*NH / heads), 128 threads.
+__global__ void flash_backward_wgmma_dq_kernel(bf16* dqkv, const float4* dq_acc, FlashDims dm, int heads,
+                                               const float2* rotary_table) {
+  const int qt = blockIdx.x, w = threadIdx.x / 32, jh = (threadIdx.x / 8) % 4, g = threadIdx.x % 8;
+  const int row0 = qt * kQueries + 16 * w + g;  // this thread's rows: row0 and row0 + 8
+  float4 angles[2][4];  // (cos, sin) of columns 8 jh + 2k and + 1, each row
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      angles[r][k] = rotary_table != nullptr && row0 + 8 * r < dm.t
+                         ? reinterpret_cast<const float4*>(rotary_table + int64_t(row0 + 8 * r) * kRotaryPairs +
+                                                           8 * jh)[k]
+                         : make_float4(1.0f, 0.0f, 1.0f, 0.0f);
+  for (int bh = blockIdx.y * heads; bh < (blockIdx.y + 1) * heads; ++bh) {
+    const int b = bh / dm.nh, h = bh % dm.nh;
+    const float4* f = dq_acc + (int64_t(bh) * gridDim.x + qt) * (kDqFloats / 4) + jh * 128 + 32 * w + 4 * g;
+    float lo[2][8], hi[2][8];  // [row][column]: columns 8 jh + c and 8 (jh + 4) + c
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float4 a = f[k], z = f[k + 512];
+      lo[0][2 * k] = a.x * dm.scale, lo[0][2 * k + 1] = a.y * dm.scale;
+      lo[1][2 * k] = a.z * dm.scale, lo[1][2 * k + 1] = a.w * dm.scale;
+      hi[0][2 * k] = z.x * dm.scale, hi[0][2 * k + 1] = z.y * dm.scale;
+      hi[1][2 * k] = z.z * dm.scale, hi[1][2 * k + 1] = z.w * dm.scale;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 8 * r;
+      if (row >= dm.t) continue;
+      if (rotary_table != nullptr) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          rotate_back(lo[r][2 * k], hi[r][2 * k], make_float2(angles[r][k].x, angles[r][k].y));
+          rotate_back(lo[r][2 * k + 1], hi[r][2 * k + 1], make_float2(angles[r][k].z, angles[r][k].w));
+        }
+      }
+      bf16* y = dqkv + (int64_t(b) * dm.t + row) * dm.width + h * kHd + 8 * jh;
+      *reinterpret_cast<uint4*>(y) = make_uint4(pack_bf16(lo[r][0], lo[r][1]), pack_bf16(lo[r][2], lo[r][3]),
+                                                pack_bf16(lo[r][4], lo[r][5]), pack_bf16(lo[r][6], lo[r][7]));
+      *reinterpret_cast<uint4*>(y + 32) = make_uint4(pack_bf16(hi[r][0], hi[r][1]), pack_bf16(hi[r][2], hi[r][3]),
+                                                     pack_bf16(hi[r][4], hi[r][5]), pack_bf16(hi[r][6], hi[r][7]));
+    }
+  }
+}
+
+// Query heads a block of the dQ kernel converts: up to 8 with a rotation (its angles read once for
+// them), one without.
+int dq_heads_per_block(int64_t b, int64_t nh, bool rotated) {
+  if (!rotated) return 1;
+  for (int heads = 8; heads > 1; heads /= 2)
+    if ((b * nh) % heads == 0) return heads;
+  return 1;
 }
 
 // P^T of one step from the warpgroup's S^T (rows: its 64 keys, from key_row0 for this thread's
@@ -169,16 +235,17 @@ __device__ __forceinline__ GridPlace block_place(int window) {
 }
 
 // dK and dV of the block's keys over query heads [head0, head0 + heads) of its group: into
-// dqkv's key and value heads, or with splits as f32 into partial (splits, B, T, NKV, 2, HD).
-// dQ's products added into dq_acc (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks), placed
-// by block_place in windows of `window` columns. Tensor maps (B, T, columns): kv_map over qkv
-// with boxes of the block's keys, q_map over qkv and do_map over dout with boxes of 64 queries.
+// dqkv's key and value heads (dK rotated back by rotary_table's angles where it is given), or
+// with splits as f32 into partial (splits, B, T, NKV, 2, HD). dQ's products added into dq_acc
+// (B*NH, Tq / 64 tiles). Grid (B*NKV*splits, key blocks), placed by block_place in windows of
+// `window` columns. Tensor maps (B, T, columns): kv_map over qkv with boxes of the block's keys,
+// q_map over qkv and do_map over dout with boxes of 64 queries.
 template <class Sh>
 __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
     flash_backward_wgmma_kernel(bf16* dqkv, float* partial, float* dq_acc, const __grid_constant__ CUtensorMap kv_map,
                                 const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap do_map,
                                 const float2* stats, FlashDims dm, int batches, int tq_rows, int heads,
-                                int window) {
+                                int window, const float2* rotary_table) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   if (shared_address(shared) % 1024 != 0) __trap();  // the swizzled tiles need it (see the forward)
@@ -311,10 +378,20 @@ __global__ void __launch_bounds__(Sh::threads, Sh::blocks_per_sm)
   for (int r = 0; r < 2; ++r) {
     const int key = key_row0 + 8 * r;
     if (key >= dm.t) continue;
+    float dk_row[kHd / 8][2];  // this row's scaled dK, columns 8 j + 2 tq and + 1
+#pragma unroll
+    for (int j = 0; j < kHd / 8; ++j) dk_row[j][0] = dk[j][2 * r] * dm.scale, dk_row[j][1] = dk[j][2 * r + 1] * dm.scale;
+    if (rotary_table != nullptr) {
+      const float2* cs = rotary_table + int64_t(key) * kRotaryPairs + 2 * tq;
+#pragma unroll
+      for (int j = 0; j < kHd / 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) rotate_back(dk_row[j][e], dk_row[j + kHd / 16][e], cs[8 * j + e]);
+    }
 #pragma unroll
     for (int j = 0; j < kHd / 8; ++j) {
       const int col = j * 8 + 2 * tq;
-      const float2 k2 = make_float2(dk[j][2 * r] * dm.scale, dk[j][2 * r + 1] * dm.scale);
+      const float2 k2 = make_float2(dk_row[j][0], dk_row[j][1]);
       const float2 v2 = make_float2(dv[j][2 * r], dv[j][2 * r + 1]);
       if (partial == nullptr) {
         bf16* y = dqkv + (int64_t(b) * dm.t + key) * dm.width;
@@ -359,17 +436,23 @@ int window_for(int columns, int rows, int tuned) {
 
 template <class Sh>
 void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse, int64_t b, int64_t t,
-              int64_t nh, int64_t nkv) {
+              int64_t nh, int64_t nkv, RotaryGradient rotary) {
   const FlashDims dm = flash_dims(t, nh, nkv, kHd);
   const int q_tiles = int((t + kQueries - 1) / kQueries), tq_rows = q_tiles * kQueries;
-  Scratch stats(size_t(b * nh * tq_rows) * sizeof(float2));
-  Scratch dq_acc(size_t(b * nh * q_tiles) * kDqBytes);
-  flash_backward_wgmma_prep_kernel<<<dim3(unsigned(tq_rows / 32), unsigned(b * nh)), 256, 0, compute_stream()>>>(
-      stats.as<float2>(), dq_acc.as<float4>(), dout, out, lse, dm, tq_rows);
-  ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_prep_kernel");
-
   const int splits = splits_for<Sh>(b, t, nh, nkv, flash_attention_tuning().dkv_splits);
   const int heads = int(nh / nkv) / splits;
+  // The rotation inside the kernels where dK comes out of registers; with splits, dK comes from
+  // the partials' sum, and rope_apply rotates dQ and dK after it.
+  const bool rotate_inside = rotary.inv_freq != nullptr && splits == 1;
+  Scratch stats(size_t(b * nh * tq_rows) * sizeof(float2));
+  Scratch dq_acc(size_t(b * nh * q_tiles) * kDqBytes);
+  Scratch rotary_table(rotate_inside ? size_t(t * kRotaryPairs) * sizeof(float2) : 0);
+  float2* table = rotate_inside ? rotary_table.as<float2>() : nullptr;
+  flash_backward_wgmma_prep_kernel<<<dim3(unsigned(tq_rows / 32), unsigned(b * nh)), 256, 0, compute_stream()>>>(
+      stats.as<float2>(), dq_acc.as<float4>(), dout, out, lse, dm, tq_rows, table,
+      rotate_inside ? rotary.inv_freq : nullptr, rotary.position_offset);
+  ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_prep_kernel");
+
   allow_shared(flash_backward_wgmma_kernel<Sh>, Sh::shared);
   const dim3 grid(unsigned(b * nkv * splits), unsigned((t + Sh::keys - 1) / Sh::keys));
   Scratch partial(splits > 1 ? size_t(splits) * size_t(b * t * nkv * 2 * kHd) * sizeof(float) : 0);
@@ -379,25 +462,29 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
   const int window = window_for<Sh>(int(grid.x), int(grid.y), flash_attention_tuning().wgmma_backward_window);
   flash_backward_wgmma_kernel<Sh><<<grid, Sh::threads, Sh::shared, compute_stream()>>>(
       dqkv, splits > 1 ? partial.as<float>() : nullptr, dq_acc.as<float>(), kv_map, q_map, do_map, stats.as<float2>(),
-      dm, int(b), tq_rows, heads, window);
+      dm, int(b), tq_rows, heads, window, table);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_kernel");
 
-  flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh)), 256, 0, compute_stream()>>>(
-      dqkv, dq_acc.as<float4>(), dm);
+  const int dq_heads = dq_heads_per_block(b, nh, rotate_inside);
+  flash_backward_wgmma_dq_kernel<<<dim3(unsigned(q_tiles), unsigned(b * nh / dq_heads)), 128, 0, compute_stream()>>>(
+      dqkv, dq_acc.as<float4>(), dm, dq_heads, table);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_dq_kernel");
   if (splits > 1) flash_add_dkv_partials(dqkv, partial.as<float>(), splits, b, t, nh, nkv, kHd);
+  if (rotary.inv_freq != nullptr && !rotate_inside)
+    rope_apply(dqkv, rotary.inv_freq, b, t, nh + 2 * nkv, nh + nkv, kHd, rotary.position_offset, true);
 }
 
 }  // namespace
 
 void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
-                                    int64_t b, int64_t t, int64_t nh, int64_t nkv) {
+                                    int64_t b, int64_t t, int64_t nh, int64_t nkv, RotaryGradient rotary) {
   // On an H200 (docs/CUDA_NOTES.md v7, v14), in windows of heads: one warpgroup 0.274 ms at GPT-2
   // 124M's shape against 0.297 with two; at Llama 1.1B's two 0.544 against 0.550 with one. In the
   // grid's own order one warpgroup's doubled dQ reductions miss L2 (0.370 against 0.306).
   const int groups = flash_attention_tuning().wgmma_backward_groups;
-  if (groups == 1 || (groups == 0 && nkv == nh)) return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
-  backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv);
+  if (groups == 1 || (groups == 0 && nkv == nh))
+    return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
+  backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
 }
 
 }  // namespace zt::cuda

@@ -184,15 +184,16 @@ void pad_weight(T* padded, const T* weight, int64_t c, int64_t oc, int64_t ocp, 
   }
 }
 
-// dweight += the weight gradient of dpre (N, ocp) against inp (N, C); with OC padded (ocp > oc),
-// into a zeroed padded buffer whose valid part is then added into dweight.
+// dweight += (or with overwrite =) the weight gradient of dpre (N, ocp) against inp (N, C); with
+// OC padded (ocp > oc), into a padded buffer whose valid part is then added into (or copied to)
+// dweight.
 template <class T>
 void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t c, int64_t oc, int64_t ocp,
-                     WeightLayout layout) {
+                     WeightLayout layout, bool overwrite) {
   Scratch dweight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0);
   T* target = ocp != oc ? dweight_buffer.as<T>() : dweight;
   GemmProblem p;
-  p.beta = ocp != oc ? 0.0f : 1.0f;
+  p.beta = ocp != oc || overwrite ? 0.0f : 1.0f;
   if (layout == WeightLayout::out_in) {
     // dW (OCp, C) is column-major (C, OCp): += inp^T (C, N) dpre (N, OCp).
     p.m = c, p.n = ocp, p.k = n;
@@ -208,8 +209,8 @@ void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t
   }
   gemm<T>(p);
   if (ocp != oc) {
-    if (layout == WeightLayout::out_in) unpack_rows(dweight, oc * c, target, oc * c, 1, oc * c, true);
-    else unpack_rows(dweight, oc, target, ocp, c, oc, true);
+    if (layout == WeightLayout::out_in) unpack_rows(dweight, oc * c, target, oc * c, 1, oc * c, !overwrite);
+    else unpack_rows(dweight, oc, target, ocp, c, oc, !overwrite);
   }
 }
 
@@ -274,7 +275,8 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
 
 template <class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* pre_act,
-                     int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act, const T* inp_pre_gelu) {
+                     int64_t n, int64_t c, int64_t oc, WeightLayout layout, Activation act, const T* inp_pre_gelu,
+                     bool overwrite_dweight) {
   if (n == 0 || oc == 0 || c == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
   // dpre (N, ocp): dout itself, or a buffer when GELU's derivative applies or OC is padded (the
@@ -338,9 +340,9 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
       }
       sum_partials(dbias, static_cast<T*>(nullptr), partial.as<float>(), int(row_blocks), 1, oc);
     }
-    if (side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout);
+    if (side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout, overwrite_dweight);
   });
-  if (dweight && !side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout);
+  if (dweight && !side_weight) weight_gradient(dweight, dpre, inp, n, c, oc, ocp, layout, overwrite_dweight);
   side.join();
 }
 
@@ -348,7 +350,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   template void matmul_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,          \
                                   WeightLayout, Activation, const T*);                                      \
   template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t,    \
-                                   int64_t, WeightLayout, Activation, const T*);
+                                   int64_t, WeightLayout, Activation, const T*, bool);
 ZT_INSTANTIATE(float)
 ZT_INSTANTIATE(bf16)
 #undef ZT_INSTANTIATE
