@@ -172,6 +172,29 @@ void scale_(const Tensor& x, double factor) {
   });
 }
 
+void zero_ranges(const Tensor& x, const Tensor& ranges) {
+  ZT_OP_SCOPE("zero_ranges", x);
+  ZT_CHECK(x.defined() && ranges.defined() && ranges.dtype() == DType::i64 && ranges.dim() == 2 &&
+               ranges.size(1) == 2 && ranges.device() == x.device(),
+           "zero_ranges: ranges must be (R, 2) i64 on the buffer's device, got ", ranges.describe(), " for ",
+           x.describe());
+  const int64_t count = ranges.size(0);
+#if ZT_HAS_CUDA
+  if (x.device().is_cuda()) {
+    cuda::set_device(x.device().index);
+    cuda::zero_ranges(x.raw(), dtype_size(x.dtype()), ranges.data<int64_t>(), count);
+    return;
+  }
+#endif
+  require_cpu(x, "zero_ranges");
+  const int64_t* r = ranges.data<int64_t>();
+  for (int64_t i = 0; i < count; ++i) {
+    ZT_CHECK(0 <= r[2 * i] && r[2 * i] <= r[2 * i + 1] && r[2 * i + 1] <= x.numel(), "zero_ranges: range [",
+             r[2 * i], ", ", r[2 * i + 1], ") is outside the buffer's ", x.numel(), " elements");
+    x.view(size_t(r[2 * i]), {r[2 * i + 1] - r[2 * i]}).zero_();
+  }
+}
+
 double sum_squares(const Tensor& x) {
   ZT_OP_SCOPE("sum_squares", x);
 #if ZT_HAS_CUDA

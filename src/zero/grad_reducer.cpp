@@ -11,9 +11,19 @@ GradReducer::GradReducer(const FlatLayout& layout, comm::ProcessGroup& group, co
       workspaces_(layout.slots().size()), unwritten_(layout.slots().size(), 0) {
   if (partitioned_grads()) {
     partition_ = Tensor::zeros({layout.partition_size()}, options.comm_dtype, options.device);
-  } else {
-    flat_ = Tensor::zeros({layout.total()}, options.comm_dtype, options.device);
+    return;
   }
+  flat_ = Tensor::zeros({layout.total()}, options.comm_dtype, options.device);
+  // The small slots (biases, norm weights), neighbours joined, cleared by one launch a window.
+  std::vector<int64_t> ranges;
+  for (const ParamSlot& s : layout.slots()) {
+    if (s.numel >= kMarkedSlotElements) continue;
+    if (!ranges.empty() && ranges.back() == s.offset) ranges.back() = s.offset + s.numel;
+    else ranges.insert(ranges.end(), {s.offset, s.offset + s.numel});
+  }
+  Tensor host = Tensor::empty({int64_t(ranges.size() / 2), 2}, DType::i64);
+  std::copy(ranges.begin(), ranges.end(), host.data<int64_t>());
+  small_ranges_ = host.to(options.device);
 }
 
 Tensor GradReducer::bucket_storage(int bucket) {
@@ -36,6 +46,7 @@ Tensor GradReducer::slot_storage(int slot) {
 
 void GradReducer::begin_backward(bool boundary) {
   boundary_ = boundary;
+  marked_ = false;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     ZT_CHECK(!buckets_[b].in_flight, "gradient bucket ", b, " is still being reduced at the next backward");
     buckets_[b].pending = int(layout_.buckets()[b].slots.size());
@@ -169,10 +180,17 @@ void GradReducer::zero() {
     first_micro_batch_ = true;
     return;
   }
-  // Nothing is cleared: each slot is marked, its first gradient of the window is written over
-  // it, and what no backward wrote is cleared at the window's end (or when read before).
-  std::fill(unwritten_.begin(), unwritten_.end(), char(1));
-  for (const ParamSlot& s : layout_.slots()) s.param->grad_unwritten = false;
+  if (marked_) return;  // no backward since the last zero()
+  marked_ = true;
+  // The large slots are marked: the window's first gradient of each is written over it, and
+  // what no backward wrote is cleared at the window's end (or when read before). The small ones
+  // are cleared now, together.
+  for (size_t i = 0; i < unwritten_.size(); ++i) {
+    const ParamSlot& s = layout_.slots()[i];
+    unwritten_[i] = s.numel >= kMarkedSlotElements;
+    s.param->grad_unwritten = false;
+  }
+  ops::zero_ranges(flat_, small_ranges_);
 }
 
 void GradReducer::zero_ahead() {
@@ -180,6 +198,7 @@ void GradReducer::zero_ahead() {
 }
 
 void GradReducer::backward_replayed() {
+  marked_ = false;  // as the replayed backward's begin_backward would have left it
   std::fill(unwritten_.begin(), unwritten_.end(), char(0));
   for (const ParamSlot& s : layout_.slots()) s.param->grad_unwritten = false;
 }

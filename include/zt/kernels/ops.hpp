@@ -173,6 +173,9 @@ void unpack_columns(const std::vector<Tensor>& parts, const Tensor& packed);
 void add(const Tensor& out, const Tensor& a, const Tensor& b);  // out may alias a or b
 void add_(const Tensor& acc, const Tensor& x);                  // acc += x
 void scale_(const Tensor& x, double factor);
+// x's elements [begin, end) of each row of ranges (R, 2) set to zero: many small slices of one
+// buffer in one pass. ranges: i64, on x's device (made once by the caller).
+void zero_ranges(const Tensor& x, const Tensor& ranges);
 double sum_squares(const Tensor& x);  // accumulated in f64
 // The same sum written into sum_of_squares, f64 (1) on x's device, without waiting for it.
 void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x);

@@ -44,11 +44,15 @@ class GradReducer {
 
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
-  // Before a new accumulation window. Stages 0, 1 clear nothing: each parameter's slot is marked,
-  // the window's first gradient of it is written over it (Parameter::grad_unwritten), and what
-  // no backward wrote is cleared when the window's last backward finishes (or gradients() is
-  // read before). Again before a backward: nothing.
+  // Before a new accumulation window. Stages 0, 1 clear only the small slots (in one launch):
+  // each larger parameter's slot is marked, the window's first gradient of it is written over it
+  // (Parameter::grad_unwritten), and what no backward wrote is cleared when the window's last
+  // backward finishes (or gradients() is read before). Again before a backward: nothing.
   void zero();
+  // Slots of at least this many elements are marked rather than cleared: GPT-2's and Llama's
+  // weight matrices and embeddings; not their biases and norm weights, whose clearing one by one
+  // would cost a launch each.
+  static constexpr int64_t kMarkedSlotElements = int64_t(1) << 16;
   // After a step: the same as zero() (stages 0, 1), for the next window.
   void zero_ahead();
   // The window's backwards ran as a CUDA graph's replay, whose kernels wrote every slot as the
@@ -87,6 +91,8 @@ class GradReducer {
   // Stages 0, 1: per slot, whether it holds no gradient of this window and has not been handed
   // to its parameter (grad_destination moves the mark to Parameter::grad_unwritten).
   mutable std::vector<char> unwritten_;
+  Tensor small_ranges_;  // (R, 2) i64 on the device: the small slots' [begin, end), neighbours joined
+  bool marked_ = false;  // zero() ran and no backward began since
   void clear_slot(int slot) const;   // zeros, and no longer marked
   void clear_unwritten() const;      // clear_slot for each slot still marked here or on its parameter
 };

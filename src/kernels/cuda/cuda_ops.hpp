@@ -223,6 +223,9 @@ template <class T>
 void add(T* out, const T* a, const T* b, int64_t n);
 template <class T>
 void scale(T* x, double factor, int64_t n);
+// x's elements [ranges[2r], ranges[2r + 1]) for r < count set to zero, in one launch (ranges on
+// the device); element_size bytes an element.
+void zero_ranges(void* x, size_t element_size, const int64_t* ranges, int64_t count);
 double sum_squares(const void* x, DType dtype, int64_t n);  // waits
 // *sum_of_squares = the same sum, queued (no wait).
 void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_t n);
