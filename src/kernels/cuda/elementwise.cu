@@ -173,20 +173,23 @@ R read_back(const R* device_value) {
   return host;
 }
 
-// Range blockIdx.y of ranges ([begin, end) elements of element_size bytes) zeroed: its bytes
-// split over gridDim.x blocks, 16-byte stores in the aligned middle, single bytes at the ends.
-__global__ void zero_ranges_kernel(unsigned char* x, int64_t element_size, const int64_t* ranges) {
-  unsigned char* begin = x + ranges[2 * blockIdx.y] * element_size;
-  unsigned char* end = x + ranges[2 * blockIdx.y + 1] * element_size;
-  if (end <= begin) return;
-  unsigned char* first = begin + (16 - reinterpret_cast<uintptr_t>(begin) % 16) % 16;
-  unsigned char* last = end - reinterpret_cast<uintptr_t>(end) % 16;
-  if (first > last) first = last = begin;  // shorter than its alignment: all by bytes below
+// Ranges blockIdx.y, + gridDim.y, ... of ranges ([begin, end) elements of element_size bytes)
+// zeroed: each one's bytes split over gridDim.x blocks, 16-byte stores in the aligned middle,
+// single bytes at the ends.
+__global__ void zero_ranges_kernel(unsigned char* x, int64_t element_size, const int64_t* ranges, int64_t count) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x, t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  uint4* chunks = reinterpret_cast<uint4*>(first);
-  for (int64_t i = t; i < (last - first) / 16; i += stride) chunks[i] = make_uint4(0, 0, 0, 0);
-  for (unsigned char* p = begin + t; p < first; p += stride) *p = 0;
-  for (unsigned char* p = last + t; p < end; p += stride) *p = 0;
+  for (int64_t r = blockIdx.y; r < count; r += gridDim.y) {
+    unsigned char* begin = x + ranges[2 * r] * element_size;
+    unsigned char* end = x + ranges[2 * r + 1] * element_size;
+    if (end <= begin) continue;
+    unsigned char* first = begin + (16 - reinterpret_cast<uintptr_t>(begin) % 16) % 16;
+    unsigned char* last = end - reinterpret_cast<uintptr_t>(end) % 16;
+    if (first > last) first = last = begin;  // shorter than its alignment: all by bytes below
+    uint4* chunks = reinterpret_cast<uint4*>(first);
+    for (int64_t i = t; i < (last - first) / 16; i += stride) chunks[i] = make_uint4(0, 0, 0, 0);
+    for (unsigned char* p = begin + t; p < first; p += stride) *p = 0;
+    for (unsigned char* p = last + t; p < end; p += stride) *p = 0;
+  }
 }
 
 }  // namespace
@@ -218,8 +221,9 @@ void scale(T* x, double factor, int64_t n) {
 void zero_ranges(void* x, size_t element_size, const int64_t* ranges, int64_t count) {
   if (count == 0) return;
   // Bytes of each range, 16 a thread where both ends allow it (a range per grid row).
-  zero_ranges_kernel<<<dim3(8, unsigned(count)), 256, 0, compute_stream()>>>(static_cast<unsigned char*>(x),
-                                                                            int64_t(element_size), ranges);
+  const unsigned rows = unsigned(std::min<int64_t>(count, 65535));  // the grid's y limit
+  zero_ranges_kernel<<<dim3(8, rows), 256, 0, compute_stream()>>>(static_cast<unsigned char*>(x),
+                                                                 int64_t(element_size), ranges, count);
   ZT_CUDA_CHECK_LAUNCH("zero_ranges_kernel");
 }
 
