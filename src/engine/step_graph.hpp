@@ -1,7 +1,8 @@
 // A training step's forwards and backwards as one CUDA graph (zt/core/cuda_graph.hpp), replayed
 // step after step: one launch instead of ~1,000, and no gap between kernels for the host's
 // launches or another stream's events. The optimizer's step stays outside the graph (its learning
-// rate and step count change from step to step), and so does marking the gradients for the window (GradReducer::zero).
+// rate and step count change from step to step), and so does starting the gradients' window
+// (GradReducer::zero).
 //
 //   StepGraph graph;
 //   const auto& on_device = graph.stage(batches, device);  // the batches into the graph's buffers

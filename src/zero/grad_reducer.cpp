@@ -14,12 +14,15 @@ GradReducer::GradReducer(const FlatLayout& layout, comm::ProcessGroup& group, co
     return;
   }
   flat_ = Tensor::zeros({layout.total()}, options.comm_dtype, options.device);
-  // The small slots (biases, norm weights), neighbours joined, cleared by one launch a window.
+  // The small slots (biases, norm weights) cleared by one launch a window; neighbours in the
+  // layout join one range (with the alignment padding between them, which holds no gradient).
   std::vector<int64_t> ranges;
+  bool previous_small = false;
   for (const ParamSlot& s : layout.slots()) {
-    if (s.numel >= kMarkedSlotElements) continue;
-    if (!ranges.empty() && ranges.back() == s.offset) ranges.back() = s.offset + s.numel;
-    else ranges.insert(ranges.end(), {s.offset, s.offset + s.numel});
+    const bool small = s.numel < kMarkedSlotElements;
+    if (small && previous_small) ranges.back() = s.offset + s.numel;
+    else if (small) ranges.insert(ranges.end(), {s.offset, s.offset + s.numel});
+    previous_small = small;
   }
   Tensor host = Tensor::empty({int64_t(ranges.size() / 2), 2}, DType::i64);
   std::copy(ranges.begin(), ranges.end(), host.data<int64_t>());
