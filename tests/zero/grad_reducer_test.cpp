@@ -31,11 +31,14 @@ void expect_all(const Tensor& grads, const zero::ParamSlot& s, double value) {
   for (int64_t i = 0; i < s.numel; ++i) ASSERT_EQ(p[i], value) << s.name << " element " << i;
 }
 
-// Slots: 0 and 2 large weights (marked), 1 and 3 small biases (cleared by zero()).
+// Slots: 0 and 2 large weights (marked), 1 and 3 small biases (cleared by zero()), 4 and 5 a
+// small weight and bias after slot 3 (the three cleared as one range).
+constexpr int kSlots = 6;
 struct Fixture {
   std::shared_ptr<nn::Sequential> model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
       std::make_shared<nn::Linear>(nn::LinearOptions{256, 256, true}),
-      std::make_shared<nn::Linear>(nn::LinearOptions{256, 260, true})});
+      std::make_shared<nn::Linear>(nn::LinearOptions{256, 260, true}),
+      std::make_shared<nn::Linear>(nn::LinearOptions{260, 3, true})});
   std::shared_ptr<comm::ProcessGroup> group = comm::init_process_group();
   zero::FlatLayout layout{*model, 1, 4, 1 << 22};
   zero::ZeroOptions options;
@@ -67,7 +70,7 @@ struct Fixture {
   void write_all(double value) {
     reducer->zero();
     reducer->begin_backward(true);
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kSlots; ++i) {
       hand_out(i);
       make(i, value, large(i));
       ready(i);
@@ -80,10 +83,10 @@ TEST(GradReducer, FirstGradientsAreWrittenOverTheBufferAndTheRestReadAsZeros) {
   for (int stage : {0, 1}) {
     SCOPED_TRACE(testing::Message() << "stage " << stage);
     Fixture f(stage);
-    ASSERT_EQ(f.layout.slots().size(), 4u);
-    ASSERT_TRUE(f.large(0) && !f.large(1) && f.large(2) && !f.large(3));
+    ASSERT_EQ(f.layout.slots().size(), size_t(kSlots));
+    ASSERT_TRUE(f.large(0) && !f.large(1) && f.large(2) && !f.large(3) && !f.large(4) && !f.large(5));
     f.write_all(5.0);  // the buffer now holds 5 everywhere: what a stale window leaves
-    for (int i = 0; i < 4; ++i) expect_all(f.reducer->gradients(), f.slot(i), 5.0);
+    for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 5.0);
 
     f.reducer->zero();
     f.reducer->begin_backward(true);
@@ -98,7 +101,7 @@ TEST(GradReducer, FirstGradientsAreWrittenOverTheBufferAndTheRestReadAsZeros) {
     f.hand_out(1);
     ops::add_(f.param(1).grad_for_accumulate(), filled(f.param(1).shape, 3.0));
     f.ready(1);
-    // Slot 2 is handed out and its backward makes no gradient of it; slot 3 is never handed out.
+    // Slot 2 is handed out and its backward makes no gradient of it; slots 3-5 are never handed out.
     f.hand_out(2);
     f.ready(2);
     f.reducer->finish_backward();
@@ -106,8 +109,8 @@ TEST(GradReducer, FirstGradientsAreWrittenOverTheBufferAndTheRestReadAsZeros) {
     expect_all(grads, f.slot(0), 3.0);
     expect_all(grads, f.slot(1), 3.0);
     expect_all(grads, f.slot(2), 0.0);
-    expect_all(grads, f.slot(3), 0.0);
-    for (int i = 0; i < 4; ++i) EXPECT_FALSE(f.param(i).grad_unwritten);
+    for (int i : {3, 4, 5}) expect_all(grads, f.slot(i), 0.0);
+    for (int i = 0; i < kSlots; ++i) EXPECT_FALSE(f.param(i).grad_unwritten);
   }
 }
 
@@ -135,7 +138,7 @@ TEST(GradReducer, AWindowOfMicroBatchesAddsAfterTheFirstWrite) {
   expect_all(grads, f.slot(0), 2.0);
   expect_all(grads, f.slot(1), 2.0);
   expect_all(grads, f.slot(2), 4.0);
-  expect_all(grads, f.slot(3), 0.0);
+  for (int i : {3, 4, 5}) expect_all(grads, f.slot(i), 0.0);
 }
 
 // A compute dtype other than the buffer's: the workspace's first fold is written over the slot.
@@ -149,7 +152,7 @@ TEST(GradReducer, AWorkspacesFirstFoldIsWrittenOverTheSlot) {
   f.ready(0);
   f.reducer->finish_backward();
   expect_all(f.reducer->gradients(), f.slot(0), 2.0);
-  for (int i : {1, 2, 3}) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
+  for (int i = 1; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
 }
 
 // Gradients read between zero() and any backward are zeros. A window whose backwards were a
@@ -158,16 +161,16 @@ TEST(GradReducer, ReadsBeforeABackwardAreZerosAndReplayedWindowsAreKept) {
   Fixture read(0);
   read.write_all(6.0);
   read.reducer->zero();
-  for (int i = 0; i < 4; ++i) expect_all(read.reducer->gradients(), read.slot(i), 0.0);
+  for (int i = 0; i < kSlots; ++i) expect_all(read.reducer->gradients(), read.slot(i), 0.0);
 
   Fixture f(0);
   f.write_all(6.0);
   f.reducer->zero();                      // as train_batch does before launching the graph
   f.reducer->gradients().fill_(8.0);      // what the replay's kernels write
   f.reducer->backward_replayed();
-  for (int i = 0; i < 4; ++i) expect_all(f.reducer->gradients(), f.slot(i), 8.0);
+  for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 8.0);
   f.reducer->zero();                      // the next window, after the step
-  for (int i = 0; i < 4; ++i) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
+  for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
 }
 
 }  // namespace
