@@ -315,21 +315,32 @@ void attention_forward(T* out, float* lse, const T* qkv, int64_t b, int64_t t, i
 
 namespace {
 
-// Every backward but the wgmma one, which also takes the rotation: cuDNN's, our flash kernels or
-// the simple ones.
+// The backward's kernels, as chosen: the wgmma one (which takes the rotation where it can),
+// cuDNN's, our flash kernels or the simple ones. Returns whether they rotated dQ and dK back.
 template <class T>
-void attention_backward_kernels(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b,
-                                int64_t t, int64_t nh, int64_t nkv, int64_t hd) {
+bool attention_backward_kernels(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse, int64_t b,
+                                int64_t t, int64_t nh, int64_t nkv, int64_t hd, RotaryGradient rotary) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
+    using Backward = FlashAttentionTuning::Backward;
+    const Backward choice = flash_attention_tuning().backward;
+    const bool wgmma = choice == Backward::wgmma ||
+                       (choice == Backward::automatic && attention_kernels() == AttentionKernels::automatic);
+    if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
+      return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
+  }
   Scratch dsum(size_t(b * nh * t) * sizeof(float));  // D (B, NH, T)
   if constexpr (std::is_same_v<T, bf16>) {
 #if ZT_HAS_CUDNN
     // cuDNN's fused backward where it has a plan for the shape; ours otherwise.
     if (attention_kernels() == AttentionKernels::automatic && use_flash(hd, {dqkv, dout, qkv, out}) &&
         cudnn_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd))
-      return;
+      return false;
 #endif
-    if (use_flash(hd, {dqkv, dout, qkv, out}))
-      return flash_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd);
+    if (use_flash(hd, {dqkv, dout, qkv, out})) {
+      flash_attention_backward(dqkv, dsum.as<float>(), dout, out, qkv, lse, b, t, nh, nkv, hd);
+      return false;
+    }
   }
   const Dims dm{t, nh, nkv, hd, (nh + 2 * nkv) * hd};
   const float scale = float(1.0 / std::sqrt(double(hd)));
@@ -341,6 +352,7 @@ void attention_backward_kernels(T* dqkv, const T* dout, const T* qkv, const T* o
   attention_backward_dkv_simple_kernel<<<dim3(row_blocks, unsigned(b * nkv)), 32 * kSimpleWarps, shared,
                                          compute_stream()>>>(dqkv, dout, qkv, lse, dsum.as<float>(), dm, scale);
   ZT_CUDA_CHECK_LAUNCH("attention_backward_dkv_simple_kernel");
+  return false;
 }
 
 }  // namespace
@@ -351,17 +363,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
   if (b == 0 || t == 0) return;
   ZT_CHECK(hd <= 32 * kMaxHeadChunks, "attention_backward: head size ", hd, " is over the CUDA kernels' ",
            32 * kMaxHeadChunks);
-  if constexpr (std::is_same_v<T, bf16>) {
-    // The tuning first: a wrong ZT_ATTENTION_BACKWARD fails at the first bf16 backward.
-    using Backward = FlashAttentionTuning::Backward;
-    const Backward choice = flash_attention_tuning().backward;
-    const bool wgmma = choice == Backward::wgmma ||
-                       (choice == Backward::automatic && attention_kernels() == AttentionKernels::automatic);
-    if (wgmma && hd == 64 && flash_wgmma_runs() && use_flash(hd, {dqkv, dout, qkv, out}))
-      return flash_attention_backward_wgmma(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
-  }
-  attention_backward_kernels(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hd);
-  if (rotary.inv_freq)
+  const bool rotated = attention_backward_kernels(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hd, rotary);
+  if (rotary.inv_freq && !rotated)
     rope_apply(dqkv, rotary.inv_freq, b, t, nh + 2 * nkv, nh + nkv, hd, rotary.position_offset, true);
 }
 

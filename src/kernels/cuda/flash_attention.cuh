@@ -29,8 +29,9 @@ void flash_attention_backward(bf16* dqkv, float* dsum, const bf16* dout, const b
                               const float* lse, int64_t b, int64_t t, int64_t nh, int64_t nkv, int64_t hd);
 // The same for HD 64 on wgmma (only where flash_wgmma_runs()): dQ accumulated across
 // blocks in f32, so not bitwise repeatable; dK and dV are. With a rotary, dQ and dK are rotated
-// back as they are written (from f32, rounded once).
-void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
+// back as they are written (from f32, rounded once) where dK comes out of registers: returns
+// whether it did (not where split partials make dK; the caller rotates then).
+bool flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
                                     int64_t b, int64_t t, int64_t nh, int64_t nkv, RotaryGradient rotary = {});
 // dqkv's key and value heads = the sum over splits of partial (splits, B, T, NKV, 2, HD), key then
 // value, in split order.

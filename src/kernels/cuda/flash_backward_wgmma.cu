@@ -434,15 +434,16 @@ int window_for(int columns, int rows, int tuned) {
   return window_columns(columns, rows, Sh::blocks_per_sm * multiprocessor_count(), tuned);
 }
 
+// Whether it rotated dQ and dK back (flash_attention_backward_wgmma).
 template <class Sh>
-void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse, int64_t b, int64_t t,
+bool backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse, int64_t b, int64_t t,
               int64_t nh, int64_t nkv, RotaryGradient rotary) {
   const FlashDims dm = flash_dims(t, nh, nkv, kHd);
   const int q_tiles = int((t + kQueries - 1) / kQueries), tq_rows = q_tiles * kQueries;
   const int splits = splits_for<Sh>(b, t, nh, nkv, flash_attention_tuning().dkv_splits);
   const int heads = int(nh / nkv) / splits;
   // The rotation inside the kernels where dK comes out of registers; with splits, dK comes from
-  // the partials' sum, and rope_apply rotates dQ and dK after it.
+  // the partials' sum, and the caller rotates dQ and dK after it.
   const bool rotate_inside = rotary.inv_freq != nullptr && splits == 1;
   Scratch stats(size_t(b * nh * tq_rows) * sizeof(float2));
   Scratch dq_acc(size_t(b * nh * q_tiles) * kDqBytes);
@@ -470,13 +471,12 @@ void backward(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, co
       dqkv, dq_acc.as<float4>(), dm, dq_heads, table);
   ZT_CUDA_CHECK_LAUNCH("flash_backward_wgmma_dq_kernel");
   if (splits > 1) flash_add_dkv_partials(dqkv, partial.as<float>(), splits, b, t, nh, nkv, kHd);
-  if (rotary.inv_freq != nullptr && !rotate_inside)
-    rope_apply(dqkv, rotary.inv_freq, b, t, nh + 2 * nkv, nh + nkv, kHd, rotary.position_offset, true);
+  return rotate_inside;
 }
 
 }  // namespace
 
-void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
+bool flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
                                     int64_t b, int64_t t, int64_t nh, int64_t nkv, RotaryGradient rotary) {
   // On an H200 (docs/CUDA_NOTES.md v7, v14), in windows of heads: one warpgroup 0.274 ms at GPT-2
   // 124M's shape against 0.297 with two; at Llama 1.1B's two 0.544 against 0.550 with one. In the
@@ -484,7 +484,7 @@ void flash_attention_backward_wgmma(bf16* dqkv, const bf16* dout, const bf16* ou
   const int groups = flash_attention_tuning().wgmma_backward_groups;
   if (groups == 1 || (groups == 0 && nkv == nh))
     return backward<Shape<1>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
-  backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
+  return backward<Shape<2>>(dqkv, dout, out, qkv, lse, b, t, nh, nkv, rotary);
 }
 
 }  // namespace zt::cuda
