@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "backward_sum_of_squares.hpp"
 #include "engine_parts.hpp"
 #include "optimizer_offload.hpp"
 #include "queued_clip.hpp"
@@ -131,7 +130,6 @@ Engine::Engine(std::shared_ptr<nn::Module> model, std::shared_ptr<nn::Loss> loss
                                                                            param_storage_);
   install_segments();
   install_hooks();
-  install_backward_sums();
   if (const std::string why = step_graph_refusal(); why.empty()) step_graph_ = std::make_unique<StepGraph>();
   else if (device.is_cuda()) log_debug("train_batch runs its forwards and backwards without a CUDA graph: ", why);
 }
@@ -195,9 +193,7 @@ void Engine::install_hooks() {
   };
   hooks_->after_backward = [this](nn::Module& m) { coordinator_->release(m); };
   hooks_->grad_ready = [this](nn::Parameter& p) {
-    const int slot = layout_->slot_of(&p);
-    reducer_->grad_ready(slot);
-    if (backward_sums_) backward_sums_->slot_final(slot);
+    reducer_->grad_ready(layout_->slot_of(&p));
     p.grad = Tensor();
   };
   model_->add_hooks_recursive(hooks_);
@@ -233,10 +229,8 @@ void Engine::backward() {
   ZT_CHECK(forward_pending_, "Engine::backward without a forward");
   if (micro_steps_ % config_.gradient_accumulation_steps == 0) reducer_->zero();
   reducer_->begin_backward(is_gradient_accumulation_boundary());
-  if (backward_sums_) backward_sums_->begin(is_gradient_accumulation_boundary());
   model_->backward(loss_->backward());
   reducer_->finish_backward();
-  if (backward_sums_) backward_sums_->finish();  // after the reducer cleared what no backward wrote
   coordinator_->end_step();
   forward_pending_ = false;
   ++micro_steps_;
@@ -313,10 +307,7 @@ bool Engine::step_clipped_on_device(const Tensor& grads) {
   const double denominator = double(group_->size()) * loss_scale_->scale();
   if (!queued_clip_) queued_clip_ = std::make_unique<QueuedClip>(options_.device);
   optim::StepTarget target = mixed_step_target(grads);
-  const bool summed = backward_sums_ && backward_sums_->ready();
-  target.queued_scale = queued_clip_->queue(grads, config_.gradient_clipping, denominator, global_steps_,
-                                            summed ? &backward_sums_->total() : nullptr);
-  if (summed) backward_sums_->taken();
+  target.queued_scale = queued_clip_->queue(grads, config_.gradient_clipping, denominator, global_steps_);
   if (const auto betas = learning_rate_->betas()) optimizer_->set_betas(betas->first, betas->second);
   optimizer_->step({target}, learning_rate_->current(), 1.0);
   finish_update();
@@ -344,16 +335,6 @@ bool Engine::clips_on_device() const {
   // factor on the host. ZT_GRAD_NORM_ON_HOST=1 keeps the host's round trip (for comparisons).
   return steps_mixed_on_device() && !offload_ && !loss_scale_->dynamic() && optimizer_->takes_queued_scale() &&
          (options_.stage == 0 || group_->size() == 1) && !env_bool("ZT_GRAD_NORM_ON_HOST", false);
-}
-
-void Engine::install_backward_sums() {
-  // One rank at stages 0 and 1: a slot's gradient is final when its parameter reports it, with no
-  // reduction after. ZT_GRAD_NORM_IN_BACKWARD=0 takes the sum after the backward (for comparisons).
-  if (!clips_on_device() || group_->size() != 1 || options_.stage > 1 || !env_bool("ZT_GRAD_NORM_IN_BACKWARD", true))
-    return;
-  std::vector<zero::Range> slots;
-  for (const zero::ParamSlot& s : layout_->slots()) slots.push_back({s.offset, s.offset + s.numel});
-  backward_sums_ = std::make_unique<BackwardSumOfSquares>(std::move(slots), reducer_->buffer());
 }
 
 optim::StepTarget Engine::mixed_step_target(const Tensor& grads) {
@@ -417,7 +398,6 @@ double Engine::train_batch(data::Dataset& data, int64_t seq_len) {
     if (ran == StepGraph::Ran::replayed) {  // the host side of a replay
       micro_steps_ += gas;
       reducer_->backward_replayed();
-      if (backward_sums_) backward_sums_->replayed();
     }
   } else {
     if (step_graph_) step_graph_->reset();  // the op profile's eager steps: captured again after it

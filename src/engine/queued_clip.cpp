@@ -9,15 +9,11 @@ namespace zt::engine {
 QueuedClip::QueuedClip(Device device)
     : sum_of_squares_(Tensor::zeros({1}, DType::f64, device)), scale_(Tensor::zeros({1}, DType::f32, device)) {}
 
-const Tensor& QueuedClip::queue(const Tensor& grads, double max_norm, double denominator, int64_t step,
-                               const Tensor* summed) {
+const Tensor& QueuedClip::queue(const Tensor& grads, double max_norm, double denominator, int64_t step) {
   ZT_CHECK(!pending(), "QueuedClip: the norm of step ", step_, " was not taken before step ", step, " queued its own");
-  if (!summed) ops::sum_squares_into(sum_of_squares_, grads);
-  const Tensor& sum = summed ? *summed : sum_of_squares_;
-  ZT_CHECK(sum.dtype() == DType::f64 && sum.numel() == 1 && sum.device() == grads.device(),
-           "QueuedClip: the sum of squares must be one f64 on ", grads.device().name(), ", got ", sum.describe());
-  ops::clip_scale(scale_, sum, max_norm, denominator);
-  readback_.queue(sum);
+  ops::sum_squares_into(sum_of_squares_, grads);
+  ops::clip_scale(scale_, sum_of_squares_, max_norm, denominator);
+  readback_.queue(sum_of_squares_);
   denominator_ = denominator;
   step_ = step;
   return scale_;

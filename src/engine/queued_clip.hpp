@@ -25,10 +25,7 @@ class QueuedClip {
   // Queues the sum of squares of grads, the factor clip_coefficient(norm, max_norm) / denominator
   // (the norm being sqrt(sum) / denominator) and the sum's copy to the host. Returns the factor,
   // an f32 (1) on the device, for StepTarget::queued_scale; it is rewritten by the next queue().
-  // summed: grads' sum of squares already queued (f64 (1) on the device, BackwardSumOfSquares),
-  // used in place of a pass over grads.
-  const Tensor& queue(const Tensor& grads, double max_norm, double denominator, int64_t step,
-                      const Tensor* summed = nullptr);
+  const Tensor& queue(const Tensor& grads, double max_norm, double denominator, int64_t step);
   bool pending() const { return readback_.pending(); }
   // The norm of the last queue(): sqrt(sum) / denominator. Waits for the sum (not the update).
   double take_norm();

@@ -233,25 +233,6 @@ void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x) {
   sum_of_squares.data<double>()[0] = sum_squares(x);
 }
 
-void sum_into(const Tensor& total, const Tensor& parts) {
-  ZT_OP_SCOPE("sum_into", parts);
-  ZT_CHECK(total.defined() && total.dtype() == DType::f64 && total.numel() == 1 && parts.defined() &&
-               parts.dtype() == DType::f64 && parts.device() == total.device(),
-           "sum_into: the total must be one f64 and the parts f64 on its device, got ",
-           total.defined() ? total.describe() : "none", " and ", parts.defined() ? parts.describe() : "none");
-#if ZT_HAS_CUDA
-  if (total.device().is_cuda()) {
-    cuda::set_device(total.device().index);
-    cuda::sum_into(total.data<double>(), parts.data<double>(), parts.numel());
-    return;
-  }
-#endif
-  const double* p = parts.data<double>();
-  double s = 0;
-  for (int64_t i = 0; i < parts.numel(); ++i) s += p[i];
-  total.data<double>()[0] = s;
-}
-
 double clip_coefficient(double global_norm, double max_norm) {
   if (max_norm <= 0) return 1.0;
   const double coef = max_norm / (global_norm + 1e-6);

@@ -1,8 +1,7 @@
 // The clip factor computed on the GPU (bf16 with AdamW on one GPU): the run follows the host's
 // round trip (ZT_GRAD_NORM_ON_HOST=1) step for step, with clipping engaged; a gradient norm that
 // is not finite leaves the parameters as they were and is reported when the norm is read, where
-// the host path reports it in step(); the sum taken during the backward follows the one taken
-// after it. Without a GPU these tests skip.
+// the host path reports it in step(). Without a GPU these tests skip.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -52,7 +51,7 @@ TEST_P(ClipOnDeviceCuda, FollowsTheHostPathStepForStep) {
   EXPECT_LT(device.final_loss, 0.9 * device.steps.front().loss) << "the run did not train";
 }
 
-INSTANTIATE_TEST_SUITE_P(Stages, ClipOnDeviceCuda, ::testing::Values(0, 1, 3),
+INSTANTIATE_TEST_SUITE_P(Stages, ClipOnDeviceCuda, ::testing::Values(0, 3),
                          [](const auto& info) { return "stage" + std::to_string(info.param); });
 
 std::shared_ptr<Engine> tiny_engine(std::shared_ptr<nn::Module>& model) {
@@ -60,43 +59,6 @@ std::shared_ptr<Engine> tiny_engine(std::shared_ptr<nn::Module>& model) {
   Config c = test_runs::bf16_adamw_config(4);
   c.gradient_clipping = 1.0;
   return initialize(model, std::make_shared<nn::CrossEntropyLoss>(true), c).engine;
-}
-
-// The sum of squares taken slice by slice in the backward (one rank, stages 0 and 1) against the
-// one pass after it (ZT_GRAD_NORM_IN_BACKWARD=0), through train_batch: eager steps, the CUDA
-// graph's capture and its replays, with one and two micro-batches a step. The runs differ only by
-// the embedding backward's atomics (bf16), so the norms agree to ~1e-4 at the first step.
-TEST(ClipOnDeviceCudaSums, TakenInTheBackwardFollowTheSumAfterIt) {
-  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device here: this test runs on a GPU machine (scripts/gpu-test)";
-  for (const int64_t accumulation : {1, 2}) {
-    SCOPED_TRACE(testing::Message() << accumulation << " micro-batches a step");
-    std::vector<std::vector<double>> norms;
-    for (const bool in_backward : {false, true}) {
-      setenv("ZT_GRAD_NORM_IN_BACKWARD", in_backward ? "1" : "0", 1);
-      std::shared_ptr<nn::Module> model = test_runs::tiny_gpt2_on_cuda(5);
-      Config c = test_runs::bf16_adamw_config(4);
-      c.gradient_accumulation_steps = accumulation;
-      c.train_batch_size = 4 * accumulation;
-      c.gradient_clipping = 0.5;
-      const auto engine = initialize(model, std::make_shared<nn::CrossEntropyLoss>(true), c).engine;
-      data::MarkovCorpus corpus({128, 4, 1.0, 3, 7});
-      norms.emplace_back();
-      for (int step = 0; step < 8; ++step) {
-        engine->train_batch(corpus, 32);
-        norms.back().push_back(engine->last_grad_norm());
-      }
-      EXPECT_GT(engine->step_graph_replays(), 0) << "the CUDA graph was not replayed";
-    }
-    unsetenv("ZT_GRAD_NORM_IN_BACKWARD");
-    const std::vector<double>& after = norms[0], &during = norms[1];
-    int clipped = 0;
-    for (size_t i = 0; i < after.size(); ++i) {
-      SCOPED_TRACE(testing::Message() << "step " << i + 1);
-      EXPECT_NEAR(during[i], after[i], (i == 0 ? 1e-3 : 2e-2) * after[i]);
-      clipped += after[i] > 0.5;
-    }
-    EXPECT_GT(clipped, 2) << "clipping hardly engaged";
-  }
 }
 
 std::vector<std::vector<char>> parameter_bytes(nn::Module& model) {

@@ -281,24 +281,6 @@ TEST(Elementwise, QueuedSumOfSquaresAndClipScaleFollowTheHostPath) {
   EXPECT_TRUE(throws_error_naming([&] { ops::clip_scale(scale, sum, 1.0, 0.0); }, {"clip_scale", "denominator"}));
 }
 
-// sum_into adds partial sums (the slices' sums of squares) into one total: the sum of the parts,
-// zero for none, NaN through; a total that is not one f64 is refused by name.
-TEST(Elementwise, SumIntoAddsTheParts) {
-  const Tensor parts = Tensor::from_floats({5}, {1.5f, 2.25f, 1e-3f, 4096.0f, 0.0f}, DType::f64);
-  const Tensor total = Tensor::zeros({1}, DType::f64);
-  ops::sum_into(total, parts);
-  const double* p = parts.data<double>();
-  EXPECT_EQ(total.data<double>()[0], p[0] + p[1] + p[2] + p[3] + p[4]);
-  ops::sum_into(total, parts.view(0, {0}));
-  EXPECT_EQ(total.data<double>()[0], 0.0);
-  parts.data<double>()[3] = kNaN;
-  ops::sum_into(total, parts);
-  EXPECT_TRUE(std::isnan(total.data<double>()[0]));
-  using test::throws_error_naming;
-  EXPECT_TRUE(throws_error_naming([&] { ops::sum_into(Tensor::zeros({2}, DType::f64), parts); }, {"sum_into", "(2)"}));
-  EXPECT_TRUE(throws_error_naming([&] { ops::sum_into(total, parts.to(DType::f32)); }, {"sum_into", "f32"}));
-}
-
 TEST(Elementwise, AllFiniteFindsNaNAndInf) {
   for (DType dtype : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
     SCOPED_TRACE(dtype_name(dtype));

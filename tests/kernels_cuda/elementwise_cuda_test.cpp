@@ -404,25 +404,6 @@ TEST(CudaElementwise, QueuedSumOfSquaresAndClipScaleMatchCpu) {
   EXPECT_TRUE(std::isnan(host_doubles(d_scale)[0]));
 }
 
-// sum_into on the GPU: the sum of 1 to 3000 parts (one block's loop and past it) against the
-// CPU's, to f64 rounding (the block adds in another order), and the same bits run after run.
-TEST(CudaElementwise, SumIntoMatchesCpu) {
-  ZT_REQUIRE_CUDA();
-  Rng rng(411);
-  for (int64_t count : {int64_t(1), int64_t(7), int64_t(1024), int64_t(3000)}) {
-    SCOPED_TRACE(testing::Message() << count << " parts");
-    const Tensor parts = host_values({count}, DType::f32, rng).to(DType::f64);
-    const Tensor h_total = Tensor::zeros({1}, DType::f64), d_total = on_device(Tensor::zeros({1}, DType::f64));
-    const Tensor d_parts = on_device(parts);
-    ops::sum_into(h_total, parts);
-    ops::sum_into(d_total, d_parts);
-    const double want = h_total.data<double>()[0], got = host_doubles(d_total)[0];
-    EXPECT_NEAR(got, want, 1e-13 * std::max(1.0, std::fabs(want)));
-    ops::sum_into(d_total, d_parts);
-    EXPECT_EQ(host_doubles(d_total)[0], got);
-  }
-}
-
 TEST(CudaElementwise, PackAndUnpackColumns) {
   ZT_REQUIRE_CUDA();
   Rng rng(406);

@@ -26,7 +26,6 @@
 
 namespace zt::engine {
 
-class BackwardSumOfSquares;
 class LossScale;
 class LearningRate;
 class OptimizerOffload;
@@ -109,7 +108,6 @@ class Engine {
   bool steps_mixed_on_device() const;  // AdamW on the GPU, bf16/f16 storage: gradients and parameters in one pass
   optim::StepTarget mixed_step_target(const Tensor& grads);  // that step's one target
   bool clips_on_device() const;        // the clip factor computed on the GPU and read there by AdamW (QueuedClip)
-  void install_backward_sums();        // backward_sums_, where the clip's sum can be taken in the backward
   bool step_clipped_on_device(const Tensor& grads);
   // Why train_batch cannot replay its forwards and backwards as a CUDA graph ("" when it can).
   std::string step_graph_refusal() const;
@@ -136,7 +134,6 @@ class Engine {
   std::unique_ptr<LearningRate> learning_rate_;
   std::unique_ptr<LossScale> loss_scale_;
   std::unique_ptr<QueuedClip> queued_clip_;  // where clips_on_device(): made at the first step
-  std::unique_ptr<BackwardSumOfSquares> backward_sums_;  // the clip's sum taken in the backward (one rank, stages 0-1)
   std::unique_ptr<StepGraph> step_graph_;    // where step_graph_refusal() is empty (ZT_CUDA_GRAPHS)
   std::shared_ptr<nn::ModuleHooks> hooks_;
   std::vector<optim::Segment> segments_;  // each parameter's piece of master_, for per-tensor optimizers

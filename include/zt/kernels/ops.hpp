@@ -179,9 +179,6 @@ void zero_ranges(const Tensor& x, const Tensor& ranges);
 double sum_squares(const Tensor& x);  // accumulated in f64
 // The same sum written into sum_of_squares, f64 (1) on x's device, without waiting for it.
 void sum_squares_into(const Tensor& sum_of_squares, const Tensor& x);
-// total, f64 (1) = the sum of parts, f64 (R) on the same device, added in a fixed order (the same
-// total from run to run), without waiting: partial sums of squares taken slice by slice.
-void sum_into(const Tensor& total, const Tensor& parts);
 // PyTorch's clip_grad_norm_ coefficient: min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0.
 double clip_coefficient(double global_norm, double max_norm);
 // The gradient clipping factor from a queued sum of squares: scale, f32 (1) on its device, =

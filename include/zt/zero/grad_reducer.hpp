@@ -44,9 +44,6 @@ class GradReducer {
 
   // This rank's reduced gradients: the full flat buffer (stage 0) or its partition (1-3).
   Tensor gradients() const;
-  // The buffer the gradients live in (stages 0, 1: the flat one, slots at their layout offsets;
-  // stages 2, 3: the partition), as it is: during a backward, slots not yet written hold anything.
-  Tensor buffer() const { return partitioned_grads() ? partition_ : flat_; }
   // Before a new accumulation window. Stages 0, 1 clear only the small slots (in one launch):
   // each larger parameter's slot is marked, the window's first gradient of it is written over it
   // (Parameter::grad_unwritten), and what no backward wrote is cleared when the window's last

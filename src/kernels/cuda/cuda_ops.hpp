@@ -229,7 +229,6 @@ void zero_ranges(void* x, size_t element_size, const int64_t* ranges, int64_t co
 double sum_squares(const void* x, DType dtype, int64_t n);  // waits
 // *sum_of_squares = the same sum, queued (no wait).
 void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_t n);
-void sum_into(double* total, const double* parts, int64_t count);  // a fixed order, no wait
 // *scale = clip_coefficient(sqrt(*sum_of_squares) / denominator, max_norm) / denominator, in f64
 // as ops::clip_coefficient computes it, then rounded; NaN where the sum is not finite.
 void clip_scale(float* scale, const double* sum_of_squares, double max_norm, double denominator);

@@ -245,15 +245,6 @@ void sum_squares_into(double* sum_of_squares, const void* x, DType dtype, int64_
   ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
 }
 
-void sum_into(double* total, const double* parts, int64_t count) {
-  if (count == 0) {
-    ZT_CUDA_CHECK(cudaMemsetAsync(total, 0, sizeof(double), compute_stream()));
-    return;
-  }
-  sum_partials_kernel<<<1, 1024, 0, compute_stream()>>>(total, parts, int(count));
-  ZT_CUDA_CHECK_LAUNCH("sum_partials_kernel");
-}
-
 double sum_squares(const void* x, DType dtype, int64_t n) {
   if (n == 0) return 0.0;
   Scratch total(sizeof(double));
