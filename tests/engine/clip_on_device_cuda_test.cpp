@@ -51,7 +51,7 @@ TEST_P(ClipOnDeviceCuda, FollowsTheHostPathStepForStep) {
   EXPECT_LT(device.final_loss, 0.9 * device.steps.front().loss) << "the run did not train";
 }
 
-INSTANTIATE_TEST_SUITE_P(Stages, ClipOnDeviceCuda, ::testing::Values(0, 3),
+INSTANTIATE_TEST_SUITE_P(Stages, ClipOnDeviceCuda, ::testing::Values(0, 1, 3),
                          [](const auto& info) { return "stage" + std::to_string(info.param); });
 
 std::shared_ptr<Engine> tiny_engine(std::shared_ptr<nn::Module>& model) {
