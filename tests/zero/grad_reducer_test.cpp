@@ -48,6 +48,12 @@ struct Fixture {
     reducer = std::make_unique<zero::GradReducer>(layout, *group, options);
   }
   const zero::ParamSlot& slot(int i) { return layout.slots()[size_t(i)]; }
+  // Every slot of gradients() holds its value in values (one per slot).
+  void expect_slots(const std::vector<double>& values) {
+    ASSERT_EQ(values.size(), size_t(kSlots));
+    const Tensor grads = reducer->gradients();
+    for (int i = 0; i < kSlots; ++i) expect_all(grads, slot(i), values[size_t(i)]);
+  }
   nn::Parameter& param(int i) { return *slot(i).param; }
   bool large(int i) { return slot(i).numel >= zero::GradReducer::kMarkedSlotElements; }
   // As the engine's before_backward hook does, for one use of the parameter.
@@ -86,7 +92,7 @@ TEST(GradReducer, FirstGradientsAreWrittenOverTheBufferAndTheRestReadAsZeros) {
     ASSERT_EQ(f.layout.slots().size(), size_t(kSlots));
     ASSERT_TRUE(f.large(0) && !f.large(1) && f.large(2) && !f.large(3) && !f.large(4) && !f.large(5));
     f.write_all(5.0);  // the buffer now holds 5 everywhere: what a stale window leaves
-    for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 5.0);
+    f.expect_slots({5, 5, 5, 5, 5, 5});
 
     f.reducer->zero();
     f.reducer->begin_backward(true);
@@ -105,11 +111,7 @@ TEST(GradReducer, FirstGradientsAreWrittenOverTheBufferAndTheRestReadAsZeros) {
     f.hand_out(2);
     f.ready(2);
     f.reducer->finish_backward();
-    const Tensor grads = f.reducer->gradients();
-    expect_all(grads, f.slot(0), 3.0);
-    expect_all(grads, f.slot(1), 3.0);
-    expect_all(grads, f.slot(2), 0.0);
-    for (int i : {3, 4, 5}) expect_all(grads, f.slot(i), 0.0);
+    f.expect_slots({3, 3, 0, 0, 0, 0});
     for (int i = 0; i < kSlots; ++i) EXPECT_FALSE(f.param(i).grad_unwritten);
   }
 }
@@ -134,11 +136,7 @@ TEST(GradReducer, AWindowOfMicroBatchesAddsAfterTheFirstWrite) {
     f.ready(i);
   }
   f.reducer->finish_backward();
-  const Tensor grads = f.reducer->gradients();
-  expect_all(grads, f.slot(0), 2.0);
-  expect_all(grads, f.slot(1), 2.0);
-  expect_all(grads, f.slot(2), 4.0);
-  for (int i : {3, 4, 5}) expect_all(grads, f.slot(i), 0.0);
+  f.expect_slots({2, 2, 4, 0, 0, 0});
 }
 
 // A compute dtype other than the buffer's: the workspace's first fold is written over the slot.
@@ -151,8 +149,7 @@ TEST(GradReducer, AWorkspacesFirstFoldIsWrittenOverTheSlot) {
   ops::add_(f.param(0).grad_for_accumulate(), filled(f.param(0).shape, 2.0, DType::f64));
   f.ready(0);
   f.reducer->finish_backward();
-  expect_all(f.reducer->gradients(), f.slot(0), 2.0);
-  for (int i = 1; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
+  f.expect_slots({2, 0, 0, 0, 0, 0});
 }
 
 // Gradients read between zero() and any backward are zeros. A window whose backwards were a
@@ -161,16 +158,16 @@ TEST(GradReducer, ReadsBeforeABackwardAreZerosAndReplayedWindowsAreKept) {
   Fixture read(0);
   read.write_all(6.0);
   read.reducer->zero();
-  for (int i = 0; i < kSlots; ++i) expect_all(read.reducer->gradients(), read.slot(i), 0.0);
+  read.expect_slots({0, 0, 0, 0, 0, 0});
 
   Fixture f(0);
   f.write_all(6.0);
   f.reducer->zero();                      // as train_batch does before launching the graph
   f.reducer->gradients().fill_(8.0);      // what the replay's kernels write
   f.reducer->backward_replayed();
-  for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 8.0);
+  f.expect_slots({8, 8, 8, 8, 8, 8});
   f.reducer->zero();                      // the next window, after the step
-  for (int i = 0; i < kSlots; ++i) expect_all(f.reducer->gradients(), f.slot(i), 0.0);
+  f.expect_slots({0, 0, 0, 0, 0, 0});
 }
 
 }  // namespace
