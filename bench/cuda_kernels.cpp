@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/gemm_wgmma.hpp"
 #include "zt/core/cuda_check.hpp"
 #include "zt/core/cuda_stream.hpp"
 #include "zt/kernels/ops.hpp"
@@ -183,6 +184,69 @@ void bench_matmuls() {
       report(std::string("matmul_backward.") + l.name + " (no dbias)", shape,
              time_ms([&] { ops::matmul_backward(dinp, dw, Tensor(), dout, inp, w, pre, l.layout, l.act); }), 2 * flops,
              0);
+  }
+}
+
+// The own wgmma product (gemm_wgmma.hpp) against cuBLASLt in the same run: the GELU products
+// of GPT-2 124M's and 350M's MLPs as matmul_forward / matmul_backward run them (the own kernel
+// on, then off), and plain products of GPT-2's and Llama 1.1B's shapes (the kernel's own rate).
+void bench_own_gemm() {
+  struct Mlp {
+    const char* name;
+    int64_t n, c;
+  };
+  for (const Mlp& mlp : {Mlp{"gpt2-124M", kN, 768}, Mlp{"gpt2-350M", kN, 1024}}) {
+    const int64_t n = mlp.n, c = mlp.c, h = 4 * c;
+    const Tensor inp = random_device({n, c}, DType::bf16, -1, 1, 31), w_fc = random_device({c, h}, DType::bf16, -0.05, 0.05, 32);
+    const Tensor b_fc = random_device({h}, DType::bf16, -1, 1, 33), out = Tensor::empty({n, h}, DType::bf16, Device::cuda());
+    const Tensor pre = Tensor::empty({n, h}, DType::bf16, Device::cuda());
+    const Tensor w_proj = random_device({h, c}, DType::bf16, -0.05, 0.05, 34);
+    const Tensor dout = random_device({n, c}, DType::bf16, -1, 1, 35), dh = Tensor::empty({n, h}, DType::bf16, Device::cuda());
+    const Tensor h_pre = random_device({n, h}, DType::bf16, -3, 3, 36);
+    const double flops = 2.0 * double(n) * double(c) * double(h);
+    const std::string shape = std::string(mlp.name) + " N=" + std::to_string(n) + " C=" + std::to_string(c) +
+                              " OC=" + std::to_string(h);
+    for (bool own : {true, false}) {
+      const bool previous = cuda::set_matmul_own_gemm(own);
+      const std::string who = own ? " (own wgmma)" : " (cuBLASLt)";
+      report("matmul_forward.fc_gelu" + who, shape, time_ms([&] {
+               ops::matmul_forward(out, pre, inp, w_fc, b_fc, WeightLayout::in_out, Activation::gelu_tanh);
+             }),
+             flops, 0);
+      // dh = (dout W_proj) * gelu'(h_pre): the fc_proj backward's input gradient alone.
+      report("matmul_backward.fc_proj dinp through gelu" + who, shape, time_ms([&] {
+               ops::matmul_backward(dh, Tensor(), Tensor(), dout, out, w_proj, Tensor(), WeightLayout::in_out,
+                                    Activation::none, Activation::gelu_tanh, h_pre);
+             }),
+             flops, 0);
+      cuda::set_matmul_own_gemm(previous);
+    }
+  }
+  struct Plain {
+    const char* name;
+    int64_t m, n, k;
+    WeightLayout layout;
+  };
+  const Plain plains[] = {{"gpt2 fc_proj", kN, 768, 3072, WeightLayout::in_out},
+                          {"gpt2 qkv", kN, 2304, 768, WeightLayout::in_out},
+                          {"llama gate_up", 8192, 11264, 2048, WeightLayout::out_in},
+                          {"llama down", 8192, 2048, 5632, WeightLayout::out_in}};
+  for (const Plain& pl : plains) {
+    const Shape ws = pl.layout == WeightLayout::out_in ? Shape{pl.n, pl.k} : Shape{pl.k, pl.n};
+    const Tensor a = random_device({pl.m, pl.k}, DType::bf16, -1, 1, 41), w = random_device(ws, DType::bf16, -0.05, 0.05, 42);
+    const Tensor out = Tensor::empty({pl.m, pl.n}, DType::bf16, Device::cuda());
+    const double flops = 2.0 * double(pl.m) * double(pl.n) * double(pl.k);
+    const std::string shape = std::string(pl.name) + " M=" + std::to_string(pl.m) + " N=" + std::to_string(pl.n) +
+                              " K=" + std::to_string(pl.k);
+    cuda::WgmmaGemm p;
+    p.out = static_cast<__nv_bfloat16*>(out.raw()), p.a = static_cast<const __nv_bfloat16*>(a.raw());
+    p.b = static_cast<const __nv_bfloat16*>(w.raw()), p.b_mn_major = pl.layout == WeightLayout::in_out;
+    p.m = pl.m, p.n = pl.n, p.k = pl.k;
+    report("gemm plain (own wgmma)", shape, time_ms([&] { cuda::wgmma_gemm(p); }), flops, 0);
+    report("gemm plain (cuBLASLt)", shape, time_ms([&] {
+             ops::matmul_forward(out, Tensor(), a, w, Tensor(), pl.layout, Activation::none);
+           }),
+           flops, 0);
   }
 }
 
@@ -435,14 +499,15 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--only" && i + 1 < argc) {
       only = argv[++i];
-      if (only != "attention" && only != "matmul" && only != "memory") {
-        std::fprintf(stderr, "bench_cuda_kernels: --only %s is not a group (attention, matmul, memory)\n", only.c_str());
+      if (only != "attention" && only != "matmul" && only != "memory" && only != "gemm") {
+        std::fprintf(stderr, "bench_cuda_kernels: --only %s is not a group (attention, matmul, memory, gemm)\n",
+                     only.c_str());
         return 2;
       }
     } else if (std::atoi(argv[i]) > 0) {
       g_repeats = std::atoi(argv[i]);
     } else {
-      std::fprintf(stderr, "usage: bench_cuda_kernels [repeats] [--only attention|matmul|memory]\n");
+      std::fprintf(stderr, "usage: bench_cuda_kernels [repeats] [--only attention|matmul|memory|gemm]\n");
       return 2;
     }
   }
@@ -450,6 +515,7 @@ int main(int argc, char** argv) {
   try {
     measure_ceilings();
     if (runs("matmul")) bench_matmuls();
+    if (runs("gemm") && cuda::flash_wgmma_runs()) bench_own_gemm();
     if (runs("attention")) bench_attention();
     if (runs("memory")) bench_memory_bound();
   } catch (const std::exception& e) {

@@ -3,9 +3,11 @@
 // out^T (OC, N) = W' (OC, C) inp^T (C, N), with W' = W^T for out_in weights (OC, C).
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 
 #include "blaslt.hpp"
 #include "common.cuh"
+#include "gemm_wgmma.hpp"
 #include "partial_sums.cuh"
 #include "side_work.hpp"
 #include "zt/core/env.hpp"
@@ -26,6 +28,16 @@ std::atomic<SideStreamWork> g_side_stream{SideStreamWork::bias};
 SideStreamWork side_stream_work() {
   if (g_side_stream_set) return g_side_stream;
   static const SideStreamWork from_env = side_stream_work_for(env_string("ZT_MATMUL_SIDE_STREAM", "bias"));
+  return from_env;
+}
+
+// The own GEMM for the GELU products: set_matmul_own_gemm's choice, else ZT_MATMUL_OWN_GEMM's.
+std::atomic<int> g_own_gemm{-1};
+
+bool own_gemm() {
+  const int set = g_own_gemm;
+  if (set >= 0) return set == 1;
+  static const bool from_env = env_bool("ZT_MATMUL_OWN_GEMM", false);
   return from_env;
 }
 
@@ -218,6 +230,12 @@ void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t
 
 void set_matmul_gelu_epilogue(bool enabled) { g_gelu_epilogue = enabled; }
 
+bool set_matmul_own_gemm(bool enabled) {
+  const bool previous = own_gemm();
+  g_own_gemm = enabled ? 1 : 0;
+  return previous;
+}
+
 SideStreamWork side_stream_work_for(const std::string& value) {
   if (value == "off") return SideStreamWork::none;
   if (value == "bias") return SideStreamWork::bias;
@@ -236,6 +254,20 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
                     int64_t oc, WeightLayout layout, Activation act, const T* residual) {
   if (n == 0 || oc == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (gelu && own_gemm()) {
+      // out (N, OC) = gelu(inp (N, C) W^T + bias): W (OC, C) is K-major, (C, OC) MN-major.
+      WgmmaGemm p;
+      p.out = out, p.pre_act = pre_act, p.bias = bias, p.a = inp, p.b = weight;
+      p.b_mn_major = layout == WeightLayout::in_out;
+      p.m = n, p.n = oc, p.k = c, p.epilogue = WgmmaEpilogue::gelu;
+      if (wgmma_gemm_fits(p)) {
+        wgmma_gemm(p);
+        if (residual) add(out, out, residual, n * oc);
+        return;
+      }
+    }
+  }
   const int64_t ocp = padded_width<T>(n, oc);
   Scratch weight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0), bias_buffer(ocp != oc && bias ? size_t(ocp) * sizeof(T) : 0);
   if (ocp != oc) {
@@ -317,10 +349,23 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     p.d = dinp, p.ldd = c;
     // Through the GELU that made inp: cuBLASLt's DGELU epilogue multiplies by its derivative at
     // the saved pre-activation (aux leading dimension a multiple of 8, aligned pointers).
-    const bool fused = inp_pre_gelu && g_gelu_epilogue && c % 8 == 0 && aligned(inp_pre_gelu, 16) && aligned(dinp, 16);
+    bool own = false;
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (inp_pre_gelu && own_gemm()) {
+        // dinp (N, C) = (dpre (N, OCp) W'') * gelu'(inp_pre_gelu): W (C, OCp) in_out is K-major.
+        WgmmaGemm g;
+        g.out = dinp, g.aux = inp_pre_gelu, g.a = dpre, g.b = weight;
+        g.b_mn_major = layout == WeightLayout::out_in;
+        g.m = n, g.n = c, g.k = ocp, g.epilogue = WgmmaEpilogue::dgelu;
+        own = wgmma_gemm_fits(g);
+        if (own) wgmma_gemm(g);
+      }
+    }
+    const bool fused = !own && inp_pre_gelu && g_gelu_epilogue && c % 8 == 0 && aligned(inp_pre_gelu, 16) &&
+                       aligned(dinp, 16);
     if (fused) p.dgelu = true, p.aux = const_cast<T*>(inp_pre_gelu), p.ld_aux = c;
-    gemm<T>(p);
-    if (inp_pre_gelu && !fused) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
+    if (!own) gemm<T>(p);
+    if (inp_pre_gelu && !fused && !own) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
   }
   side.run([&] {
     if (dbias && buffered) {

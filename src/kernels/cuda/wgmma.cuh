@@ -69,8 +69,21 @@ __device__ __forceinline__ void fence_shared_for_async() {
   ZT_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// d (64, 128) (+)= A (64, 16) B (16, 128): A K-major and B K-major (B's rows are its 128 columns),
-// both from shared memory. accumulate = 0 overwrites d.
+// The descriptor of an MN-major operand 128 columns wide in 128-byte-swizzled tiles: two tiles of
+// 64 columns, `atom_bytes` apart (the leading dimension byte offset), each with rows of K 128
+// bytes apart (advance it by 16 rows = 2048 bytes for the next 16 rows).
+__device__ __forceinline__ uint64_t sw128_mn_descriptor(uint32_t address, uint32_t atom_bytes) {
+  uint64_t d = uint64_t((address & 0x3FFFF) >> 4);
+  d |= uint64_t(atom_bytes >> 4) << 16;  // leading dimension byte offset: between the 64-column tiles
+  d |= uint64_t(1024 >> 4) << 32;        // stride dimension byte offset: between groups of 8 rows
+  d |= uint64_t(1) << 62;                // 128-byte swizzle
+  return d;
+}
+
+// d (64, 128) (+)= A (64, 16) B (16, 128): A K-major; B K-major (B's rows are its 128 columns), or
+// with kBMnMajor MN-major (its 16 rows of 128 columns, sw128_mn_descriptor); both from shared
+// memory. accumulate = 0 overwrites d.
+template <int kBMnMajor = 0>
 __device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uint64_t b, int accumulate) {
   ZT_WGMMA_ASM(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
@@ -79,7 +92,7 @@ __device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uin
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63},"
-      " %64, %65, p, 1, 1, 0, 0;\n}\n"
+      " %64, %65, p, 1, 1, 0, %67;\n}\n"
       : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
         "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
         "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
@@ -90,7 +103,7 @@ __device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uin
         "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]),
         "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
         "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-      : "l"(a), "l"(b), "r"(accumulate));
+      : "l"(a), "l"(b), "r"(accumulate), "n"(kBMnMajor));
 }
 
 // d (64, 64) (+)= A (64, 16) B (16, 64): A in registers (a[0..3] as mma.sync's m16n8k16 A fragment
@@ -179,6 +192,20 @@ __device__ __forceinline__ void fence_mbarrier_init() {
 }
 __device__ __forceinline__ void mbarrier_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
   ZT_WGMMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// One arrival on a barrier (no bytes announced): a consumer saying it is done with a stage.
+__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
+  ZT_WGMMA_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// The registers a thread of this warpgroup holds, lowered or raised to N (a multiple of 8, 24 to
+// 256): a producer warpgroup gives its registers to the consumers of the same block.
+template <int N>
+__device__ __forceinline__ void release_registers() {
+  ZT_WGMMA_ASM("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void claim_registers() {
+  ZT_WGMMA_ASM("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 // Until the barrier's phase of this parity (0 for its first, then 1, 0, ...) has completed.
 __device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
