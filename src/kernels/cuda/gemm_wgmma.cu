@@ -231,6 +231,9 @@ bool wgmma_gemm_fits(const WgmmaGemm& p) {
   if (!flash_wgmma_runs()) return false;
   if (p.m <= 0 || p.n <= 0 || p.k <= 0 || p.m >= kLimit || p.n >= kLimit || p.k >= kLimit) return false;
   if (p.n % 8 != 0 || p.k % 8 != 0) return false;
+  // The ring's positions (tile index * k-blocks) are ints.
+  const int64_t tiles = ((p.m + kTileM - 1) / kTileM) * ((p.n + kTileN - 1) / kTileN);
+  if (tiles * ((p.k + kTileK - 1) / kTileK) >= kLimit) return false;
   for (const void* ptr : {static_cast<const void*>(p.out), static_cast<const void*>(p.pre_act),
                           static_cast<const void*>(p.aux), static_cast<const void*>(p.bias),
                           static_cast<const void*>(p.residual), static_cast<const void*>(p.a),

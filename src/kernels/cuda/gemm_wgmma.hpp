@@ -33,7 +33,8 @@ struct WgmmaGemm {
 };
 
 // Whether the kernel takes p here: a Hopper GPU and a build for sm_90a; N and K multiples of 8;
-// every pointer 16-byte aligned; M, N and K below 2^31.
+// every pointer 16-byte aligned; M, N, K and the count of (128 x 128 tile, 64-wide k-block)
+// pairs below 2^31.
 bool wgmma_gemm_fits(const WgmmaGemm& p);
 // Queues the product on the compute stream; p must fit.
 void wgmma_gemm(const WgmmaGemm& p);
