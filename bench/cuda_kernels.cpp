@@ -239,8 +239,8 @@ void bench_own_gemm() {
     const std::string shape = std::string(pl.name) + " M=" + std::to_string(pl.m) + " N=" + std::to_string(pl.n) +
                               " K=" + std::to_string(pl.k);
     cuda::WgmmaGemm p;
-    p.out = static_cast<__nv_bfloat16*>(out.raw()), p.a = static_cast<const __nv_bfloat16*>(a.raw());
-    p.b = static_cast<const __nv_bfloat16*>(w.raw()), p.b_mn_major = pl.layout == WeightLayout::in_out;
+    p.out = cuda::ptr<cuda::bf16>(out), p.a = cuda::ptr<cuda::bf16>(a), p.b = cuda::ptr<cuda::bf16>(w);
+    p.b_mn_major = pl.layout == WeightLayout::in_out;
     p.m = pl.m, p.n = pl.n, p.k = pl.k;
     report("gemm plain (own wgmma)", shape, time_ms([&] { cuda::wgmma_gemm(p); }), flops, 0);
     report("gemm plain (cuBLASLt)", shape, time_ms([&] {

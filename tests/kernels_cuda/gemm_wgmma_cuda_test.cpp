@@ -43,8 +43,8 @@ Shape weight_shape(WeightLayout layout, int64_t k, int64_t n) {
 }
 
 #if ZT_HAS_CUDA
-const __nv_bfloat16* bf(const Tensor& t) { return t.defined() ? static_cast<const __nv_bfloat16*>(t.raw()) : nullptr; }
-__nv_bfloat16* bf_mut(const Tensor& t) { return static_cast<__nv_bfloat16*>(t.raw()); }
+using cuda::bf16;
+using cuda::ptr;
 #endif
 
 TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
@@ -84,12 +84,13 @@ TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
           const Tensor d_aux = on_device(aux, dtype);
           const Tensor d_out = poisoned({m, n}, dtype), d_pre = poisoned({m, n}, dtype);
           cuda::WgmmaGemm p;
-          p.out = bf_mut(d_out), p.a = bf(d_a), p.b = bf(d_w), p.b_mn_major = layout == WeightLayout::in_out;
+          p.out = ptr<bf16>(d_out), p.a = ptr<bf16>(d_a), p.b = ptr<bf16>(d_w);
+          p.b_mn_major = layout == WeightLayout::in_out;
           p.m = m, p.n = n, p.k = k, p.epilogue = epilogue;
-          if (epilogue != cuda::WgmmaEpilogue::dgelu) p.bias = bf(d_bias);
-          if (epilogue == cuda::WgmmaEpilogue::plain) p.residual = bf(d_residual);
-          if (gelu) p.pre_act = bf_mut(d_pre);
-          if (epilogue == cuda::WgmmaEpilogue::dgelu) p.aux = bf(d_aux);
+          if (epilogue != cuda::WgmmaEpilogue::dgelu) p.bias = ptr<bf16>(d_bias);
+          if (epilogue == cuda::WgmmaEpilogue::plain) p.residual = ptr<bf16>(d_residual);
+          if (gelu) p.pre_act = ptr<bf16>(d_pre);
+          if (epilogue == cuda::WgmmaEpilogue::dgelu) p.aux = ptr<bf16>(d_aux);
           ASSERT_TRUE(cuda::wgmma_gemm_fits(p));
           cuda::wgmma_gemm(p);
           EXPECT_TRUE(expect_close("wgmma_gemm.out", d_out, want, dtype));
@@ -108,13 +109,13 @@ TEST(CudaGemmWgmma, RefusesWhatItCannotTake) {
   const Tensor w = Tensor::zeros({64, 64}, DType::bf16, Device::cuda());
   const Tensor out = Tensor::zeros({64, 64}, DType::bf16, Device::cuda());
   cuda::WgmmaGemm p;
-  p.out = bf_mut(out), p.a = bf(a), p.b = bf(w), p.m = 64, p.n = 64, p.k = 64;
+  p.out = ptr<bf16>(out), p.a = ptr<bf16>(a), p.b = ptr<bf16>(w), p.m = 64, p.n = 64, p.k = 64;
   EXPECT_TRUE(cuda::wgmma_gemm_fits(p));
   cuda::WgmmaGemm odd_n = p;
   odd_n.n = 60;
   EXPECT_FALSE(cuda::wgmma_gemm_fits(odd_n));
   cuda::WgmmaGemm misaligned = p;
-  misaligned.a = bf(a) + 1;
+  misaligned.a = ptr<bf16>(a) + 1;
   EXPECT_FALSE(cuda::wgmma_gemm_fits(misaligned));
   cuda::WgmmaGemm gelu_without_pre = p;
   gelu_without_pre.epilogue = cuda::WgmmaEpilogue::gelu;

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "cuda_ops.hpp"
 #include "zt/core/cuda_check.hpp"
@@ -104,6 +105,13 @@ __device__ __forceinline__ float gelu_derivative(float x) {
   const float k = 0.7978845608028654f, u = k * (x + 0.044715f * x * x * x);
   const float th = kFastTanh ? tanh_fast(u) : tanhf(u);
   return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+// Whether every pointer (null ones too) is 16-byte aligned, as vector and TMA accesses need.
+inline bool aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 // Blocks for a grid-stride loop over n items: enough to fill the device, no more than needed.

@@ -315,12 +315,6 @@ std::string plan_reason(Direction direction, const Shape& sh) {
   }
 }
 
-bool aligned16(std::initializer_list<const void*> pointers) {
-  for (const void* p : pointers)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return true;
-}
-
 // Runs the direction's plan for the shape on the compute stream with the variant pack's tensors
 // (uids[i] at pointers[i]; the scalars and the padding lengths are added here); false where
 // there is no plan. Holds cudnn::graph_mutex().

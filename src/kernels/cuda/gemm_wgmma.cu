@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       phases ^= 1u << s;
       const uint32_t a_tile = ring + s * kStageBytes, b_tile = a_tile + kABytes;
       const uint64_t a0 = wgmma::sw128_descriptor(a_tile), a1 = wgmma::sw128_descriptor(a_tile + kABytes / 2);
-      const uint64_t b = kBMnMajor ? wgmma::sw128_mn_descriptor(b_tile, kBBytes / 2) : wgmma::sw128_descriptor(b_tile);
+      const uint64_t b = wgmma::sw128_descriptor(b_tile, kBMnMajor ? kBBytes / 2 : 1024);
       wgmma::fence();
 #pragma unroll
       for (int ks = 0; ks < kTileK / 16; ++ks) {
@@ -222,8 +222,6 @@ void launch(const WgmmaGemm& p) {
   ZT_CUDA_CHECK_LAUNCH("gemm_wgmma_kernel");
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
 bool wgmma_gemm_fits(const WgmmaGemm& p) {
@@ -234,11 +232,7 @@ bool wgmma_gemm_fits(const WgmmaGemm& p) {
   // The ring's positions (tile index * k-blocks) are ints.
   const int64_t tiles = ((p.m + kTileM - 1) / kTileM) * ((p.n + kTileN - 1) / kTileN);
   if (tiles * ((p.k + kTileK - 1) / kTileK) >= kLimit) return false;
-  for (const void* ptr : {static_cast<const void*>(p.out), static_cast<const void*>(p.pre_act),
-                          static_cast<const void*>(p.aux), static_cast<const void*>(p.bias),
-                          static_cast<const void*>(p.residual), static_cast<const void*>(p.a),
-                          static_cast<const void*>(p.b)})
-    if (!aligned16(ptr)) return false;
+  if (!aligned16({p.out, p.pre_act, p.aux, p.bias, p.residual, p.a, p.b})) return false;
   if (!p.out || !p.a || !p.b) return false;
   if (p.epilogue == WgmmaEpilogue::gelu && !p.pre_act) return false;
   if (p.epilogue == WgmmaEpilogue::dgelu && !p.aux) return false;

@@ -41,6 +41,44 @@ bool own_gemm() {
   return from_env;
 }
 
+// out (N, OC) = gelu(inp (N, C) W^T + bias) with its pre-activation, on the own GEMM where it is
+// chosen and takes the problem (W (OC, C) out_in is K-major, (C, OC) in_out MN-major); false
+// where cuBLASLt is to run it.
+template <class T>
+bool gelu_product_on_own_gemm(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n,
+                              int64_t c, int64_t oc, WeightLayout layout) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (!own_gemm()) return false;
+    WgmmaGemm p;
+    p.out = out, p.pre_act = pre_act, p.bias = bias, p.a = inp, p.b = weight;
+    p.b_mn_major = layout == WeightLayout::in_out;
+    p.m = n, p.n = oc, p.k = c, p.epilogue = WgmmaEpilogue::gelu;
+    if (!wgmma_gemm_fits(p)) return false;
+    wgmma_gemm(p);
+    return true;
+  }
+  return false;
+}
+
+// dinp (N, C) = (dpre (N, OCp) W'') * gelu'(pre_gelu), W (C, OCp) in_out (K-major) or (OCp, C)
+// out_in (MN-major), on the own GEMM where it is chosen and takes the problem; false where
+// cuBLASLt is to run it.
+template <class T>
+bool dgelu_product_on_own_gemm(T* dinp, const T* dpre, const T* weight, const T* pre_gelu, int64_t n, int64_t c,
+                               int64_t ocp, WeightLayout layout) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (!own_gemm()) return false;
+    WgmmaGemm p;
+    p.out = dinp, p.aux = pre_gelu, p.a = dpre, p.b = weight;
+    p.b_mn_major = layout == WeightLayout::out_in;
+    p.m = n, p.n = c, p.k = ocp, p.epilogue = WgmmaEpilogue::dgelu;
+    if (!wgmma_gemm_fits(p)) return false;
+    wgmma_gemm(p);
+    return true;
+  }
+  return false;
+}
+
 // Whether a forward's residual rides on the product's epilogue (ZT_MATMUL_RESIDUAL_EPILOGUE=0: a
 // separate add, for comparisons).
 bool residual_epilogue() {
@@ -254,19 +292,9 @@ void matmul_forward(T* out, T* pre_act, const T* inp, const T* weight, const T* 
                     int64_t oc, WeightLayout layout, Activation act, const T* residual) {
   if (n == 0 || oc == 0) return;
   const bool gelu = act == Activation::gelu_tanh;
-  if constexpr (std::is_same_v<T, bf16>) {
-    if (gelu && own_gemm()) {
-      // out (N, OC) = gelu(inp (N, C) W^T + bias): W (OC, C) is K-major, (C, OC) MN-major.
-      WgmmaGemm p;
-      p.out = out, p.pre_act = pre_act, p.bias = bias, p.a = inp, p.b = weight;
-      p.b_mn_major = layout == WeightLayout::in_out;
-      p.m = n, p.n = oc, p.k = c, p.epilogue = WgmmaEpilogue::gelu;
-      if (wgmma_gemm_fits(p)) {
-        wgmma_gemm(p);
-        if (residual) add(out, out, residual, n * oc);
-        return;
-      }
-    }
+  if (gelu && gelu_product_on_own_gemm(out, pre_act, inp, weight, bias, n, c, oc, layout)) {
+    if (residual) add(out, out, residual, n * oc);
+    return;
   }
   const int64_t ocp = padded_width<T>(n, oc);
   Scratch weight_buffer(ocp != oc ? size_t(ocp * c) * sizeof(T) : 0), bias_buffer(ocp != oc && bias ? size_t(ocp) * sizeof(T) : 0);
@@ -347,25 +375,16 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     p.a = weight, p.lda = layout == WeightLayout::out_in ? c : ocp;
     p.b = dpre, p.ldb = ocp;
     p.d = dinp, p.ldd = c;
-    // Through the GELU that made inp: cuBLASLt's DGELU epilogue multiplies by its derivative at
-    // the saved pre-activation (aux leading dimension a multiple of 8, aligned pointers).
-    bool own = false;
-    if constexpr (std::is_same_v<T, bf16>) {
-      if (inp_pre_gelu && own_gemm()) {
-        // dinp (N, C) = (dpre (N, OCp) W'') * gelu'(inp_pre_gelu): W (C, OCp) in_out is K-major.
-        WgmmaGemm g;
-        g.out = dinp, g.aux = inp_pre_gelu, g.a = dpre, g.b = weight;
-        g.b_mn_major = layout == WeightLayout::out_in;
-        g.m = n, g.n = c, g.k = ocp, g.epilogue = WgmmaEpilogue::dgelu;
-        own = wgmma_gemm_fits(g);
-        if (own) wgmma_gemm(g);
-      }
+    // Through the GELU that made inp: the own GEMM where chosen, else cuBLASLt's DGELU epilogue,
+    // which multiplies by its derivative at the saved pre-activation (aux leading dimension a
+    // multiple of 8, aligned pointers).
+    if (!inp_pre_gelu || !dgelu_product_on_own_gemm(dinp, dpre, weight, inp_pre_gelu, n, c, ocp, layout)) {
+      const bool fused =
+          inp_pre_gelu && g_gelu_epilogue && c % 8 == 0 && aligned(inp_pre_gelu, 16) && aligned(dinp, 16);
+      if (fused) p.dgelu = true, p.aux = const_cast<T*>(inp_pre_gelu), p.ld_aux = c;
+      gemm<T>(p);
+      if (inp_pre_gelu && !fused) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
     }
-    const bool fused = !own && inp_pre_gelu && g_gelu_epilogue && c % 8 == 0 && aligned(inp_pre_gelu, 16) &&
-                       aligned(dinp, 16);
-    if (fused) p.dgelu = true, p.aux = const_cast<T*>(inp_pre_gelu), p.ld_aux = c;
-    if (!own) gemm<T>(p);
-    if (inp_pre_gelu && !fused && !own) gelu_backward(dinp, dinp, inp_pre_gelu, n * c);
   }
   side.run([&] {
     if (dbias && buffered) {

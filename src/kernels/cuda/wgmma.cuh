@@ -26,14 +26,14 @@ __device__ __forceinline__ uint32_t swizzled_offset(int row, int chunk) {
 
 // The descriptor of a 128-byte-swizzled tile starting at shared address `address` (advance it by
 // 32 bytes for the next 16 columns of a K-major operand, by 16 rows = 2048 bytes for the next 16
-// rows of an MN-major one). Both byte offsets are 1024, the stride between groups of 8 rows: the
-// one the hardware reads for these shapes (every operand here is one 128-byte atom wide); the
-// other is unused for them.
-__device__ __forceinline__ uint64_t sw128_descriptor(uint32_t address) {
+// rows of an MN-major one). The stride byte offset is 1024, between groups of 8 rows. The leading
+// byte offset matters only for an MN-major operand wider than one 128-byte atom (64 columns): it
+// is then the distance between its 64-column tiles (a 128-column B: the second tile's start).
+__device__ __forceinline__ uint64_t sw128_descriptor(uint32_t address, uint32_t leading_bytes = 1024) {
   uint64_t d = uint64_t((address & 0x3FFFF) >> 4);
-  d |= uint64_t(1024 >> 4) << 16;  // leading dimension byte offset
-  d |= uint64_t(1024 >> 4) << 32;  // stride dimension byte offset
-  d |= uint64_t(1) << 62;          // 128-byte swizzle
+  d |= uint64_t(leading_bytes >> 4) << 16;  // leading dimension byte offset
+  d |= uint64_t(1024 >> 4) << 32;           // stride dimension byte offset
+  d |= uint64_t(1) << 62;                   // 128-byte swizzle
   return d;
 }
 
@@ -69,20 +69,9 @@ __device__ __forceinline__ void fence_shared_for_async() {
   ZT_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// The descriptor of an MN-major operand 128 columns wide in 128-byte-swizzled tiles: two tiles of
-// 64 columns, `atom_bytes` apart (the leading dimension byte offset), each with rows of K 128
-// bytes apart (advance it by 16 rows = 2048 bytes for the next 16 rows).
-__device__ __forceinline__ uint64_t sw128_mn_descriptor(uint32_t address, uint32_t atom_bytes) {
-  uint64_t d = uint64_t((address & 0x3FFFF) >> 4);
-  d |= uint64_t(atom_bytes >> 4) << 16;  // leading dimension byte offset: between the 64-column tiles
-  d |= uint64_t(1024 >> 4) << 32;        // stride dimension byte offset: between groups of 8 rows
-  d |= uint64_t(1) << 62;                // 128-byte swizzle
-  return d;
-}
-
 // d (64, 128) (+)= A (64, 16) B (16, 128): A K-major; B K-major (B's rows are its 128 columns), or
-// with kBMnMajor MN-major (its 16 rows of 128 columns, sw128_mn_descriptor); both from shared
-// memory. accumulate = 0 overwrites d.
+// with kBMnMajor MN-major (its 16 rows of 128 columns: two 64-column tiles, sw128_descriptor's
+// leading_bytes apart); both from shared memory. accumulate = 0 overwrites d.
 template <int kBMnMajor = 0>
 __device__ __forceinline__ void m64n128k16_ss(float (&d)[16][4], uint64_t a, uint64_t b, int accumulate) {
   ZT_WGMMA_ASM(
