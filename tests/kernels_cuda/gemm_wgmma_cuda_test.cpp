@@ -2,10 +2,12 @@
 // epilogue (plain with and without bias and residual, GELU with its pre-activation, GELU's
 // derivative), B K-major and MN-major, on shapes with partial tiles in M, N and K (N = 136 leaves
 // the second 64-column half of the last MN-major tile wholly outside B), outputs poisoned first.
-// And matmul_forward / matmul_backward through GELU with the kernel on and off in the same run.
+// And matmul_forward / matmul_backward through GELU with the kernel on for both, for the forward
+// only, and off, in the same run; and ZT_MATMUL_OWN_GEMM's values.
 #include <gtest/gtest.h>
 
 #include <tuple>
+#include <utility>
 
 #include "cuda_compare.hpp"
 #if ZT_HAS_CUDA
@@ -56,10 +58,12 @@ TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
     for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
       for (cuda::WgmmaEpilogue epilogue :
            {cuda::WgmmaEpilogue::plain, cuda::WgmmaEpilogue::gelu, cuda::WgmmaEpilogue::dgelu})
-        for (bool extras : {false, true}) {  // plain: bias and residual; gelu: bias
+        for (auto [extras, cluster] : {std::pair{false, 1}, {true, 1}, {false, 2}, {true, 2}}) {
+          // extras: plain's bias and residual, gelu's bias; cluster: blocks a cluster
           if (epilogue == cuda::WgmmaEpilogue::dgelu && extras) continue;
           SCOPED_TRACE(testing::Message() << "M=" << m << " N=" << n << " K=" << k << " layout=" << int(layout)
-                                          << " epilogue=" << int(epilogue) << " extras=" << extras);
+                                          << " epilogue=" << int(epilogue) << " extras=" << extras
+                                          << " cluster=" << cluster);
           const Tensor a = host_values({m, k}, dtype, rng);
           const Tensor w = host_values(weight_shape(layout, k, n), dtype, rng, -0.2, 0.2);
           const Tensor bias = extras ? host_values({n}, dtype, rng) : Tensor();
@@ -86,7 +90,7 @@ TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
           cuda::WgmmaGemm p;
           p.out = ptr<bf16>(d_out), p.a = ptr<bf16>(d_a), p.b = ptr<bf16>(d_w);
           p.b_mn_major = layout == WeightLayout::in_out;
-          p.m = m, p.n = n, p.k = k, p.epilogue = epilogue;
+          p.m = m, p.n = n, p.k = k, p.epilogue = epilogue, p.cluster = cluster;
           if (epilogue != cuda::WgmmaEpilogue::dgelu) p.bias = ptr<bf16>(d_bias);
           if (epilogue == cuda::WgmmaEpilogue::plain) p.residual = ptr<bf16>(d_residual);
           if (gelu) p.pre_act = ptr<bf16>(d_pre);
@@ -117,6 +121,9 @@ TEST(CudaGemmWgmma, RefusesWhatItCannotTake) {
   cuda::WgmmaGemm misaligned = p;
   misaligned.a = ptr<bf16>(a) + 1;
   EXPECT_FALSE(cuda::wgmma_gemm_fits(misaligned));
+  cuda::WgmmaGemm cluster_of_three = p;
+  cluster_of_three.cluster = 3;
+  EXPECT_FALSE(cuda::wgmma_gemm_fits(cluster_of_three));
   cuda::WgmmaGemm gelu_without_pre = p;
   gelu_without_pre.epilogue = cuda::WgmmaEpilogue::gelu;
   EXPECT_FALSE(cuda::wgmma_gemm_fits(gelu_without_pre));
@@ -138,9 +145,9 @@ TEST(CudaGemmWgmma, MatmulThroughGeluMatchesCpuBothWays) {
   const DType dtype = DType::bf16;
   const int64_t n = 520, c = 96, oc = 384;
   for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
-    for (bool own : {true, false}) {
-      SCOPED_TRACE(testing::Message() << "layout=" << int(layout) << " own=" << own);
-      const bool previous = cuda::set_matmul_own_gemm(own);
+    for (cuda::OwnGemm own : {cuda::OwnGemm::both, cuda::OwnGemm::forward, cuda::OwnGemm::none}) {
+      SCOPED_TRACE(testing::Message() << "layout=" << int(layout) << " own=" << int(own));
+      const cuda::OwnGemm previous = cuda::set_matmul_own_gemm(own);
       // Forward: pre = inp W^T + b, out = gelu(pre).
       const Tensor inp = host_values({n, c}, dtype, rng), w = host_values(weight_shape(layout, c, oc), dtype, rng, -0.2, 0.2);
       const Tensor bias = host_values({oc}, dtype, rng);
@@ -166,6 +173,22 @@ TEST(CudaGemmWgmma, MatmulThroughGeluMatchesCpuBothWays) {
       EXPECT_TRUE(expect_close("matmul_backward.dinp through gelu (own gemm)", d_dinp, dinp, dtype));
       cuda::set_matmul_own_gemm(previous);
     }
+#endif
+}
+
+TEST(CudaGemmWgmma, OwnGemmChoicesAreNamed) {
+#if ZT_HAS_CUDA
+  EXPECT_EQ(cuda::own_gemm_for("0"), cuda::OwnGemm::none);
+  EXPECT_EQ(cuda::own_gemm_for("forward"), cuda::OwnGemm::forward);
+  EXPECT_EQ(cuda::own_gemm_for("1"), cuda::OwnGemm::both);
+  try {
+    cuda::own_gemm_for("backward");
+    ADD_FAILURE() << "no error for ZT_MATMUL_OWN_GEMM=backward";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("ZT_MATMUL_OWN_GEMM='backward'"), std::string::npos) << e.what();
+  }
+#else
+  GTEST_SKIP() << "built without CUDA";
 #endif
 }
 

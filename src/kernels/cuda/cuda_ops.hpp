@@ -48,11 +48,13 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 // Whether the forward fuses GELU into cuBLASLt's epilogue (when the shapes allow); off runs a
 // separate GELU kernel. For tests of both paths.
 void set_matmul_gelu_epilogue(bool enabled);
-// Whether the GELU products (the forward with GELU, the input gradient through the GELU that made
-// inp) run on the own wgmma kernel (gemm_wgmma.hpp) where it takes them, instead of cuBLASLt's
-// epilogues. ZT_MATMUL_OWN_GEMM = 0 (the default: cuBLASLt's measured faster, docs/CUDA_NOTES.md
-// v17) | 1; the setter, for tests of both, returns the choice it replaces.
-bool set_matmul_own_gemm(bool enabled);
+// Which GELU products (the forward with GELU; the input gradient through the GELU that made inp)
+// run on the own wgmma kernel (gemm_wgmma.hpp) where it takes them, instead of cuBLASLt's
+// epilogues. ZT_MATMUL_OWN_GEMM = 0 | forward (the default: the one measured faster,
+// docs/CUDA_NOTES.md v18) | 1 (both); the setter, for tests of each, returns the choice it replaces.
+enum class OwnGemm { none, forward, both };
+OwnGemm own_gemm_for(const std::string& value);  // throws naming the variable
+OwnGemm set_matmul_own_gemm(OwnGemm products);
 // What the backward queues on a side stream beside the input gradient's product: nothing, the
 // bias gradient's column sums, or those and the weight gradient's product. ZT_MATMUL_SIDE_STREAM
 // = off | bias (the default) | all; the setter, for tests of each, returns the choice it replaces.

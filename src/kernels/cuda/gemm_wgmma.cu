@@ -7,7 +7,8 @@
 //   done with it.
 // - two consumers (warpgroups 1 and 2), taking the block's tiles in turn: each computes its
 //   tile's (128, 128) accumulators (two m64n128k16 products a 16-wide k-step, 128 f32 a thread),
-//   then applies the epilogue and stores the tile straight from its registers. Their products
+//   then applies the epilogue through its staging area in shared memory, storing whole 16-byte
+//   chunks (store_tile). Their products
 //   take turns (the `turn` barriers), so that one's epilogue runs under the other's products.
 //
 // Rows and columns past M, N and K arrive as zeros from the TMA and are not stored.
@@ -25,6 +26,7 @@
 #include "gemm_wgmma.hpp"
 #include "tensor_map.hpp"
 #include "wgmma.cuh"
+#include "zt/core/env.hpp"
 
 namespace zt::cuda {
 
@@ -35,7 +37,12 @@ constexpr int kStages = 6;
 constexpr int kABytes = kTileM * kTileK * 2;  // 16 KiB: (128, 64), 128 rows of 128 bytes
 constexpr int kBBytes = kTileN * kTileK * 2;  // 16 KiB: (128, 64) K-major, or two (64, 64) MN-major tiles
 constexpr int kStageBytes = kABytes + kBBytes;
-constexpr size_t kShared = size_t(kStages) * kStageBytes + 3 * 8 * kStages + 2 * 8;  // the ring, then the barriers
+// A consumer's staging area for its epilogue: 64 rows of a tile, each of 256 bytes and 16 of padding.
+constexpr int kStagedRows = 64, kStagedPitch = kTileN * 2 + 16, kStagedBytes = kStagedRows * kStagedPitch;
+constexpr int kRingBytes = kStages * kStageBytes;
+// The ring, the two staging areas, then the barriers: 231,584 bytes of the 232,448 a block may have.
+constexpr size_t kShared = size_t(kRingBytes) + 2 * kStagedBytes + 3 * 8 * kStages + 2 * 8;
+static_assert(kShared <= 232448, "gemm_wgmma: the shared memory exceeds what a Hopper block may have");
 constexpr int kThreads = 384;
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128 * 40 + 256 * 232 <= 65536
 
@@ -43,8 +50,6 @@ struct Dims {
   int m, n, k;
   int tiles_n, tiles, k_blocks;
 };
-
-__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 using flash::pack_bf16;
 using flash::shared_address;
@@ -59,54 +64,114 @@ __device__ __forceinline__ float2 unpack(uint32_t w) {
   return __bfloat1622float2(v);
 }
 
-// The consumer's tile (m0, n0) from its accumulators: this thread's rows 16 w + g (+ 8) of each
-// 64-row half, columns 8 j + 2 tq (+ 1). What the epilogue reads (bias, residual, aux) is loaded
-// a row's 16 pairs at a time before that row's stores: a load after a store to memory that may
-// alias it would wait for it, one latency a pair.
+// The consumer's tile (m0, n0) from its accumulators, 64 rows at a time through its staging area
+// (64 rows of kStagedPitch bytes):
+//
+// 1. each thread writes its accumulators of the half as bf16 (bias added, for plain and gelu): rows
+//    16 w + g (+ 8), columns 8 j + 2 tq (+ 1), wgmma.cuh's layout; a warp's 4-byte writes fall in 32
+//    banks, the rows being 68 words apart;
+// 2. each thread then takes 8 of the half's 1024 chunks of 16 bytes (a warp two rows of 256 bytes),
+//    reads the aux or residual 16 bytes at a time, applies the epilogue and stores whole chunks.
+//
+// The named barrier (1 + consumer, the consumer's 128 threads) parts the two: the writes of a half
+// wait for the reads of the one before. Values are rounded to bf16 once before the epilogue's
+// second step, as the CPU reference rounds the pre-activation; plain's residual is added to the
+// rounded product.
+__device__ __forceinline__ void consumer_sync(int consumer) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + consumer) : "memory");
+}
+
+__device__ __forceinline__ void unpack8(const uint4& w, float (&v)[8]) {
+  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = unpack(words[i]);
+    v[2 * i] = f.x, v[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
+  return make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+}
+
+// What the epilogue of tile (m0, n0) will read row by row (dgelu's aux, plain's residual), asked
+// into L2 as the tile's products start: 128 rows of 256 bytes, two 128-byte lines a thread.
+template <WgmmaEpilogue E>
+__device__ __forceinline__ void prefetch_rowwise(const WgmmaGemm& p, const Dims& d, int m0, int n0) {
+  const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
+  if (!rowwise) return;
+  const int tid = threadIdx.x & 127;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int line = tid + 128 * i, row = m0 + line / 2, col = n0 + 64 * (line % 2);
+    if (row < d.m && col < d.n) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(rowwise + int64_t(row) * d.n + col));
+  }
+}
+
 template <WgmmaEpilogue E>
 __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaGemm& p, const Dims& d, int m0,
-                                           int n0) {
-  constexpr int kPairs = kTileN / 8;
-  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int col0 = n0 + 2 * (lane & 3);
+                                           int n0, unsigned char* staged, int consumer) {
+  constexpr int kPairs = kTileN / 8, kChunksPerRow = kTileN / 8;
+  constexpr int kChunksPerThread = kStagedRows * kChunksPerRow / 128, kChunksInFlight = 4;
+  const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
+  const int col0 = 2 * (lane & 3);
   const bool has_bias = E != WgmmaEpilogue::dgelu && p.bias;
   uint32_t bias[kPairs];
 #pragma unroll
-  for (int j = 0; j < kPairs; ++j) bias[j] = has_bias && col0 + 8 * j < d.n ? load_word(p.bias + col0 + 8 * j) : 0u;
+  for (int j = 0; j < kPairs; ++j)
+    bias[j] = has_bias && n0 + col0 + 8 * j < d.n ? load_word(p.bias + n0 + col0 + 8 * j) : 0u;
   const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
 #pragma unroll
-  for (int half = 0; half < 2; ++half)
+  for (int half = 0; half < 2; ++half) {
+    consumer_sync(consumer);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int row = m0 + 64 * half + 16 * warp + (lane >> 2) + 8 * r;
-      if (row >= d.m) continue;
-      const int64_t row_offset = int64_t(row) * d.n;
-      uint32_t extra[kPairs];
-#pragma unroll
-      for (int j = 0; j < kPairs; ++j)
-        extra[j] = rowwise && col0 + 8 * j < d.n ? load_word(rowwise + row_offset + col0 + 8 * j) : 0u;
+      unsigned char* row = staged + (16 * warp + (lane >> 2) + 8 * r) * kStagedPitch + 2 * col0;
 #pragma unroll
       for (int j = 0; j < kPairs; ++j) {
-        const int col = col0 + 8 * j;
-        if (col >= d.n) continue;  // N is even: col + 1 < N too
-        float v0 = acc[half][j][2 * r], v1 = acc[half][j][2 * r + 1];
-        const float2 b = unpack(bias[j]), x = unpack(extra[j]);
-        const int64_t i = row_offset + col;
-        if constexpr (E == WgmmaEpilogue::plain) {
-          v0 += b.x + x.x, v1 += b.y + x.y;
-        } else if constexpr (E == WgmmaEpilogue::gelu) {
-          v0 += b.x, v1 += b.y;
-          *reinterpret_cast<uint32_t*>(p.pre_act + i) = pack_bf16(v0, v1);
-          v0 = gelu_value<true>(round_bf16(v0)), v1 = gelu_value<true>(round_bf16(v1));  // as the CPU: gelu of the stored value
-        } else {
-          v0 = round_bf16(v0) * gelu_derivative<true>(x.x), v1 = round_bf16(v1) * gelu_derivative<true>(x.y);
-        }
-        *reinterpret_cast<uint32_t*>(p.out + i) = pack_bf16(v0, v1);
+        const float2 b = unpack(bias[j]);
+        *reinterpret_cast<uint32_t*>(row + 16 * j) = pack_bf16(acc[half][j][2 * r] + b.x, acc[half][j][2 * r + 1] + b.y);
       }
     }
+    consumer_sync(consumer);
+    // Four chunks at a time: their loads in flight together, within the registers that the other
+    // half's accumulators leave.
+#pragma unroll
+    for (int q0 = 0; q0 < kChunksPerThread; q0 += kChunksInFlight) {
+      uint4 value[kChunksInFlight], extra[kChunksInFlight];
+#pragma unroll
+      for (int q = 0; q < kChunksInFlight; ++q) {
+        const int c = tid + 128 * (q0 + q), row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+        value[q] = *reinterpret_cast<const uint4*>(staged + (c / kChunksPerRow) * kStagedPitch + 16 * (c % kChunksPerRow));
+        extra[q] = rowwise && row < d.m && col < d.n
+                       ? __ldg(reinterpret_cast<const uint4*>(rowwise + int64_t(row) * d.n + col))
+                       : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int q = 0; q < kChunksInFlight; ++q) {
+        const int c = tid + 128 * (q0 + q), row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+        if (row >= d.m || col >= d.n) continue;  // N is a multiple of 8: the chunk is whole
+        const int64_t i = int64_t(row) * d.n + col;
+        float v[8], x[8];
+        unpack8(value[q], v);
+        unpack8(extra[q], x);
+        if constexpr (E == WgmmaEpilogue::gelu) {
+          *reinterpret_cast<uint4*>(p.pre_act + i) = value[q];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) v[e] = gelu_value<true>(v[e]);
+        } else if constexpr (E == WgmmaEpilogue::dgelu) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) v[e] *= gelu_derivative<true>(x[e]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) v[e] += x[e];
+        }
+        *reinterpret_cast<uint4*>(p.out + i) = pack8(v);
+      }
+    }
+  }
 }
 
-template <WgmmaEpilogue E, int kBMnMajor>
+template <WgmmaEpilogue E, int kBMnMajor, int kCluster>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_kernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
                       const WgmmaGemm p, const Dims d) {
@@ -119,107 +184,164 @@ __global__ void __launch_bounds__(kThreads, 1)
   // next tile could take a phase completed for the other's tile as its own.
   // turn + 8 c: consumer c may run its products (the consumers' products take turns, so that one's
   // epilogue runs under the other's products, as CUTLASS's ping-pong kernels order them).
-  const uint32_t full = ring + kStages * kStageBytes, empty = full + 2 * 8 * kStages, turn = empty + 8 * kStages;
+  const uint32_t full = ring + kRingBytes + 2 * kStagedBytes, empty = full + 2 * 8 * kStages, turn = empty + 8 * kStages;
+  // A cluster's blocks take tiles (m0 + 128 rank, n0) of one 128 kCluster x 128 cluster tile and
+  // share its B: block r copies B's r-th (128 / kCluster) columns into every block's stage. A
+  // stage is free again when the consumer warps of every block have done with it.
+  const int rank = kCluster > 1 ? int(wgmma::cluster_rank()) : 0;
+  const int cluster = kCluster > 1 ? int(wgmma::cluster_index()) : int(blockIdx.x);
+  const int clusters = kCluster > 1 ? int(wgmma::cluster_count()) : int(gridDim.x);
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       wgmma::mbarrier_init(full + 8 * s, 1);
       wgmma::mbarrier_init(full + 8 * (kStages + s), 1);
-      wgmma::mbarrier_init(empty + 8 * s, 4);  // one arrival a consumer warp
+      wgmma::mbarrier_init(empty + 8 * s, 4 * kCluster);  // one arrival a consumer warp of each block
     }
     wgmma::mbarrier_init(turn, 4), wgmma::mbarrier_init(turn + 8, 4);
     wgmma::fence_mbarrier_init();
   }
-  __syncthreads();
+  if constexpr (kCluster > 1) wgmma::cluster_sync();  // the other blocks' barriers are set up too
+  else __syncthreads();
   const int group = threadIdx.x >> 7;
+  auto tile_origin = [&](int t, int& m0, int& n0) {
+    m0 = (t / d.tiles_n) * (kTileM * kCluster) + kTileM * rank, n0 = (t % d.tiles_n) * kTileN;
+  };
 
   if (group == 0) {  // the producer
     wgmma::release_registers<kProducerRegisters>();
-    if (threadIdx.x != 0) return;
-    int slot = 0;  // the ring position: stage slot % kStages, its (slot / kStages)-th use
-    for (int t = blockIdx.x, j = 0; t < d.tiles; t += gridDim.x, ++j) {
-      const int m0 = (t / d.tiles_n) * kTileM, n0 = (t % d.tiles_n) * kTileN;
-      for (int kb = 0; kb < d.k_blocks; ++kb, ++slot) {
-        const int s = slot % kStages;
-        if (slot >= kStages) wgmma::mbarrier_wait(empty + 8 * s, uint32_t(slot / kStages - 1) & 1);
-        const uint32_t bar = full + 8 * ((j & 1) * kStages + s), a_tile = ring + s * kStageBytes, b_tile = a_tile + kABytes;
-        wgmma::mbarrier_arrive_expect_bytes(bar, kStageBytes);
-        wgmma::tma_load_3d(a_tile, &a_map, kb * kTileK, m0, 0, bar);
-        if (kBMnMajor) {
-          wgmma::tma_load_3d(b_tile, &b_map, n0, kb * kTileK, 0, bar);
-          wgmma::tma_load_3d(b_tile + kBBytes / 2, &b_map, n0 + 64, kb * kTileK, 0, bar);
-        } else {
-          wgmma::tma_load_3d(b_tile, &b_map, kb * kTileK, n0, 0, bar);
+    if (threadIdx.x == 0) {
+      constexpr int kBShare = kBBytes / kCluster;  // the bytes of B this block copies, (128 / kCluster) columns
+      int slot = 0;  // the ring position: stage slot % kStages, its (slot / kStages)-th use
+      for (int t = cluster, j = 0; t < d.tiles; t += clusters, ++j) {
+        int m0, n0;
+        tile_origin(t, m0, n0);
+        for (int kb = 0; kb < d.k_blocks; ++kb, ++slot) {
+          const int s = slot % kStages;
+          if (slot >= kStages) wgmma::mbarrier_wait(empty + 8 * s, uint32_t(slot / kStages - 1) & 1);
+          const uint32_t bar = full + 8 * ((j & 1) * kStages + s), a_tile = ring + s * kStageBytes;
+          const uint32_t b_part = a_tile + kABytes + rank * kBShare;
+          wgmma::mbarrier_arrive_expect_bytes(bar, kStageBytes);
+          wgmma::tma_load_3d(a_tile, &a_map, kb * kTileK, m0, 0, bar);
+          // MN-major: the block's 64-column boxes of B; K-major: its rows of B.
+          const int bx = kBMnMajor ? n0 + rank * (kTileN / kCluster) : kb * kTileK;
+          const int by = kBMnMajor ? kb * kTileK : n0 + rank * (kTileN / kCluster);
+          if constexpr (kCluster > 1) {
+            wgmma::tma_load_3d_multicast(b_part, &b_map, bx, by, 0, bar, uint16_t((1u << kCluster) - 1));
+          } else if (kBMnMajor) {
+            wgmma::tma_load_3d(b_part, &b_map, bx, by, 0, bar);
+            wgmma::tma_load_3d(b_part + kBBytes / 2, &b_map, bx + 64, by, 0, bar);
+          } else {
+            wgmma::tma_load_3d(b_part, &b_map, bx, by, 0, bar);
+          }
         }
       }
     }
-    return;
-  }
-
-  wgmma::claim_registers<kConsumerRegisters>();
-  const int consumer = group - 1;
-  const bool signals = (threadIdx.x & 31) == 0;
-  const uint32_t my_full = full + 8 * kStages * consumer;
-  uint32_t phases = 0;  // bit s: the parity of this consumer's next phase of stage s's barrier
-  const uint32_t my_turn = turn + 8 * consumer, other_turn = turn + 8 * (1 - consumer);
-  // Consumer 0's i-th tile (i > 0) follows consumer 1's (i - 1)-th; consumer 1's i-th follows
-  // consumer 0's i-th (each exists whenever the waiting tile does).
-  int turns = 0;
-  // The block's j-th tile is t = blockIdx.x + j * grid; this consumer takes j = consumer, consumer + 2, ...
-  for (int t = blockIdx.x + consumer * gridDim.x, j = consumer; t < d.tiles; t += 2 * gridDim.x, j += 2) {
-    const int m0 = (t / d.tiles_n) * kTileM, n0 = (t % d.tiles_n) * kTileN;
-    Accumulators acc;
-    int slot = j * d.k_blocks;
-    if (consumer == 1 || turns > 0) {
-      wgmma::mbarrier_wait(my_turn, uint32_t(consumer == 1 ? turns : turns - 1) & 1);
-    }
-    ++turns;
-    for (int kb = 0; kb < d.k_blocks; ++kb, ++slot) {
-      const int s = slot % kStages;
-      wgmma::mbarrier_wait(my_full + 8 * s, (phases >> s) & 1);
-      phases ^= 1u << s;
-      const uint32_t a_tile = ring + s * kStageBytes, b_tile = a_tile + kABytes;
-      const uint64_t a0 = wgmma::sw128_descriptor(a_tile), a1 = wgmma::sw128_descriptor(a_tile + kABytes / 2);
-      const uint64_t b = wgmma::sw128_descriptor(b_tile, kBMnMajor ? kBBytes / 2 : 1024);
-      wgmma::fence();
-#pragma unroll
-      for (int ks = 0; ks < kTileK / 16; ++ks) {
-        // The next 16 of K: 32 bytes along a K-major row, 16 rows (2048 bytes) of an MN-major tile.
-        const uint64_t b_step = kBMnMajor ? uint64_t(ks) * (2048 >> 4) : uint64_t(ks) * 2;
-        const int accumulate = kb > 0 || ks > 0;
-        wgmma::m64n128k16_ss<kBMnMajor>(acc[0], a0 + 2 * ks, b + b_step, accumulate);
-        wgmma::m64n128k16_ss<kBMnMajor>(acc[1], a1 + 2 * ks, b + b_step, accumulate);
+  } else {
+    wgmma::claim_registers<kConsumerRegisters>();
+    const int consumer = group - 1;
+    const bool signals = (threadIdx.x & 31) == 0;
+    auto release = [&](int s) {  // this warp is done with stage s, in every block of the cluster
+      if (!signals) return;
+      wgmma::mbarrier_arrive(empty + 8 * s);
+      if constexpr (kCluster > 1)
+        for (int r = 0; r < kCluster; ++r)
+          if (r != rank) wgmma::mbarrier_arrive_in_block(empty + 8 * s, uint32_t(r));
+    };
+    const uint32_t my_full = full + 8 * kStages * consumer;
+    uint32_t phases = 0;  // bit s: the parity of this consumer's next phase of stage s's barrier
+    const uint32_t my_turn = turn + 8 * consumer, other_turn = turn + 8 * (1 - consumer);
+    // Consumer 0's i-th tile (i > 0) follows consumer 1's (i - 1)-th; consumer 1's i-th follows
+    // consumer 0's i-th (each exists whenever the waiting tile does).
+    int turns = 0;
+    // The block's j-th tile is t = cluster + j * clusters; this consumer takes j = consumer, consumer + 2, ...
+    for (int t = cluster + consumer * clusters, j = consumer; t < d.tiles; t += 2 * clusters, j += 2) {
+      int m0, n0;
+      tile_origin(t, m0, n0);
+      Accumulators acc;
+      int slot = j * d.k_blocks;
+      if (consumer == 1 || turns > 0) {
+        wgmma::mbarrier_wait(my_turn, uint32_t(consumer == 1 ? turns : turns - 1) & 1);
       }
-      wgmma::commit();
-      wgmma::wait<1>();  // the previous k-block's products are done with its stage
-      if (kb > 0 && signals) wgmma::mbarrier_arrive(empty + 8 * ((slot - 1) % kStages));
+      ++turns;
+      prefetch_rowwise<E>(p, d, m0, n0);
+      for (int kb = 0; kb < d.k_blocks; ++kb, ++slot) {
+        const int s = slot % kStages;
+        wgmma::mbarrier_wait(my_full + 8 * s, (phases >> s) & 1);
+        phases ^= 1u << s;
+        const uint32_t a_tile = ring + s * kStageBytes, b_tile = a_tile + kABytes;
+        const uint64_t a0 = wgmma::sw128_descriptor(a_tile), a1 = wgmma::sw128_descriptor(a_tile + kABytes / 2);
+        const uint64_t b = wgmma::sw128_descriptor(b_tile, kBMnMajor ? kBBytes / 2 : 1024);
+        wgmma::fence();
+#pragma unroll
+        for (int ks = 0; ks < kTileK / 16; ++ks) {
+          // The next 16 of K: 32 bytes along a K-major row, 16 rows (2048 bytes) of an MN-major tile.
+          const uint64_t b_step = kBMnMajor ? uint64_t(ks) * (2048 >> 4) : uint64_t(ks) * 2;
+          const int accumulate = kb > 0 || ks > 0;
+          wgmma::m64n128k16_ss<kBMnMajor>(acc[0], a0 + 2 * ks, b + b_step, accumulate);
+          wgmma::m64n128k16_ss<kBMnMajor>(acc[1], a1 + 2 * ks, b + b_step, accumulate);
+        }
+        wgmma::commit();
+        wgmma::wait<1>();  // the previous k-block's products are done with its stage
+        if (kb > 0) release((slot - 1) % kStages);
+      }
+      if (signals) wgmma::mbarrier_arrive(other_turn);  // the last products are queued: the other's turn
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc[0]);
+      wgmma::fence_operands(acc[1]);
+      release((slot - 1) % kStages);
+      store_tile<E>(acc, p, d, m0, n0, shared + kRingBytes + consumer * kStagedBytes, consumer);
     }
-    if (signals) wgmma::mbarrier_arrive(other_turn);  // the last products are queued: the other's turn
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc[0]);
-    wgmma::fence_operands(acc[1]);
-    if (signals) wgmma::mbarrier_arrive(empty + 8 * ((slot - 1) % kStages));
-    store_tile<E>(acc, p, d, m0, n0);
   }
+  // No block leaves while another of its cluster may still signal its barriers.
+  if constexpr (kCluster > 1) wgmma::cluster_sync();
 #else
   __trap();  // launched only where wgmma_gemm_fits says this target was built
 #endif
 }
 
-template <WgmmaEpilogue E, int kBMnMajor>
+// p's cluster size, else ZT_GEMM_CLUSTER's, else 1 (docs/CUDA_NOTES.md v18).
+int cluster_size(const WgmmaGemm& p) {
+  static const int from_env = env_int("ZT_GEMM_CLUSTER", 1) == 2 ? 2 : 1;
+  return p.cluster != 0 ? p.cluster : from_env;
+}
+
+template <WgmmaEpilogue E, int kBMnMajor, int kCluster>
 void launch(const WgmmaGemm& p) {
-  auto kernel = gemm_wgmma_kernel<E, kBMnMajor>;
+  auto kernel = gemm_wgmma_kernel<E, kBMnMajor, kCluster>;
   allow_shared(kernel, kShared);  // per device: set at each launch, as the flash kernels do
   Dims d;
   d.m = int(p.m), d.n = int(p.n), d.k = int(p.k);
   d.tiles_n = (d.n + kTileN - 1) / kTileN;
-  d.tiles = ((d.m + kTileM - 1) / kTileM) * d.tiles_n;
+  d.tiles = ((d.m + kTileM * kCluster - 1) / (kTileM * kCluster)) * d.tiles_n;  // cluster tiles
   d.k_blocks = (d.k + kTileK - 1) / kTileK;
   const CUtensorMap a_map = bf16_rows_tensor_map(p.a, 1, p.m, p.k, p.k, kTileM);
   const CUtensorMap b_map = kBMnMajor ? bf16_rows_tensor_map(p.b, 1, p.k, p.n, p.n, kTileK)
-                                      : bf16_rows_tensor_map(p.b, 1, p.n, p.k, p.k, kTileN);
-  const int grid = std::min(multiprocessor_count(), d.tiles);
-  kernel<<<grid, kThreads, kShared, compute_stream()>>>(a_map, b_map, p, d);
-  ZT_CUDA_CHECK_LAUNCH("gemm_wgmma_kernel");
+                                      : bf16_rows_tensor_map(p.b, 1, p.n, p.k, p.k, kTileN / kCluster);
+  cudaLaunchConfig_t config = {};
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = kCluster, attribute[0].val.clusterDim.y = 1, attribute[0].val.clusterDim.z = 1;
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = kShared;
+  config.stream = compute_stream();
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  // As many clusters as fit at once (a multiprocessor each block), or as there are cluster tiles.
+  static thread_local int resident_clusters = 0;
+  if (resident_clusters == 0) {
+    config.gridDim = dim3(multiprocessor_count() / kCluster * kCluster);
+    ZT_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&resident_clusters, kernel, &config));
+    ZT_CHECK(resident_clusters > 0, "gemm_wgmma: no cluster of ", kCluster, " blocks fits on this GPU");
+  }
+  const int clusters = p.max_clusters > 0 ? std::min(p.max_clusters, resident_clusters) : resident_clusters;
+  config.gridDim = dim3(std::min(clusters, d.tiles) * kCluster);
+  ZT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a_map, b_map, p, d));
+}
+
+template <WgmmaEpilogue E, int kBMnMajor>
+void launch_clustered(const WgmmaGemm& p) {
+  if (cluster_size(p) == 2) launch<E, kBMnMajor, 2>(p);
+  else launch<E, kBMnMajor, 1>(p);
 }
 
 }  // namespace
@@ -236,16 +358,21 @@ bool wgmma_gemm_fits(const WgmmaGemm& p) {
   if (!p.out || !p.a || !p.b) return false;
   if (p.epilogue == WgmmaEpilogue::gelu && !p.pre_act) return false;
   if (p.epilogue == WgmmaEpilogue::dgelu && !p.aux) return false;
+  if (p.cluster != 0 && p.cluster != 1 && p.cluster != 2) return false;
+  if (p.max_clusters < 0) return false;
   return true;
 }
 
 void wgmma_gemm(const WgmmaGemm& p) {
-  ZT_CHECK(wgmma_gemm_fits(p), "wgmma_gemm: the product (", p.m, ", ", p.n, ", K ", p.k,
-           ") does not fit the kernel (a Hopper GPU, N and K multiples of 8, 16-byte aligned pointers)");
+  ZT_CHECK(wgmma_gemm_fits(p), "wgmma_gemm: the product (", p.m, ", ", p.n, ", K ", p.k, ", cluster ", p.cluster,
+           ") does not fit the kernel (a Hopper GPU, N and K multiples of 8, 16-byte aligned pointers, clusters of 1 or 2)");
   switch (p.epilogue) {
-    case WgmmaEpilogue::plain: return p.b_mn_major ? launch<WgmmaEpilogue::plain, 1>(p) : launch<WgmmaEpilogue::plain, 0>(p);
-    case WgmmaEpilogue::gelu: return p.b_mn_major ? launch<WgmmaEpilogue::gelu, 1>(p) : launch<WgmmaEpilogue::gelu, 0>(p);
-    case WgmmaEpilogue::dgelu: return p.b_mn_major ? launch<WgmmaEpilogue::dgelu, 1>(p) : launch<WgmmaEpilogue::dgelu, 0>(p);
+    case WgmmaEpilogue::plain:
+      return p.b_mn_major ? launch_clustered<WgmmaEpilogue::plain, 1>(p) : launch_clustered<WgmmaEpilogue::plain, 0>(p);
+    case WgmmaEpilogue::gelu:
+      return p.b_mn_major ? launch_clustered<WgmmaEpilogue::gelu, 1>(p) : launch_clustered<WgmmaEpilogue::gelu, 0>(p);
+    case WgmmaEpilogue::dgelu:
+      return p.b_mn_major ? launch_clustered<WgmmaEpilogue::dgelu, 1>(p) : launch_clustered<WgmmaEpilogue::dgelu, 0>(p);
   }
 }
 

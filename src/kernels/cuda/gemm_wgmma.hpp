@@ -30,6 +30,11 @@ struct WgmmaGemm {
   bool b_mn_major = false;
   int64_t m = 0, n = 0, k = 0;
   WgmmaEpilogue epilogue = WgmmaEpilogue::plain;
+  // Blocks a cluster, sharing B's tiles (1 or 2); 0: ZT_GEMM_CLUSTER's choice, else 1.
+  int cluster = 0;
+  // Clusters launched at most (0: as many as the GPU holds at once, or as there are tiles): for
+  // measurements of how many are resident.
+  int max_clusters = 0;
 };
 
 // Whether the kernel takes p here: a Hopper GPU and a build for sm_90a; N and K multiples of 8;

@@ -31,13 +31,13 @@ SideStreamWork side_stream_work() {
   return from_env;
 }
 
-// The own GEMM for the GELU products: set_matmul_own_gemm's choice, else ZT_MATMUL_OWN_GEMM's.
+// The GELU products on the own GEMM: set_matmul_own_gemm's choice, else ZT_MATMUL_OWN_GEMM's.
 std::atomic<int> g_own_gemm{-1};
 
-bool own_gemm() {
+OwnGemm own_gemm() {
   const int set = g_own_gemm;
-  if (set >= 0) return set == 1;
-  static const bool from_env = env_bool("ZT_MATMUL_OWN_GEMM", false);
+  if (set >= 0) return OwnGemm(set);
+  static const OwnGemm from_env = own_gemm_for(env_string("ZT_MATMUL_OWN_GEMM", "forward"));
   return from_env;
 }
 
@@ -48,7 +48,7 @@ template <class T>
 bool gelu_product_on_own_gemm(T* out, T* pre_act, const T* inp, const T* weight, const T* bias, int64_t n,
                               int64_t c, int64_t oc, WeightLayout layout) {
   if constexpr (std::is_same_v<T, bf16>) {
-    if (!own_gemm()) return false;
+    if (own_gemm() == OwnGemm::none) return false;
     WgmmaGemm p;
     p.out = out, p.pre_act = pre_act, p.bias = bias, p.a = inp, p.b = weight;
     p.b_mn_major = layout == WeightLayout::in_out;
@@ -67,7 +67,7 @@ template <class T>
 bool dgelu_product_on_own_gemm(T* dinp, const T* dpre, const T* weight, const T* pre_gelu, int64_t n, int64_t c,
                                int64_t ocp, WeightLayout layout) {
   if constexpr (std::is_same_v<T, bf16>) {
-    if (!own_gemm()) return false;
+    if (own_gemm() != OwnGemm::both) return false;
     WgmmaGemm p;
     p.out = dinp, p.aux = pre_gelu, p.a = dpre, p.b = weight;
     p.b_mn_major = layout == WeightLayout::out_in;
@@ -268,10 +268,17 @@ void weight_gradient(T* dweight, const T* dpre, const T* inp, int64_t n, int64_t
 
 void set_matmul_gelu_epilogue(bool enabled) { g_gelu_epilogue = enabled; }
 
-bool set_matmul_own_gemm(bool enabled) {
-  const bool previous = own_gemm();
-  g_own_gemm = enabled ? 1 : 0;
+OwnGemm set_matmul_own_gemm(OwnGemm products) {
+  const OwnGemm previous = own_gemm();
+  g_own_gemm = int(products);
   return previous;
+}
+
+OwnGemm own_gemm_for(const std::string& value) {
+  if (value == "0" || value == "off" || value == "none") return OwnGemm::none;
+  if (value == "forward") return OwnGemm::forward;
+  if (value == "1" || value == "on" || value == "both") return OwnGemm::both;
+  ZT_THROW("ZT_MATMUL_OWN_GEMM='", value, "' is not a choice of products for the own GEMM (use 0, forward or 1)");
 }
 
 SideStreamWork side_stream_work_for(const std::string& value) {

@@ -224,6 +224,52 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
                : "memory");
 }
 
+// The same box written into the shared memory of each block of the cluster that cta_mask names
+// (bit r: rank r), at the same offset dst, each completing on its own barrier at offset bar.
+__device__ __forceinline__ void tma_load_3d_multicast(uint32_t dst, const void* map, int x, int y, int z, uint32_t bar,
+                                                      uint16_t cta_mask) {
+  ZT_WGMMA_ASM(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
+      "{%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(bar), "h"(cta_mask)
+      : "memory");
+}
+
+// Thread-block clusters (sm_90): the block's rank in its cluster, the cluster's index and count
+// along x, one arrival on the barrier at offset bar of the cluster's block `rank`, and the
+// barrier that every thread of every block of the cluster passes (after the barriers' set-up,
+// and before a block leaves while another may still signal it). The remote arrival keeps the
+// default CTA-scoped release: a cluster-scoped one would first wait for the thread's earlier
+// global stores (an epilogue's) to be performed, on every stage it releases.
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r = 0;
+  ZT_WGMMA_ASM("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ uint32_t cluster_index() {
+  uint32_t r = 0;
+  ZT_WGMMA_ASM("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ uint32_t cluster_count() {
+  uint32_t r = 0;
+  ZT_WGMMA_ASM("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ void mbarrier_arrive_in_block(uint32_t bar, uint32_t rank) {
+  ZT_WGMMA_ASM(
+      "{\n"
+      ".reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
+      "}\n" ::"r"(bar),
+      "r"(rank)
+      : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  ZT_WGMMA_ASM("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+
 #undef ZT_WGMMA_ASM
 
 }  // namespace zt::cuda::wgmma
