@@ -189,8 +189,9 @@ void bench_matmuls() {
 
 // The own wgmma product (gemm_wgmma.hpp) against cuBLASLt in the same run: the GELU products
 // of GPT-2 124M's and 350M's MLPs as matmul_forward / matmul_backward run them (the own kernel
-// on, then off; its clusters as ZT_GEMM_CLUSTER says), and plain products of GPT-2's and Llama
-// 1.1B's shapes (the kernel's own rate, in clusters of 1 and 2 blocks).
+// on, then off; its clusters and staging as ZT_GEMM_CLUSTER and ZT_GEMM_STAGING say), and plain
+// products of GPT-2's and Llama 1.1B's shapes (the kernel's own rate, each staging in clusters of
+// 1 and 2 blocks).
 void bench_own_gemm() {
   struct Mlp {
     const char* name;
@@ -243,20 +244,13 @@ void bench_own_gemm() {
     p.out = cuda::ptr<cuda::bf16>(out), p.a = cuda::ptr<cuda::bf16>(a), p.b = cuda::ptr<cuda::bf16>(w);
     p.b_mn_major = pl.layout == WeightLayout::in_out;
     p.m = pl.m, p.n = pl.n, p.k = pl.k;
-    for (int cluster : {1, 2}) {
-      p.cluster = cluster;
-      report("gemm plain (own wgmma, clusters of " + std::to_string(cluster) + ")", shape,
-             time_ms([&] { cuda::wgmma_gemm(p); }), flops, 0);
-    }
-    // Clusters of 2 launched at most 66 (a GPU of 132 multiprocessors), 64, 60, 56, 48: whether as
-    // many as the occupancy query says are resident at once.
-    p.cluster = 2;
-    for (int limit : {66, 64, 60, 56, 48}) {
-      p.max_clusters = limit;
-      report("gemm plain (own wgmma, at most " + std::to_string(limit) + " clusters of 2)", shape,
-             time_ms([&] { cuda::wgmma_gemm(p); }), flops, 0);
-    }
-    p.max_clusters = 0;
+    for (cuda::WgmmaStaging staging : {cuda::WgmmaStaging::halves, cuda::WgmmaStaging::whole})
+      for (int cluster : {1, 2}) {
+        p.staging = staging, p.cluster = cluster;
+        const std::string how = std::string(staging == cuda::WgmmaStaging::whole ? "whole tile" : "halves") +
+                                ", clusters of " + std::to_string(cluster);
+        report("gemm plain (own wgmma, " + how + ")", shape, time_ms([&] { cuda::wgmma_gemm(p); }), flops, 0);
+      }
     report("gemm plain (cuBLASLt)", shape, time_ms([&] {
              ops::matmul_forward(out, Tensor(), a, w, Tensor(), pl.layout, Activation::none);
            }),

@@ -1,13 +1,13 @@
 // The own wgmma product (kernels/cuda/gemm_wgmma.hpp) against the CPU reference, bf16: each
 // epilogue (plain with and without bias and residual, GELU with its pre-activation, GELU's
-// derivative), B K-major and MN-major, on shapes with partial tiles in M, N and K (N = 136 leaves
-// the second 64-column half of the last MN-major tile wholly outside B), outputs poisoned first.
+// derivative), B K-major and MN-major, each staging (halves, whole tile) in clusters of 1 and 2
+// blocks, on shapes with partial tiles in M, N and K (N = 136 leaves the second 64-column half of
+// the last tile wholly outside B and the aux), outputs poisoned first.
 // And matmul_forward / matmul_backward through GELU with the kernel on for both, for the forward
 // only, and off, in the same run; and ZT_MATMUL_OWN_GEMM's values.
 #include <gtest/gtest.h>
 
 #include <tuple>
-#include <utility>
 
 #include "cuda_compare.hpp"
 #if ZT_HAS_CUDA
@@ -58,12 +58,10 @@ TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
     for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out})
       for (cuda::WgmmaEpilogue epilogue :
            {cuda::WgmmaEpilogue::plain, cuda::WgmmaEpilogue::gelu, cuda::WgmmaEpilogue::dgelu})
-        for (auto [extras, cluster] : {std::pair{false, 1}, {true, 1}, {false, 2}, {true, 2}}) {
-          // extras: plain's bias and residual, gelu's bias; cluster: blocks a cluster
+        for (bool extras : {false, true}) {  // plain: bias and residual; gelu: bias
           if (epilogue == cuda::WgmmaEpilogue::dgelu && extras) continue;
           SCOPED_TRACE(testing::Message() << "M=" << m << " N=" << n << " K=" << k << " layout=" << int(layout)
-                                          << " epilogue=" << int(epilogue) << " extras=" << extras
-                                          << " cluster=" << cluster);
+                                          << " epilogue=" << int(epilogue) << " extras=" << extras);
           const Tensor a = host_values({m, k}, dtype, rng);
           const Tensor w = host_values(weight_shape(layout, k, n), dtype, rng, -0.2, 0.2);
           const Tensor bias = extras ? host_values({n}, dtype, rng) : Tensor();
@@ -86,21 +84,26 @@ TEST(CudaGemmWgmma, EpiloguesMatchCpu) {
           const Tensor d_bias = bias.defined() ? on_device(bias, dtype) : Tensor();
           const Tensor d_residual = residual.defined() ? on_device(residual, dtype) : Tensor();
           const Tensor d_aux = on_device(aux, dtype);
-          const Tensor d_out = poisoned({m, n}, dtype), d_pre = poisoned({m, n}, dtype);
-          cuda::WgmmaGemm p;
-          p.out = ptr<bf16>(d_out), p.a = ptr<bf16>(d_a), p.b = ptr<bf16>(d_w);
-          p.b_mn_major = layout == WeightLayout::in_out;
-          p.m = m, p.n = n, p.k = k, p.epilogue = epilogue, p.cluster = cluster;
-          if (epilogue != cuda::WgmmaEpilogue::dgelu) p.bias = ptr<bf16>(d_bias);
-          if (epilogue == cuda::WgmmaEpilogue::plain) p.residual = ptr<bf16>(d_residual);
-          if (gelu) p.pre_act = ptr<bf16>(d_pre);
-          if (epilogue == cuda::WgmmaEpilogue::dgelu) p.aux = ptr<bf16>(d_aux);
-          ASSERT_TRUE(cuda::wgmma_gemm_fits(p));
-          cuda::wgmma_gemm(p);
-          EXPECT_TRUE(expect_close("wgmma_gemm.out", d_out, want, dtype));
-          if (gelu) {
-            EXPECT_TRUE(expect_close("wgmma_gemm.pre_act", d_pre, pre, dtype));
-          }
+          // Each staging in clusters of 1 and 2 blocks, against the one reference.
+          for (cuda::WgmmaStaging staging : {cuda::WgmmaStaging::halves, cuda::WgmmaStaging::whole})
+            for (int cluster : {1, 2}) {
+              SCOPED_TRACE(testing::Message() << "staging=" << int(staging) << " cluster=" << cluster);
+              const Tensor d_out = poisoned({m, n}, dtype), d_pre = poisoned({m, n}, dtype);
+              cuda::WgmmaGemm p;
+              p.out = ptr<bf16>(d_out), p.a = ptr<bf16>(d_a), p.b = ptr<bf16>(d_w);
+              p.b_mn_major = layout == WeightLayout::in_out;
+              p.m = m, p.n = n, p.k = k, p.epilogue = epilogue, p.cluster = cluster, p.staging = staging;
+              if (epilogue != cuda::WgmmaEpilogue::dgelu) p.bias = ptr<bf16>(d_bias);
+              if (epilogue == cuda::WgmmaEpilogue::plain) p.residual = ptr<bf16>(d_residual);
+              if (gelu) p.pre_act = ptr<bf16>(d_pre);
+              if (epilogue == cuda::WgmmaEpilogue::dgelu) p.aux = ptr<bf16>(d_aux);
+              ASSERT_TRUE(cuda::wgmma_gemm_fits(p));
+              cuda::wgmma_gemm(p);
+              EXPECT_TRUE(expect_close("wgmma_gemm.out", d_out, want, dtype));
+              if (gelu) {
+                EXPECT_TRUE(expect_close("wgmma_gemm.pre_act", d_pre, pre, dtype));
+              }
+            }
         }
 #endif
 }

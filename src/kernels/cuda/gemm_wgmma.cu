@@ -33,16 +33,26 @@ namespace zt::cuda {
 namespace {
 
 constexpr int kTileM = 128, kTileN = 128, kTileK = 64;
-constexpr int kStages = 6;
 constexpr int kABytes = kTileM * kTileK * 2;  // 16 KiB: (128, 64), 128 rows of 128 bytes
 constexpr int kBBytes = kTileN * kTileK * 2;  // 16 KiB: (128, 64) K-major, or two (64, 64) MN-major tiles
 constexpr int kStageBytes = kABytes + kBBytes;
-// A consumer's staging area for its epilogue: 64 rows of a tile, each of 256 bytes and 16 of padding.
-constexpr int kStagedRows = 64, kStagedPitch = kTileN * 2 + 16, kStagedBytes = kStagedRows * kStagedPitch;
-constexpr int kRingBytes = kStages * kStageBytes;
-// The ring, the two staging areas, then the barriers: 231,584 bytes of the 232,448 a block may have.
-constexpr size_t kShared = size_t(kRingBytes) + 2 * kStagedBytes + 3 * 8 * kStages + 2 * 8;
-static_assert(kShared <= 232448, "gemm_wgmma: the shared memory exceeds what a Hopper block may have");
+// A consumer's staging area for the epilogue, in halves: 64 rows of a tile, each of 256 bytes and
+// 16 of padding.
+constexpr int kStagedRows = 64, kStagedPitch = kTileN * 2 + 16, kHalfStagedBytes = kStagedRows * kStagedPitch;
+// Or the whole tile: two (128, 64) 128-byte-swizzled tiles (the TMA's boxes), 32 KiB.
+constexpr int kWholeStagedBytes = kTileM * kTileN * 2;
+
+// Shared memory: the ring, the consumers' two staging areas, then the barriers (2 * kStages full,
+// kStages empty, 2 turn, 2 row-wise). Halves: 6 stages, 231,600 bytes; the whole tile: 5 stages,
+// 229,528 bytes; of the 232,448 a block may have.
+template <bool kWhole>
+struct Layout {
+  static constexpr int stages = kWhole ? 5 : 6;
+  static constexpr int ring_bytes = stages * kStageBytes;
+  static constexpr int staged_bytes = kWhole ? kWholeStagedBytes : kHalfStagedBytes;
+  static constexpr size_t shared = size_t(ring_bytes) + 2 * staged_bytes + 8 * (3 * stages + 4);
+  static_assert(shared <= 232448, "gemm_wgmma: the shared memory exceeds what a Hopper block may have");
+};
 constexpr int kThreads = 384;
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128 * 40 + 256 * 232 <= 65536
 
@@ -50,6 +60,8 @@ struct Dims {
   int m, n, k;
   int tiles_n, tiles, k_blocks;
 };
+
+__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 using flash::pack_bf16;
 using flash::shared_address;
@@ -91,20 +103,6 @@ __device__ __forceinline__ void unpack8(const uint4& w, float (&v)[8]) {
 }
 __device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
   return make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
-}
-
-// What the epilogue of tile (m0, n0) will read row by row (dgelu's aux, plain's residual), asked
-// into L2 as the tile's products start: 128 rows of 256 bytes, two 128-byte lines a thread.
-template <WgmmaEpilogue E>
-__device__ __forceinline__ void prefetch_rowwise(const WgmmaGemm& p, const Dims& d, int m0, int n0) {
-  const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
-  if (!rowwise) return;
-  const int tid = threadIdx.x & 127;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int line = tid + 128 * i, row = m0 + line / 2, col = n0 + 64 * (line % 2);
-    if (row < d.m && col < d.n) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(rowwise + int64_t(row) * d.n + col));
-  }
 }
 
 template <WgmmaEpilogue E>
@@ -171,11 +169,96 @@ __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaG
   }
 }
 
-template <WgmmaEpilogue E, int kBMnMajor, int kCluster>
+// The consumer's tile (m0, n0) through the whole-tile staging area: two (128, 64) 128-byte-
+// swizzled tiles, where the TMA has put the tile's aux (dgelu) or residual (plain) during the
+// products.
+//
+// 1. each thread takes the 4-byte pairs of its accumulators' positions (rows 16 w + g (+ 8) of
+//    each half, columns 8 j + 2 tq (+ 1)): reads the row-wise input's pair there, applies the
+//    epilogue (bias, residual, GELU's derivative) and writes the bf16 result in its place. A
+//    warp's pairs fall in 32 banks (chunk j ^ g of row g's 128 bytes);
+// 2. after the named barrier, each thread takes 16 of the tile's 2048 chunks of 16 bytes (a warp
+//    two rows of 256 bytes), stores them (gelu: the pre-activation, then GELU of it).
+//
+// A last barrier, after each thread's proxy fence, frees the area for the next tile's TMA.
+__device__ __forceinline__ uint32_t whole_tile_offset(int row, int chunk) {  // chunk 0-15 of row 0-127
+  return uint32_t(chunk >> 3) * (kWholeStagedBytes / 2) + wgmma::swizzled_offset(row, chunk & 7);
+}
+
+template <WgmmaEpilogue E>
+__device__ __forceinline__ void store_whole_tile(const Accumulators& acc, const WgmmaGemm& p, const Dims& d, int m0,
+                                                 int n0, unsigned char* staged, int consumer, bool has_rowwise,
+                                                 uint32_t rowwise_bar, uint32_t rowwise_parity) {
+  constexpr int kPairs = kTileN / 8, kChunksPerRow = kTileN / 8;
+  constexpr int kChunksPerThread = kTileM * kChunksPerRow / 128, kChunksInFlight = 4;
+  const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
+  const int col0 = 2 * (lane & 3);
+  const bool has_bias = E != WgmmaEpilogue::dgelu && p.bias;
+  uint32_t bias[kPairs];
+#pragma unroll
+  for (int j = 0; j < kPairs; ++j)
+    bias[j] = has_bias && n0 + col0 + 8 * j < d.n ? load_word(p.bias + n0 + col0 + 8 * j) : 0u;
+  if (has_rowwise) wgmma::mbarrier_wait(rowwise_bar, rowwise_parity);
+#pragma unroll
+  for (int half = 0; half < 2; ++half)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = 64 * half + 16 * warp + (lane >> 2) + 8 * r;
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        uint32_t* cell = reinterpret_cast<uint32_t*>(staged + whole_tile_offset(row, j) + 2 * col0);
+        float v0 = acc[half][j][2 * r], v1 = acc[half][j][2 * r + 1];
+        if constexpr (E == WgmmaEpilogue::dgelu) {
+          const float2 x = unpack(*cell);
+          v0 = round_bf16(v0) * gelu_derivative<true>(x.x), v1 = round_bf16(v1) * gelu_derivative<true>(x.y);
+        } else {
+          const float2 b = unpack(bias[j]);
+          v0 += b.x, v1 += b.y;
+          if (E == WgmmaEpilogue::plain && has_rowwise) {
+            const float2 x = unpack(*cell);
+            v0 += x.x, v1 += x.y;
+          }
+        }
+        *cell = pack_bf16(v0, v1);
+      }
+    }
+  consumer_sync(consumer);
+#pragma unroll
+  for (int q0 = 0; q0 < kChunksPerThread; q0 += kChunksInFlight) {
+    uint4 value[kChunksInFlight];
+#pragma unroll
+    for (int q = 0; q < kChunksInFlight; ++q) {
+      const int c = tid + 128 * (q0 + q);
+      value[q] = *reinterpret_cast<const uint4*>(staged + whole_tile_offset(c / kChunksPerRow, c % kChunksPerRow));
+    }
+#pragma unroll
+    for (int q = 0; q < kChunksInFlight; ++q) {
+      const int c = tid + 128 * (q0 + q), row = m0 + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+      if (row >= d.m || col >= d.n) continue;  // N is a multiple of 8: the chunk is whole
+      const int64_t i = int64_t(row) * d.n + col;
+      if constexpr (E == WgmmaEpilogue::gelu) {
+        *reinterpret_cast<uint4*>(p.pre_act + i) = value[q];
+        float v[8];
+        unpack8(value[q], v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = gelu_value<true>(v[e]);
+        *reinterpret_cast<uint4*>(p.out + i) = pack8(v);
+      } else {
+        *reinterpret_cast<uint4*>(p.out + i) = value[q];
+      }
+    }
+  }
+  wgmma::fence_shared_for_async();  // this thread's accesses, before the TMA's next write
+  consumer_sync(consumer);
+}
+
+template <WgmmaEpilogue E, int kBMnMajor, int kCluster, bool kWhole>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_kernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
-                      const WgmmaGemm p, const Dims d) {
+                      const __grid_constant__ CUtensorMap rowwise_map, const WgmmaGemm p, const Dims d) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = Layout<kWhole>;
+  constexpr int kStages = L::stages;
   extern __shared__ __align__(1024) unsigned char shared[];
   if (shared_address(shared) % 1024 != 0) __trap();  // the swizzled tiles need it
   const uint32_t ring = shared_address(shared);
@@ -184,7 +267,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // next tile could take a phase completed for the other's tile as its own.
   // turn + 8 c: consumer c may run its products (the consumers' products take turns, so that one's
   // epilogue runs under the other's products, as CUTLASS's ping-pong kernels order them).
-  const uint32_t full = ring + kRingBytes + 2 * kStagedBytes, empty = full + 2 * 8 * kStages, turn = empty + 8 * kStages;
+  // rowwise + 8 c: consumer c's tile of dgelu's aux or plain's residual has landed (kWhole).
+  const uint32_t full = ring + L::ring_bytes + 2 * L::staged_bytes, empty = full + 2 * 8 * kStages;
+  const uint32_t turn = empty + 8 * kStages, rowwise = turn + 16;
   // A cluster's blocks take tiles (m0 + 128 rank, n0) of one 128 kCluster x 128 cluster tile and
   // share its B: block r copies B's r-th (128 / kCluster) columns into every block's stage. A
   // stage is free again when the consumer warps of every block have done with it.
@@ -198,6 +283,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::mbarrier_init(empty + 8 * s, 4 * kCluster);  // one arrival a consumer warp of each block
     }
     wgmma::mbarrier_init(turn, 4), wgmma::mbarrier_init(turn + 8, 4);
+    wgmma::mbarrier_init(rowwise, 1), wgmma::mbarrier_init(rowwise + 8, 1);
     wgmma::fence_mbarrier_init();
   }
   if constexpr (kCluster > 1) wgmma::cluster_sync();  // the other blocks' barriers are set up too
@@ -248,6 +334,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (r != rank) wgmma::mbarrier_arrive_in_block(empty + 8 * s, uint32_t(r));
     };
     const uint32_t my_full = full + 8 * kStages * consumer;
+    const bool has_rowwise = E == WgmmaEpilogue::dgelu || (E == WgmmaEpilogue::plain && p.residual);
     uint32_t phases = 0;  // bit s: the parity of this consumer's next phase of stage s's barrier
     const uint32_t my_turn = turn + 8 * consumer, other_turn = turn + 8 * (1 - consumer);
     // Consumer 0's i-th tile (i > 0) follows consumer 1's (i - 1)-th; consumer 1's i-th follows
@@ -263,7 +350,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::mbarrier_wait(my_turn, uint32_t(consumer == 1 ? turns : turns - 1) & 1);
       }
       ++turns;
-      prefetch_rowwise<E>(p, d, m0, n0);
+      unsigned char* staged = shared + L::ring_bytes + consumer * L::staged_bytes;
+      if constexpr (kWhole) {
+        // The tile's aux or residual into the staging area (free: this consumer's last epilogue
+        // ended with a barrier after its reads), under the products.
+        if (has_rowwise && (threadIdx.x & 127) == 0) {
+          const uint32_t bar = rowwise + 8 * consumer, dst = shared_address(staged);
+          wgmma::mbarrier_arrive_expect_bytes(bar, kWholeStagedBytes);
+          wgmma::tma_load_3d(dst, &rowwise_map, n0, m0, 0, bar);
+          wgmma::tma_load_3d(dst + kWholeStagedBytes / 2, &rowwise_map, n0 + 64, m0, 0, bar);
+        }
+      }
       for (int kb = 0; kb < d.k_blocks; ++kb, ++slot) {
         const int s = slot % kStages;
         wgmma::mbarrier_wait(my_full + 8 * s, (phases >> s) & 1);
@@ -289,7 +386,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_operands(acc[0]);
       wgmma::fence_operands(acc[1]);
       release((slot - 1) % kStages);
-      store_tile<E>(acc, p, d, m0, n0, shared + kRingBytes + consumer * kStagedBytes, consumer);
+      if constexpr (kWhole) {
+        store_whole_tile<E>(acc, p, d, m0, n0, staged, consumer, has_rowwise, rowwise + 8 * consumer,
+                            uint32_t(turns - 1) & 1);
+      } else {
+        store_tile<E>(acc, p, d, m0, n0, staged, consumer);
+      }
     }
   }
   // No block leaves while another of its cluster may still signal its barriers.
@@ -305,9 +407,10 @@ int cluster_size(const WgmmaGemm& p) {
   return p.cluster != 0 ? p.cluster : from_env;
 }
 
-template <WgmmaEpilogue E, int kBMnMajor, int kCluster>
+template <WgmmaEpilogue E, int kBMnMajor, int kCluster, bool kWhole>
 void launch(const WgmmaGemm& p) {
-  auto kernel = gemm_wgmma_kernel<E, kBMnMajor, kCluster>;
+  auto kernel = gemm_wgmma_kernel<E, kBMnMajor, kCluster, kWhole>;
+  constexpr size_t kShared = Layout<kWhole>::shared;
   allow_shared(kernel, kShared);  // per device: set at each launch, as the flash kernels do
   Dims d;
   d.m = int(p.m), d.n = int(p.n), d.k = int(p.k);
@@ -317,6 +420,9 @@ void launch(const WgmmaGemm& p) {
   const CUtensorMap a_map = bf16_rows_tensor_map(p.a, 1, p.m, p.k, p.k, kTileM);
   const CUtensorMap b_map = kBMnMajor ? bf16_rows_tensor_map(p.b, 1, p.k, p.n, p.n, kTileK)
                                       : bf16_rows_tensor_map(p.b, 1, p.n, p.k, p.k, kTileN / kCluster);
+  // The row-wise input's (128, 64) boxes (the whole-tile staging's), else A's map unused.
+  const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
+  const CUtensorMap rowwise_map = kWhole && rowwise ? bf16_rows_tensor_map(rowwise, 1, p.m, p.n, p.n, kTileM) : a_map;
   cudaLaunchConfig_t config = {};
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
@@ -333,15 +439,21 @@ void launch(const WgmmaGemm& p) {
     ZT_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&resident_clusters, kernel, &config));
     ZT_CHECK(resident_clusters > 0, "gemm_wgmma: no cluster of ", kCluster, " blocks fits on this GPU");
   }
-  const int clusters = p.max_clusters > 0 ? std::min(p.max_clusters, resident_clusters) : resident_clusters;
-  config.gridDim = dim3(std::min(clusters, d.tiles) * kCluster);
-  ZT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a_map, b_map, p, d));
+  config.gridDim = dim3(std::min(resident_clusters, d.tiles) * kCluster);
+  ZT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a_map, b_map, rowwise_map, p, d));
+}
+
+// p's staging, else ZT_GEMM_STAGING's (halves | whole), else halves (docs/CUDA_NOTES.md v18).
+bool whole_tile_staging(const WgmmaGemm& p) {
+  static const bool from_env = env_string("ZT_GEMM_STAGING", "halves") == "whole";
+  return p.staging == WgmmaStaging::whole ? true : p.staging == WgmmaStaging::halves ? false : from_env;
 }
 
 template <WgmmaEpilogue E, int kBMnMajor>
 void launch_clustered(const WgmmaGemm& p) {
-  if (cluster_size(p) == 2) launch<E, kBMnMajor, 2>(p);
-  else launch<E, kBMnMajor, 1>(p);
+  const bool whole = whole_tile_staging(p);
+  if (cluster_size(p) == 2) whole ? launch<E, kBMnMajor, 2, true>(p) : launch<E, kBMnMajor, 2, false>(p);
+  else whole ? launch<E, kBMnMajor, 1, true>(p) : launch<E, kBMnMajor, 1, false>(p);
 }
 
 }  // namespace
@@ -359,7 +471,6 @@ bool wgmma_gemm_fits(const WgmmaGemm& p) {
   if (p.epilogue == WgmmaEpilogue::gelu && !p.pre_act) return false;
   if (p.epilogue == WgmmaEpilogue::dgelu && !p.aux) return false;
   if (p.cluster != 0 && p.cluster != 1 && p.cluster != 2) return false;
-  if (p.max_clusters < 0) return false;
   return true;
 }
 

@@ -19,6 +19,10 @@ enum class WgmmaEpilogue {
   dgelu,  // out = A B^T * gelu'(aux): the gradient through a GELU whose input aux holds
 };
 
+// How the epilogue stages a consumer's tile in shared memory: in two 64-row halves (6 ring stages),
+// or whole (5 stages; the aux or residual copied in by the TMA during the products).
+enum class WgmmaStaging { from_env, halves, whole };
+
 struct WgmmaGemm {
   __nv_bfloat16* out = nullptr;
   __nv_bfloat16* pre_act = nullptr;  // gelu's
@@ -32,9 +36,7 @@ struct WgmmaGemm {
   WgmmaEpilogue epilogue = WgmmaEpilogue::plain;
   // Blocks a cluster, sharing B's tiles (1 or 2); 0: ZT_GEMM_CLUSTER's choice, else 1.
   int cluster = 0;
-  // Clusters launched at most (0: as many as the GPU holds at once, or as there are tiles): for
-  // measurements of how many are resident.
-  int max_clusters = 0;
+  WgmmaStaging staging = WgmmaStaging::from_env;  // ZT_GEMM_STAGING = halves (the default) | whole
 };
 
 // Whether the kernel takes p here: a Hopper GPU and a build for sm_90a; N and K multiples of 8;
