@@ -2,20 +2,26 @@
 //
 // - the producer (warpgroup 0, one thread): walks the block's output tiles (128 x 128, tile t,
 //   t + grid, ...) and copies each tile's k-blocks of A (128, 64) and B (128 columns, 64 of K) by
-//   the TMA into a ring of kStages stages (128-byte-swizzled tiles, wgmma.cuh). A stage's `full`
-//   barrier (one a consumer) says its copies have landed, its `empty` barrier that its consumer is
-//   done with it.
+//   the TMA into a ring of stages (128-byte-swizzled tiles, wgmma.cuh). A stage's `full` barrier
+//   (one a consumer) says its copies have landed, its `empty` barrier that its consumers are done
+//   with it.
 // - two consumers (warpgroups 1 and 2), taking the block's tiles in turn: each computes its
 //   tile's (128, 128) accumulators (two m64n128k16 products a 16-wide k-step, 128 f32 a thread),
-//   then applies the epilogue through its staging area in shared memory, storing whole 16-byte
-//   chunks (store_tile). Their products
-//   take turns (the `turn` barriers), so that one's epilogue runs under the other's products.
+//   then applies the epilogue through its staging area in shared memory and stores whole 16-byte
+//   chunks: in two 64-row halves (store_tile, 6 stages) or the whole tile at once, the aux or
+//   residual copied into the area by the TMA under the products (store_whole_tile, 5 stages).
+//   Their products take turns (the `turn` barriers), so that one's epilogue runs under the
+//   other's products.
+// - in clusters of two blocks (kCluster = 2), the blocks take the two row halves of a 256 x 128
+//   cluster tile, and each copies half of B's tile into both blocks' stages (TMA multicast); a
+//   stage is free when the consumers of both blocks have released it.
 //
 // Rows and columns past M, N and K arrive as zeros from the TMA and are not stored.
 //
-// Measured on an H200 (docs/CUDA_NOTES.md v17): plain products at 80-97 % of cuBLASLt's rate
-// with K of 2048 and more, 77 % with K = 768; the GELU products at 69-84 % of cuBLASLt's fused
-// epilogues. matmul.cu uses it only when ZT_MATMUL_OWN_GEMM=1.
+// Measured on an H200 (docs/CUDA_NOTES.md v18), against cuBLASLt in the same runs: the GELU
+// forward product 6-12 % faster than its fused epilogue, the input gradient through GELU 8-20 %
+// slower, the plain products from 2 % faster to 21 % slower. matmul.cu uses it for the first by
+// default (ZT_MATMUL_OWN_GEMM).
 #include <cuda.h>
 
 #include <algorithm>

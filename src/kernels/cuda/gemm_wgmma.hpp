@@ -1,6 +1,6 @@
 // A bf16 product of zt's own on Hopper's warpgroup instructions (wgmma, sm_90a), for the products
 // whose epilogues cuBLASLt fuses at a cost: GELU with its pre-activation, and GELU's derivative on the
-// input gradient (docs/CUDA_NOTES.md v17). Row-major tensors throughout:
+// input gradient (docs/CUDA_NOTES.md v17, v18). Row-major tensors throughout:
 //
 //   out (M, N) = epilogue(A (M, K) B^T + bias (N)),
 //

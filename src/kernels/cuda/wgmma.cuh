@@ -239,8 +239,9 @@ __device__ __forceinline__ void tma_load_3d_multicast(uint32_t dst, const void* 
 // along x, one arrival on the barrier at offset bar of the cluster's block `rank`, and the
 // barrier that every thread of every block of the cluster passes (after the barriers' set-up,
 // and before a block leaves while another may still signal it). The remote arrival keeps the
-// default CTA-scoped release: a cluster-scoped one would first wait for the thread's earlier
-// global stores (an epilogue's) to be performed, on every stage it releases.
+// default CTA-scoped release: with a cluster-scoped one, a product releasing its stages this way
+// ran 2.0-2.8x slower (docs/CUDA_NOTES.md v18), likely because such a release first waits for the
+// thread's earlier global stores (an epilogue's) to be performed.
 __device__ __forceinline__ uint32_t cluster_rank() {
   uint32_t r = 0;
   ZT_WGMMA_ASM("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
