@@ -25,6 +25,7 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <string>
 
 #include "common.cuh"
 #include "cuda_ops.hpp"
@@ -407,9 +408,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// p's cluster size, else ZT_GEMM_CLUSTER's, else 1 (docs/CUDA_NOTES.md v18).
+// p's cluster size, else ZT_GEMM_CLUSTER's (1, the default, or 2; docs/CUDA_NOTES.md v18).
 int cluster_size(const WgmmaGemm& p) {
-  static const int from_env = env_int("ZT_GEMM_CLUSTER", 1) == 2 ? 2 : 1;
+  static const int from_env = [] {
+    const long long size = env_int("ZT_GEMM_CLUSTER", 1);
+    ZT_CHECK(size == 1 || size == 2, "ZT_GEMM_CLUSTER=", size, " is not a cluster size of the own GEMM (use 1 or 2)");
+    return int(size);
+  }();
   return p.cluster != 0 ? p.cluster : from_env;
 }
 
@@ -449,9 +454,14 @@ void launch(const WgmmaGemm& p) {
   ZT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a_map, b_map, rowwise_map, p, d));
 }
 
-// p's staging, else ZT_GEMM_STAGING's (halves | whole), else halves (docs/CUDA_NOTES.md v18).
+// p's staging, else ZT_GEMM_STAGING's (halves, the default, or whole; docs/CUDA_NOTES.md v18).
 bool whole_tile_staging(const WgmmaGemm& p) {
-  static const bool from_env = env_string("ZT_GEMM_STAGING", "halves") == "whole";
+  static const bool from_env = [] {
+    const std::string staging = env_string("ZT_GEMM_STAGING", "halves");
+    ZT_CHECK(staging == "halves" || staging == "whole", "ZT_GEMM_STAGING='", staging,
+             "' is not a staging of the own GEMM (use halves or whole)");
+    return staging == "whole";
+  }();
   return p.staging == WgmmaStaging::whole ? true : p.staging == WgmmaStaging::halves ? false : from_env;
 }
 
