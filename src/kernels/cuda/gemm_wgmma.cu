@@ -112,6 +112,21 @@ __device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
   return make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
 }
 
+// What the epilogue reads row by row beside the product: dgelu's aux, plain's residual (or null).
+template <WgmmaEpilogue E>
+__host__ __device__ __forceinline__ const bf16* rowwise_input(const WgmmaGemm& p) {
+  return E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
+}
+
+// The bias pairs of this thread's columns col, col + 8, ... of the tile (zeros without a bias,
+// for dgelu, and past N).
+template <WgmmaEpilogue E>
+__device__ __forceinline__ void load_bias(const WgmmaGemm& p, const Dims& d, int col, uint32_t (&bias)[kTileN / 8]) {
+  const bool has_bias = E != WgmmaEpilogue::dgelu && p.bias;
+#pragma unroll
+  for (int j = 0; j < kTileN / 8; ++j) bias[j] = has_bias && col + 8 * j < d.n ? load_word(p.bias + col + 8 * j) : 0u;
+}
+
 template <WgmmaEpilogue E>
 __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaGemm& p, const Dims& d, int m0,
                                            int n0, unsigned char* staged, int consumer) {
@@ -119,12 +134,9 @@ __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaG
   constexpr int kChunksPerThread = kStagedRows * kChunksPerRow / 128, kChunksInFlight = 4;
   const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
   const int col0 = 2 * (lane & 3);
-  const bool has_bias = E != WgmmaEpilogue::dgelu && p.bias;
   uint32_t bias[kPairs];
-#pragma unroll
-  for (int j = 0; j < kPairs; ++j)
-    bias[j] = has_bias && n0 + col0 + 8 * j < d.n ? load_word(p.bias + n0 + col0 + 8 * j) : 0u;
-  const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
+  load_bias<E>(p, d, n0 + col0, bias);
+  const bf16* rowwise = rowwise_input<E>(p);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     consumer_sync(consumer);
@@ -200,11 +212,8 @@ __device__ __forceinline__ void store_whole_tile(const Accumulators& acc, const 
   constexpr int kChunksPerThread = kTileM * kChunksPerRow / 128, kChunksInFlight = 4;
   const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
   const int col0 = 2 * (lane & 3);
-  const bool has_bias = E != WgmmaEpilogue::dgelu && p.bias;
   uint32_t bias[kPairs];
-#pragma unroll
-  for (int j = 0; j < kPairs; ++j)
-    bias[j] = has_bias && n0 + col0 + 8 * j < d.n ? load_word(p.bias + n0 + col0 + 8 * j) : 0u;
+  load_bias<E>(p, d, n0 + col0, bias);
   if (has_rowwise) wgmma::mbarrier_wait(rowwise_bar, rowwise_parity);
 #pragma unroll
   for (int half = 0; half < 2; ++half)
@@ -341,7 +350,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (r != rank) wgmma::mbarrier_arrive_in_block(empty + 8 * s, uint32_t(r));
     };
     const uint32_t my_full = full + 8 * kStages * consumer;
-    const bool has_rowwise = E == WgmmaEpilogue::dgelu || (E == WgmmaEpilogue::plain && p.residual);
+    const bool has_rowwise = E == WgmmaEpilogue::dgelu || rowwise_input<E>(p) != nullptr;  // dgelu: aux is required
     uint32_t phases = 0;  // bit s: the parity of this consumer's next phase of stage s's barrier
     const uint32_t my_turn = turn + 8 * consumer, other_turn = turn + 8 * (1 - consumer);
     // Consumer 0's i-th tile (i > 0) follows consumer 1's (i - 1)-th; consumer 1's i-th follows
@@ -432,7 +441,7 @@ void launch(const WgmmaGemm& p) {
   const CUtensorMap b_map = kBMnMajor ? bf16_rows_tensor_map(p.b, 1, p.k, p.n, p.n, kTileK)
                                       : bf16_rows_tensor_map(p.b, 1, p.n, p.k, p.k, kTileN / kCluster);
   // The row-wise input's (128, 64) boxes (the whole-tile staging's), else A's map unused.
-  const bf16* rowwise = E == WgmmaEpilogue::dgelu ? p.aux : E == WgmmaEpilogue::plain ? p.residual : nullptr;
+  const bf16* rowwise = rowwise_input<E>(p);
   const CUtensorMap rowwise_map = kWhole && rowwise ? bf16_rows_tensor_map(rowwise, 1, p.m, p.n, p.n, kTileM) : a_map;
   cudaLaunchConfig_t config = {};
   cudaLaunchAttribute attribute[1];

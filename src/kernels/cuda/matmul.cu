@@ -41,6 +41,13 @@ OwnGemm own_gemm() {
   return from_env;
 }
 
+// Queues p on the own GEMM and says true, or says false where the kernel does not take it.
+bool wgmma_gemm_where_fits(const WgmmaGemm& p) {
+  if (!wgmma_gemm_fits(p)) return false;
+  wgmma_gemm(p);
+  return true;
+}
+
 // out (N, OC) = gelu(inp (N, C) W^T + bias) with its pre-activation, on the own GEMM where it is
 // chosen and takes the problem (W (OC, C) out_in is K-major, (C, OC) in_out MN-major); false
 // where cuBLASLt is to run it.
@@ -53,9 +60,7 @@ bool gelu_product_on_own_gemm(T* out, T* pre_act, const T* inp, const T* weight,
     p.out = out, p.pre_act = pre_act, p.bias = bias, p.a = inp, p.b = weight;
     p.b_mn_major = layout == WeightLayout::in_out;
     p.m = n, p.n = oc, p.k = c, p.epilogue = WgmmaEpilogue::gelu;
-    if (!wgmma_gemm_fits(p)) return false;
-    wgmma_gemm(p);
-    return true;
+    return wgmma_gemm_where_fits(p);
   }
   return false;
 }
@@ -72,9 +77,7 @@ bool dgelu_product_on_own_gemm(T* dinp, const T* dpre, const T* weight, const T*
     p.out = dinp, p.aux = pre_gelu, p.a = dpre, p.b = weight;
     p.b_mn_major = layout == WeightLayout::out_in;
     p.m = n, p.n = c, p.k = ocp, p.epilogue = WgmmaEpilogue::dgelu;
-    if (!wgmma_gemm_fits(p)) return false;
-    wgmma_gemm(p);
-    return true;
+    return wgmma_gemm_where_fits(p);
   }
   return false;
 }
