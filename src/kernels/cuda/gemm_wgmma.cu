@@ -471,7 +471,7 @@ bool whole_tile_staging(const WgmmaGemm& p) {
              "' is not a staging of the own GEMM (use halves or whole)");
     return staging == "whole";
   }();
-  return p.staging == WgmmaStaging::whole ? true : p.staging == WgmmaStaging::halves ? false : from_env;
+  return p.staging == WgmmaStaging::from_env ? from_env : p.staging == WgmmaStaging::whole;
 }
 
 template <WgmmaEpilogue E, int kBMnMajor>
