@@ -127,16 +127,39 @@ __device__ __forceinline__ void load_bias(const WgmmaGemm& p, const Dims& d, int
   for (int j = 0; j < kTileN / 8; ++j) bias[j] = has_bias && col + 8 * j < d.n ? load_word(p.bias + col + 8 * j) : 0u;
 }
 
+// A thread's chunks of one half: c = tid + 128 q, row c / 16 and chunk c % 16 of the half.
+constexpr int kChunksPerRow = kTileN / 8, kHalfChunksPerThread = kStagedRows * kChunksPerRow / 128;
+using HalfChunks = uint4[kHalfChunksPerThread];
+
+// This thread's chunks of the row-wise input in half `half` of tile (m0, n0): zeros past M and N,
+// or where there is no such input. Loaded a step ahead of their use (store_tile), so that their
+// latency runs under other work.
+__device__ __forceinline__ void load_rowwise_half(const bf16* rowwise, const Dims& d, int m0, int n0, int half,
+                                                  HalfChunks& extra) {
+  const int tid = threadIdx.x & 127;
+#pragma unroll
+  for (int q = 0; q < kHalfChunksPerThread; ++q) {
+    const int c = tid + 128 * q, row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+    extra[q] = rowwise && row < d.m && col < d.n ? __ldg(reinterpret_cast<const uint4*>(rowwise + int64_t(row) * d.n + col))
+                                                 : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// dgelu's aux is loaded a half ahead: the first half's chunks before the tile's products (first_half,
+// by the caller), the second's once the first half's accumulators are staged. Plain's residual
+// (whose bias leaves no registers for more) loads each half's chunks once its accumulators are staged.
+template <WgmmaEpilogue E>
+constexpr bool kRowwiseBeforeProducts = E == WgmmaEpilogue::dgelu;
+
 template <WgmmaEpilogue E>
 __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaGemm& p, const Dims& d, int m0,
-                                           int n0, unsigned char* staged, int consumer) {
-  constexpr int kPairs = kTileN / 8, kChunksPerRow = kTileN / 8;
-  constexpr int kChunksPerThread = kStagedRows * kChunksPerRow / 128, kChunksInFlight = 4;
+                                           int n0, unsigned char* staged, int consumer, HalfChunks& first_half) {
+  constexpr int kPairs = kTileN / 8;
   const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
   const int col0 = 2 * (lane & 3);
   uint32_t bias[kPairs];
   load_bias<E>(p, d, n0 + col0, bias);
-  const bf16* rowwise = rowwise_input<E>(p);
+  HalfChunks second_half;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     consumer_sync(consumer);
@@ -149,41 +172,34 @@ __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaG
         *reinterpret_cast<uint32_t*>(row + 16 * j) = pack_bf16(acc[half][j][2 * r] + b.x, acc[half][j][2 * r + 1] + b.y);
       }
     }
+    if constexpr (kRowwiseBeforeProducts<E>) {
+      if (half == 0) load_rowwise_half(p.aux, d, m0, n0, 1, second_half);
+    } else {
+      load_rowwise_half(rowwise_input<E>(p), d, m0, n0, half, half == 0 ? first_half : second_half);
+    }
     consumer_sync(consumer);
-    // Four chunks at a time: their loads in flight together, within the registers that the other
-    // half's accumulators leave.
+    const uint4* extra = half == 0 ? first_half : second_half;  // half is a constant here: registers
 #pragma unroll
-    for (int q0 = 0; q0 < kChunksPerThread; q0 += kChunksInFlight) {
-      uint4 value[kChunksInFlight], extra[kChunksInFlight];
+    for (int q = 0; q < kHalfChunksPerThread; ++q) {
+      const int c = tid + 128 * q, row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+      const uint4 value = *reinterpret_cast<const uint4*>(staged + (c / kChunksPerRow) * kStagedPitch + 16 * (c % kChunksPerRow));
+      if (row >= d.m || col >= d.n) continue;  // N is a multiple of 8: the chunk is whole
+      const int64_t i = int64_t(row) * d.n + col;
+      float v[8], x[8];
+      unpack8(value, v);
+      unpack8(extra[q], x);
+      if constexpr (E == WgmmaEpilogue::gelu) {
+        *reinterpret_cast<uint4*>(p.pre_act + i) = value;
 #pragma unroll
-      for (int q = 0; q < kChunksInFlight; ++q) {
-        const int c = tid + 128 * (q0 + q), row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
-        value[q] = *reinterpret_cast<const uint4*>(staged + (c / kChunksPerRow) * kStagedPitch + 16 * (c % kChunksPerRow));
-        extra[q] = rowwise && row < d.m && col < d.n
-                       ? __ldg(reinterpret_cast<const uint4*>(rowwise + int64_t(row) * d.n + col))
-                       : make_uint4(0, 0, 0, 0);
+        for (int e = 0; e < 8; ++e) v[e] = gelu_value<true>(v[e]);
+      } else if constexpr (E == WgmmaEpilogue::dgelu) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] *= gelu_derivative<true>(x[e]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] += x[e];
       }
-#pragma unroll
-      for (int q = 0; q < kChunksInFlight; ++q) {
-        const int c = tid + 128 * (q0 + q), row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
-        if (row >= d.m || col >= d.n) continue;  // N is a multiple of 8: the chunk is whole
-        const int64_t i = int64_t(row) * d.n + col;
-        float v[8], x[8];
-        unpack8(value[q], v);
-        unpack8(extra[q], x);
-        if constexpr (E == WgmmaEpilogue::gelu) {
-          *reinterpret_cast<uint4*>(p.pre_act + i) = value[q];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) v[e] = gelu_value<true>(v[e]);
-        } else if constexpr (E == WgmmaEpilogue::dgelu) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) v[e] *= gelu_derivative<true>(x[e]);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) v[e] += x[e];
-        }
-        *reinterpret_cast<uint4*>(p.out + i) = pack8(v);
-      }
+      *reinterpret_cast<uint4*>(p.out + i) = pack8(v);
     }
   }
 }
@@ -208,7 +224,7 @@ template <WgmmaEpilogue E>
 __device__ __forceinline__ void store_whole_tile(const Accumulators& acc, const WgmmaGemm& p, const Dims& d, int m0,
                                                  int n0, unsigned char* staged, int consumer, bool has_rowwise,
                                                  uint32_t rowwise_bar, uint32_t rowwise_parity) {
-  constexpr int kPairs = kTileN / 8, kChunksPerRow = kTileN / 8;
+  constexpr int kPairs = kTileN / 8;
   constexpr int kChunksPerThread = kTileM * kChunksPerRow / 128, kChunksInFlight = 4;
   const int tid = threadIdx.x & 127, warp = tid >> 5, lane = tid & 31;
   const int col0 = 2 * (lane & 3);
@@ -361,6 +377,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       int m0, n0;
       tile_origin(t, m0, n0);
       Accumulators acc;
+      HalfChunks first_half;  // dgelu's: the aux's first half, in flight under the products
+      if constexpr (!kWhole && kRowwiseBeforeProducts<E>) load_rowwise_half(p.aux, d, m0, n0, 0, first_half);
       int slot = j * d.k_blocks;
       if (consumer == 1 || turns > 0) {
         wgmma::mbarrier_wait(my_turn, uint32_t(consumer == 1 ? turns : turns - 1) & 1);
@@ -406,7 +424,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         store_whole_tile<E>(acc, p, d, m0, n0, staged, consumer, has_rowwise, rowwise + 8 * consumer,
                             uint32_t(turns - 1) & 1);
       } else {
-        store_tile<E>(acc, p, d, m0, n0, staged, consumer);
+        store_tile<E>(acc, p, d, m0, n0, staged, consumer, first_half);
       }
     }
   }
