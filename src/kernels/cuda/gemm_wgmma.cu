@@ -18,9 +18,10 @@
 //
 // Rows and columns past M, N and K arrive as zeros from the TMA and are not stored.
 //
-// Measured on an H200 (docs/CUDA_NOTES.md v18), against cuBLASLt in the same runs: the GELU
-// forward product 6-12 % faster than its fused epilogue, the input gradient through GELU 8-20 %
-// slower, the plain products from 2 % faster to 21 % slower. matmul.cu uses it for the first by
+// Measured on an H200 (docs/CUDA_NOTES.md v18, v19), against cuBLASLt in the same runs: the GELU
+// forward product 6-12 % faster than its fused epilogue, the input gradient through GELU 10-15 %
+// slower (GELU's derivative is what it waits for: without that math it is 5 % faster), the plain
+// products from 2 % faster to 21 % slower. matmul.cu uses it for the first by
 // default (ZT_MATMUL_OWN_GEMM).
 #include <cuda.h>
 
