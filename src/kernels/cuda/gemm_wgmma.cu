@@ -21,8 +21,8 @@
 // Measured on an H200 (docs/CUDA_NOTES.md v18, v19), against cuBLASLt in the same runs: the GELU
 // forward product 6-12 % faster than its fused epilogue, the input gradient through GELU 10-15 %
 // slower (GELU's derivative is what it waits for: without that math it is 5 % faster), the plain
-// products from 2 % faster to 21 % slower. matmul.cu uses it for the first by
-// default (ZT_MATMUL_OWN_GEMM).
+// products from 2 % faster to 21 % slower. matmul.cu uses it for the first by default
+// (ZT_MATMUL_OWN_GEMM).
 #include <cuda.h>
 
 #include <algorithm>
@@ -132,6 +132,15 @@ __device__ __forceinline__ void load_bias(const WgmmaGemm& p, const Dims& d, int
 constexpr int kChunksPerRow = kTileN / 8, kHalfChunksPerThread = kStagedRows * kChunksPerRow / 128;
 using HalfChunks = uint4[kHalfChunksPerThread];
 
+// The thread's q-th chunk of half `half` of tile (m0, n0): c, and its row and first column in the output.
+struct HalfChunk {
+  int c, row, col;
+};
+__device__ __forceinline__ HalfChunk half_chunk(int tid, int q, int m0, int n0, int half) {
+  const int c = tid + 128 * q;
+  return {c, m0 + 64 * half + c / kChunksPerRow, n0 + 8 * (c % kChunksPerRow)};
+}
+
 // This thread's chunks of the row-wise input in half `half` of tile (m0, n0): zeros past M and N,
 // or where there is no such input. Loaded a step ahead of their use (store_tile), so that their
 // latency runs under other work.
@@ -140,7 +149,7 @@ __device__ __forceinline__ void load_rowwise_half(const bf16* rowwise, const Dim
   const int tid = threadIdx.x & 127;
 #pragma unroll
   for (int q = 0; q < kHalfChunksPerThread; ++q) {
-    const int c = tid + 128 * q, row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+    const auto [c, row, col] = half_chunk(tid, q, m0, n0, half);
     extra[q] = rowwise && row < d.m && col < d.n ? __ldg(reinterpret_cast<const uint4*>(rowwise + int64_t(row) * d.n + col))
                                                  : make_uint4(0, 0, 0, 0);
   }
@@ -174,7 +183,7 @@ __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaG
       }
     }
     if constexpr (kRowwiseBeforeProducts<E>) {
-      if (half == 0) load_rowwise_half(p.aux, d, m0, n0, 1, second_half);
+      if (half == 0) load_rowwise_half(rowwise_input<E>(p), d, m0, n0, 1, second_half);
     } else {
       load_rowwise_half(rowwise_input<E>(p), d, m0, n0, half, half == 0 ? first_half : second_half);
     }
@@ -182,7 +191,7 @@ __device__ __forceinline__ void store_tile(const Accumulators& acc, const WgmmaG
     const uint4* extra = half == 0 ? first_half : second_half;  // half is a constant here: registers
 #pragma unroll
     for (int q = 0; q < kHalfChunksPerThread; ++q) {
-      const int c = tid + 128 * q, row = m0 + 64 * half + c / kChunksPerRow, col = n0 + 8 * (c % kChunksPerRow);
+      const auto [c, row, col] = half_chunk(tid, q, m0, n0, half);
       const uint4 value = *reinterpret_cast<const uint4*>(staged + (c / kChunksPerRow) * kStagedPitch + 16 * (c % kChunksPerRow));
       if (row >= d.m || col >= d.n) continue;  // N is a multiple of 8: the chunk is whole
       const int64_t i = int64_t(row) * d.n + col;
@@ -379,7 +388,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       tile_origin(t, m0, n0);
       Accumulators acc;
       HalfChunks first_half;  // dgelu's: the aux's first half, in flight under the products
-      if constexpr (!kWhole && kRowwiseBeforeProducts<E>) load_rowwise_half(p.aux, d, m0, n0, 0, first_half);
+      if constexpr (!kWhole && kRowwiseBeforeProducts<E>) load_rowwise_half(rowwise_input<E>(p), d, m0, n0, 0, first_half);
       int slot = j * d.k_blocks;
       if (consumer == 1 || turns > 0) {
         wgmma::mbarrier_wait(my_turn, uint32_t(consumer == 1 ? turns : turns - 1) & 1);
